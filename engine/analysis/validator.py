@@ -1,0 +1,64 @@
+"""The data validator: rules every trade must pass before analysis, each rejection counted by reason."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from engine.trades import Trade
+
+log = logging.getLogger(__name__)
+
+BINANCE_LAUNCH_MS = 1_498_867_200_000  # 2017-07-01T00:00:00Z: no Binance trade is older
+
+
+class TradeValidator:
+    """Checks a parsed trade; `check` answers None for a good trade or the reason it is rejected."""
+
+    def __init__(
+        self,
+        *,
+        symbols: frozenset[str] | None = None,
+        live: bool = True,
+        max_clock_skew: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        rejected: Counter[str] | None = None,
+    ) -> None:
+        self.symbols = symbols
+        self.live = live
+        self.max_clock_skew_ms = int(max_clock_skew * 1000)
+        self.clock = clock
+        self.rejected: Counter[str] = rejected if rejected is not None else Counter()
+
+    def check(self, trade: Trade) -> str | None:
+        if trade.price <= 0:
+            return "non_positive_price"
+        if trade.qty <= 0:
+            return "non_positive_quantity"
+        if trade.trade_time < BINANCE_LAUNCH_MS or trade.event_time < BINANCE_LAUNCH_MS:
+            return "timestamp_before_binance"
+        if self.live:
+            latest_ms = int(self.clock() * 1000) + self.max_clock_skew_ms
+            if trade.trade_time > latest_ms or trade.event_time > latest_ms:
+                return "timestamp_in_future"
+        if trade.first_id > trade.last_id:
+            return "inconsistent_ids"
+        if self.symbols is not None and trade.symbol not in self.symbols:
+            return "unknown_symbol"
+        return None
+
+    def accept(self, trade: Trade) -> bool:
+        """True if the trade passes; otherwise counts and logs why it was dropped."""
+        reason = self.check(trade)
+        if reason is None:
+            return True
+        self.reject(reason, f"{trade.symbol} id={trade.id}")
+        return False
+
+    def reject(self, reason: str, detail: str = "") -> None:
+        """Count a dropped message; the first of each reason is logged with its detail."""
+        self.rejected[reason] += 1
+        if self.rejected[reason] == 1:
+            log.warning("dropped a message (%s) %s; further drops of this kind are counted", reason, detail)

@@ -1,0 +1,83 @@
+"""Binance message formats: turning decoded WebSocket and REST payloads into Trade records.
+
+Only exchange format knowledge lives here; rules about what a sane trade is live in
+engine.analysis.validator. Malformed input raises InvalidMessage with a short reason code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.trades import Trade, parse_scaled
+
+SERVER_SHUTDOWN = "serverShutdown"
+
+
+class InvalidMessage(ValueError):
+    """A message that cannot become a trade; `reason` is a stable code for counters."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def stream_name(symbol: str, kind: str) -> str:
+    """Binance stream name, e.g. btcusdt@aggTrade."""
+    return f"{symbol.lower()}@{kind}"
+
+
+def unwrap(message: Any) -> dict[str, Any]:
+    """The event inside a combined-stream wrapper, or the bare event itself."""
+    if type(message) is not dict:
+        raise InvalidMessage("not_an_object")
+    data = message.get("data", message)
+    if type(data) is not dict:
+        raise InvalidMessage("not_an_object")
+    return data
+
+
+def trade_from_aggtrade(d: dict[str, Any]) -> Trade:
+    """An aggTrade event (`a`, `f`, `l`) as a Trade; REST rows must carry `s` and `E` added by the caller."""
+    try:
+        s, a, p, q, f, last, t, e, m = d["s"], d["a"], d["p"], d["q"], d["f"], d["l"], d["T"], d["E"], d["m"]
+    except KeyError as exc:
+        raise InvalidMessage("missing_field", str(exc)) from None
+    if not (
+        type(a) is int and type(f) is int and type(last) is int and type(t) is int and type(e) is int
+        and type(m) is bool and type(s) is str and type(p) is str and type(q) is str
+    ):
+        raise InvalidMessage("wrong_type", _type_summary(d, ("s", "a", "p", "q", "f", "l", "T", "E", "m")))
+    price = parse_scaled(p)
+    qty = parse_scaled(q)
+    if price is None or qty is None:
+        raise InvalidMessage("bad_decimal", f"p={p!r} q={q!r}")
+    return Trade(s, a, f, last, price, qty, t, e, m)
+
+
+def trade_from_trade(d: dict[str, Any]) -> Trade:
+    """A trade-stream event (`t`) as a Trade covering exactly that trade id."""
+    try:
+        s, tid, p, q, t, e, m = d["s"], d["t"], d["p"], d["q"], d["T"], d["E"], d["m"]
+    except KeyError as exc:
+        raise InvalidMessage("missing_field", str(exc)) from None
+    if not (
+        type(tid) is int and type(t) is int and type(e) is int and type(m) is bool
+        and type(s) is str and type(p) is str and type(q) is str
+    ):
+        raise InvalidMessage("wrong_type", _type_summary(d, ("s", "t", "p", "q", "T", "E", "m")))
+    price = parse_scaled(p)
+    qty = parse_scaled(q)
+    if price is None or qty is None:
+        raise InvalidMessage("bad_decimal", f"p={p!r} q={q!r}")
+    return Trade(s, tid, tid, tid, price, qty, t, e, m)
+
+
+def rest_row_to_event(row: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """A REST aggTrades row in the shape of a WebSocket aggTrade event (symbol and event time added)."""
+    if type(row) is not dict:
+        raise InvalidMessage("not_an_object")
+    return {**row, "s": symbol, "E": row.get("T")}
+
+
+def _type_summary(d: dict[str, Any], keys: tuple[str, ...]) -> str:
+    return ",".join(f"{k}:{type(d[k]).__name__}" for k in keys)

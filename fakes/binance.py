@@ -1,0 +1,621 @@
+"""Fake Binance market-data server (WebSocket combined streams + REST aggTrades) replaying real recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import accumulate, groupby, pairwise
+from typing import Any
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+
+_REST_PREFIX = {"spot": "/api/v3", "usdm": "/fapi/v1"}
+_CONTROL_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
+_ROW_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
+_QUERY_INTS = ("fromId", "startTime", "endTime", "limit")
+_FIRST_SYNTHETIC_ID = 1_000_000
+_CLOSE_TIMEOUT = 0.5  # seconds a closing side waits for the peer's close frame
+_ABORT_FLUSH_TIMEOUT = 1.0  # seconds an abort waits for already written frames to leave
+_MISSING_FIELDS = '{"stream":"x@aggTrade","data":{"e":"aggTrade"}}'
+_BINARY_GARBAGE = b"\x00\x01\x02\xffnot a text frame"
+_INVALID_JSON = object()
+
+Json = dict[str, Any]
+
+
+@dataclass
+class ConnectionFault:
+    """Faults of one accepted WebSocket connection, counted in data messages actually sent on it."""
+
+    close_after: int | None = None
+    stall_after: int | None = None
+    shutdown_after: int | None = None
+    skip_after: int | None = None
+    skip_count: int = 0
+    garbage_after: int | None = None
+
+
+def stream_key(stream: str) -> str:
+    """A stream name as matched: symbol lowercased, event part kept case-sensitive (as Binance)."""
+    symbol, at, event = stream.partition("@")
+    return symbol.lower() + at + event
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with orjson."""
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def _rest_row(data: Json, with_best_match: bool) -> Json:
+    """A WebSocket aggTrade event as a REST aggTrades row."""
+    row = {key: data[key] for key in _ROW_FIELDS}
+    if with_best_match:
+        row["M"] = data.get("M", True)
+    return row
+
+
+def _ascending(values: list[int]) -> bool:
+    """True if the values never decrease."""
+    return all(a <= b for a, b in pairwise(values))
+
+
+def _merge_trades(trades: list[tuple[int, Json]], with_best_match: bool) -> list[tuple[int, Json]]:
+    """Consecutive @trade events with equal T, p and m merged into aggTrades, each at its last trade's index."""
+    rows = []
+    groups = groupby(trades, key=lambda item: (item[1]["T"], item[1]["p"], item[1]["m"]))
+    for number, (_, items) in enumerate(groups):
+        group = list(items)
+        first, last = group[0][1], group[-1][1]
+        quantities = [data["q"] for _, data in group]
+        places = max(len(q.partition(".")[2]) for q in quantities)
+        total = sum(map(Decimal, quantities), Decimal(0))
+        row = {
+            "a": _FIRST_SYNTHETIC_ID + number,
+            "p": first["p"],
+            "q": f"{total:.{places}f}",
+            "f": first["t"],
+            "l": last["t"],
+            "T": first["T"],
+            "m": first["m"],
+        }
+        if with_best_match:
+            row["M"] = first.get("M", True)
+        rows.append((group[-1][0], row))
+    return rows
+
+
+def _place_history(
+    messages: list[Json], history: dict[str, list[Json]], with_best_match: bool
+) -> dict[str, list[tuple[int, Json]]]:
+    """Given REST history rows, each at the tape index of its own aggTrade message, else by time."""
+    tape_ids = {
+        (d["s"], d["a"]): index
+        for index, m in enumerate(messages)
+        if (d := m["data"]).get("e") == "aggTrade" and d["s"] in history
+    }
+    clock = list(accumulate((m["data"].get("T", 0) for m in messages), max))
+    placed = {}
+    for symbol, events in history.items():
+        rows = []
+        for event in events:
+            index = tape_ids.get((symbol, event["a"]))
+            rows.append(
+                (bisect_right(clock, event["T"]) - 1 if index is None else index, _rest_row(event, with_best_match))
+            )
+        placed[symbol] = rows
+    return placed
+
+
+class _History:
+    """One symbol's REST aggTrades, ascending by id, each with the tape index after which it exists."""
+
+    def __init__(self, entries: list[tuple[int, Json]]) -> None:
+        entries = sorted(entries, key=lambda entry: entry[1]["a"])
+        self.rows = [row for _, row in entries]
+        self._played_at = [index for index, _ in entries]
+        self._ids = [row["a"] for row in self.rows]
+        self._times = [row["T"] for row in self.rows]
+        self._monotonic = _ascending(self._played_at) and _ascending(self._times)
+
+    def query(self, played: int, from_id: int | None, start: int | None, end: int | None, limit: int) -> list[Json]:
+        """Played rows from from_id, else with T in [start, end], else the most recent; at most limit."""
+        if not self._monotonic:
+            return self._scan(played, from_id, start, end, limit)
+        known = bisect_left(self._played_at, played)
+        if from_id is not None:
+            low = bisect_left(self._ids, from_id, 0, known)
+            return self.rows[low : min(known, low + limit)]
+        if start is None and end is None:
+            return self.rows[max(0, known - limit) : known]
+        low = 0 if start is None else bisect_left(self._times, start, 0, known)
+        high = known if end is None else bisect_right(self._times, end, 0, known)
+        return self.rows[low : min(high, low + limit)]
+
+    def _scan(self, played: int, from_id: int | None, start: int | None, end: int | None, limit: int) -> list[Json]:
+        """Query by a linear scan, for histories whose ids, times and tape order disagree."""
+        rows = [row for row, at in zip(self.rows, self._played_at, strict=True) if at < played]
+        if from_id is not None:
+            return [row for row in rows if row["a"] >= from_id][:limit]
+        if start is None and end is None:
+            return rows[-limit:]
+        low = -math.inf if start is None else start
+        high = math.inf if end is None else end
+        return [row for row in rows if low <= row["T"] <= high][:limit]
+
+
+class _Connection:
+    """One accepted WebSocket connection: its streams, its fault state and its control-message rate."""
+
+    def __init__(
+        self,
+        server: FakeBinance,
+        number: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        fault: ConnectionFault | None,
+    ) -> None:
+        self.server = server
+        self.number = number
+        self.ws = ws
+        self.transport = transport
+        self.fault = fault
+        self.streams: dict[str, None] = {}
+        self.sent = 0
+        self.alive = True
+        self._stalled = False
+        self._skip_left = 0
+        self._garbage_at = fault.garbage_after if fault else None
+        self._control_times: deque[float] = deque()
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._pinger: asyncio.Task[None] | None = None
+
+    async def run(self, streams: list[str]) -> None:
+        """Apply faults due at 0 messages, subscribe the URL's streams, then serve until the socket ends."""
+        if self.fault:
+            await self._after_sent()
+        if self.alive and not self.server._subscribe(self, streams):
+            await self._send_json({"error": {"code": 2, "msg": "too many streams"}})
+            await self.close()
+            return
+        if self.alive and self.server.ping_interval:
+            self._pinger = self.server._spawn(self._ping_every(self.server.ping_interval))
+        async for msg in self.ws:
+            if msg.type is WSMsgType.TEXT:
+                await self._on_text(msg.data)
+            elif msg.type is WSMsgType.PING:
+                await self._send_quietly(self.ws.pong(msg.data))
+            elif msg.type is WSMsgType.PONG:
+                self.server.pongs_received += 1
+
+    def cleanup(self) -> None:
+        """Forget the connection once its handler ends."""
+        self.server._drop(self)
+        if self._close_timer:
+            self._close_timer.cancel()
+        if self._pinger:
+            self._pinger.cancel()
+
+    async def close(self, code: int = WSCloseCode.OK) -> None:
+        """Close with a close frame; abort the transport if the peer does not answer in time."""
+        self.server._drop(self)
+        try:
+            async with asyncio.timeout(2 * _CLOSE_TIMEOUT):
+                await self.ws.close(code=code)
+        except TimeoutError:
+            self.transport.abort()
+
+    async def deliver(self, text: str, index: int) -> None:
+        """Send tape message `index` (pre-encoded as text), applying this connection's fault."""
+        if not self.alive:
+            return
+        if self.fault is None:
+            if await self._send(text):
+                self.sent += 1
+            return
+        if self._stalled:
+            return
+        if self._skip_left:
+            self._skip_left -= 1
+            return
+        if self.sent == self._garbage_at:
+            self._garbage_at = None
+            await self._send_garbage(text, index)
+        if await self._send(text):
+            self.sent += 1
+            await self._after_sent()
+
+    async def _after_sent(self) -> None:
+        """Trigger the faults due after exactly `sent` data messages."""
+        fault, sent = self.fault, self.sent
+        assert fault is not None
+        if fault.close_after == sent:
+            self.server._drop(self)
+            self.server._spawn(self._abort_when_flushed())
+            return
+        if fault.stall_after == sent:
+            self._stalled = True
+        if fault.shutdown_after == sent:
+            await self._send_json({"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": _now_ms()}})
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(self.server.shutdown_grace, self._close_later)
+        if fault.skip_after == sent:
+            self._skip_left = fault.skip_count
+
+    async def _abort_when_flushed(self) -> None:
+        """Abort the transport (no close frame) once the frames already written have left."""
+        transport = self.transport
+        try:
+            async with asyncio.timeout(_ABORT_FLUSH_TIMEOUT):
+                while transport.get_write_buffer_size() and not transport.is_closing():
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            pass
+        finally:
+            transport.abort()
+
+    def _close_later(self) -> None:
+        """Close the connection some time after a serverShutdown notice, as Binance does."""
+        self._close_timer = None
+        self.server._spawn(self.close())
+
+    async def _send_garbage(self, text: str, index: int) -> None:
+        """Send the malformed frames of a garbage fault, built around the next real message."""
+        message = self.server._messages[index]
+        negative = orjson.dumps({**message, "data": {**message["data"], "p": "-1"}}).decode()
+        for frame in ("not json", text[: len(text) // 2], _BINARY_GARBAGE, _MISSING_FIELDS, negative):
+            send = self.ws.send_bytes(frame) if isinstance(frame, bytes) else self.ws.send_str(frame)
+            if not await self._send_quietly(send):
+                return
+
+    async def _on_text(self, text: str) -> None:
+        """Handle a text frame from the client: rate-limit it, then answer it as a control message."""
+        if not self.alive:
+            return
+        now = time.monotonic()
+        try:
+            request = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            request = _INVALID_JSON
+        method = request.get("method") if isinstance(request, dict) else None
+        if method in _CONTROL_METHODS:
+            self.server.control_messages.append((now, self.number, request))
+        if self._over_rate(now):
+            self.server.control_rate_violations += 1
+            await self.close(WSCloseCode.POLICY_VIOLATION)
+        elif request is _INVALID_JSON:
+            await self._send_json({"error": {"code": 3, "msg": "invalid JSON"}})
+        else:
+            await self._control(method, request)
+
+    def _over_rate(self, now: float) -> bool:
+        """Record a client message; True if more than the allowed number arrived within one second."""
+        times = self._control_times
+        while times and now - times[0] >= 1.0:
+            times.popleft()
+        times.append(now)
+        return len(times) > self.server.max_control_per_second
+
+    async def _control(self, method: str | None, request: Any) -> None:
+        """Answer SUBSCRIBE, UNSUBSCRIBE or LIST_SUBSCRIPTIONS; anything else is an invalid request."""
+        ident = request.get("id") if isinstance(request, dict) else None
+        params = request.get("params") if isinstance(request, dict) else None
+        valid_params = isinstance(params, list) and all(isinstance(p, str) for p in params)
+        if method == "LIST_SUBSCRIPTIONS":
+            await self._send_json({"result": list(self.streams), "id": ident})
+        elif method == "UNSUBSCRIBE" and valid_params:
+            self.server._unsubscribe(self, params)
+            await self._send_json({"result": None, "id": ident})
+        elif method == "SUBSCRIBE" and valid_params:
+            if self.server._subscribe(self, params):
+                await self._send_json({"result": None, "id": ident})
+            else:
+                await self._send_json({"error": {"code": 2, "msg": "too many streams"}, "id": ident})
+                await self.close()
+        else:
+            await self._send_json({"error": {"code": 2, "msg": "Invalid request"}, "id": ident})
+
+    async def _ping_every(self, interval: float) -> None:
+        """Send a WebSocket PING every interval seconds while the socket lives."""
+        while True:
+            await asyncio.sleep(interval)
+            if not await self._send_quietly(self.ws.ping()):
+                return
+
+    async def _send(self, text: str) -> bool:
+        """Send a text frame; on a broken connection drop it and return False."""
+        try:
+            await self.ws.send_str(text)
+        except ConnectionError:
+            self.server._drop(self)
+            return False
+        return True
+
+    async def _send_json(self, body: Any) -> None:
+        """Send a JSON reply as a text frame."""
+        await self._send(orjson.dumps(body).decode())
+
+    async def _send_quietly(self, send: Coroutine[Any, Any, None]) -> bool:
+        """Await a send; False (instead of an error) if the connection is gone."""
+        try:
+            await send
+        except ConnectionError:
+            return False
+        return True
+
+
+def _now_ms() -> int:
+    """Wall-clock time in milliseconds, as Binance's E."""
+    return time.time_ns() // 1_000_000
+
+
+def _int_param(params: dict[str, str], name: str) -> int | None:
+    """An optional integer query parameter; ValueError if it is not an integer."""
+    value = params.get(name)
+    return None if value is None else int(value)
+
+
+class FakeBinance:
+    """Fake Binance market-data server playing a tape of recorded combined-stream messages as a live market."""
+
+    def __init__(
+        self,
+        messages: list[Json],
+        *,
+        market: str = "spot",
+        rest_history: dict[str, list[Json]] | None = None,
+        rate: float | None = None,
+        batch: int = 50,
+        ping_interval: float | None = None,
+        max_streams_per_connection: int = 1024,
+        max_control_per_second: int = 5,
+    ) -> None:
+        if market not in _REST_PREFIX:
+            raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
+        self.market = market
+        self.rate = rate
+        self.batch = max(1, batch)
+        self.ping_interval = ping_interval
+        self.max_streams_per_connection = max_streams_per_connection
+        self.max_control_per_second = max_control_per_second
+        self.shutdown_grace = 2.0  # seconds between a serverShutdown notice and the close
+        self.rest_refuse = False
+        self.played = 0
+        self.connections_accepted = 0
+        self.handshakes_refused = 0
+        self.rest_requests: list[dict[str, str]] = []
+        self.control_messages: list[tuple[float, int, Json]] = []
+        self.control_rate_violations = 0
+        self.pongs_received = 0
+        self._messages = messages
+        self._texts = [orjson.dumps(message).decode() for message in messages]
+        self._streams = [stream_key(message["stream"]) for message in messages]
+        self._history = self._build_history(rest_history or {})
+        self._subscribers: dict[str, tuple[_Connection, ...]] = {}
+        self._connections: set[_Connection] = set()
+        self._faults: deque[ConnectionFault] = deque()
+        self._refusals = 0
+        self._rest_failures = 0
+        self._rest_failure: tuple[int, int | None] = (429, 1)
+        self._running = asyncio.Event()
+        self._running.set()
+        self._market: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    async def __aenter__(self) -> FakeBinance:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def ws_url(self) -> str:
+        """Base WebSocket URL; clients append /stream?streams=..."""
+        return f"ws://127.0.0.1:{self._bound_port()}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base REST URL."""
+        return f"http://127.0.0.1:{self._bound_port()}"
+
+    async def start(self) -> None:
+        """Serve on 127.0.0.1 at a free port."""
+        app = web.Application()
+        prefix = _REST_PREFIX[self.market]
+        app.router.add_get("/stream", self._handle_stream)
+        app.router.add_get(f"{prefix}/aggTrades", self._handle_agg_trades)
+        app.router.add_get(f"{prefix}/ping", self._handle_ping)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Stop the market, close every WebSocket and stop the server."""
+        tasks = [*self._tasks, *([self._market] if self._market else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(conn.close(WSCloseCode.GOING_AWAY) for conn in list(self._connections)))
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def play(self) -> None:
+        """Start the market (idempotent)."""
+        if self._market is None:
+            self._market = asyncio.get_running_loop().create_task(self._play())
+
+    def pause(self) -> None:
+        """Hold the market at the next batch boundary."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Let a paused market go on."""
+        self._running.set()
+
+    async def wait_played(self, timeout: float = 30) -> None:
+        """Wait until every message of the tape has been played."""
+        if self._market is None:
+            raise RuntimeError("play() was not called")
+        await asyncio.wait_for(asyncio.shield(self._market), timeout)
+
+    def add_connection_faults(self, *faults: ConnectionFault) -> None:
+        """Give the next accepted WebSocket connections these faults, one each, in order."""
+        self._faults.extend(faults)
+
+    def refuse_connections(self, n: int) -> None:
+        """Answer the next n WebSocket handshakes with HTTP 503."""
+        self._refusals += n
+
+    def rest_fail(self, n: int, status: int = 429, retry_after: int | None = 1) -> None:
+        """Answer the next n REST aggTrades requests with `status` (and Retry-After unless None)."""
+        self._rest_failures = n
+        self._rest_failure = (status, retry_after)
+
+    def open_connections(self) -> int:
+        """WebSocket connections currently open (not closed, aborted or closing)."""
+        return len(self._connections)
+
+    def aggtrade_history(self, symbol: str) -> list[Json]:
+        """The full REST history of a symbol, played or not, ascending by id."""
+        history = self._history.get(symbol)
+        return [dict(row) for row in history.rows] if history else []
+
+    def _bound_port(self) -> int:
+        """The listening port; RuntimeError before start()."""
+        if self._port is None:
+            raise RuntimeError("FakeBinance is not started")
+        return self._port
+
+    def _build_history(self, rest_history: dict[str, list[Json]]) -> dict[str, _History]:
+        """REST history per symbol: the tape's aggTrades, or merged from its @trade events, or as given."""
+        with_best_match = self.market == "spot"
+        aggregated: dict[str, list[tuple[int, Json]]] = {}
+        trades: dict[str, list[tuple[int, Json]]] = {}
+        for index, message in enumerate(self._messages):
+            data = message["data"]
+            if data.get("e") == "aggTrade":
+                aggregated.setdefault(data["s"], []).append((index, _rest_row(data, with_best_match)))
+            elif data.get("e") == "trade":
+                trades.setdefault(data["s"], []).append((index, data))
+        entries = {symbol: _merge_trades(items, with_best_match) for symbol, items in trades.items()}
+        entries.update(aggregated)
+        entries.update(_place_history(self._messages, rest_history, with_best_match))
+        return {symbol: _History(items) for symbol, items in entries.items()}
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a background task that close() cancels."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _subscribe(self, conn: _Connection, streams: list[str]) -> bool:
+        """Add streams to a connection; False (and no change) if it would exceed the stream limit."""
+        new = [key for key in dict.fromkeys(map(stream_key, streams)) if key not in conn.streams]
+        if len(conn.streams) + len(new) > self.max_streams_per_connection:
+            return False
+        for key in new:
+            conn.streams[key] = None
+            self._subscribers[key] = (*self._subscribers.get(key, ()), conn)
+        return True
+
+    def _unsubscribe(self, conn: _Connection, streams: list[str]) -> None:
+        """Remove streams from a connection."""
+        for key in map(stream_key, streams):
+            if key in conn.streams:
+                del conn.streams[key]
+                others = tuple(c for c in self._subscribers[key] if c is not conn)
+                if others:
+                    self._subscribers[key] = others
+                else:
+                    del self._subscribers[key]
+
+    def _drop(self, conn: _Connection) -> None:
+        """Stop sending to a connection that is closing or gone."""
+        if conn.alive:
+            conn.alive = False
+            self._connections.discard(conn)
+            self._unsubscribe(conn, list(conn.streams))
+
+    async def _play(self) -> None:
+        """The market: broadcast each tape message, in batches, to the connections subscribed to it."""
+        texts, streams, subscribers = self._texts, self._streams, self._subscribers
+        total = len(texts)
+        loop = asyncio.get_running_loop()
+        started, start_index = loop.time(), 0
+        while self.played < total:
+            if self.rate:
+                await asyncio.sleep(max(0.0, started + (self.played - start_index) / self.rate - loop.time()))
+            else:
+                await asyncio.sleep(0)
+            if not self._running.is_set():
+                await self._running.wait()
+                started, start_index = loop.time(), self.played
+            for index in range(self.played, min(self.played + self.batch, total)):
+                targets = subscribers.get(streams[index])
+                if targets:
+                    text = texts[index]
+                    for conn in targets:
+                        await conn.deliver(text, index)
+                self.played = index + 1
+
+    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
+        """GET /stream?streams=a/b: a combined-stream WebSocket (or HTTP 503 while refusing)."""
+        if self._refusals:
+            self._refusals -= 1
+            self.handshakes_refused += 1
+            return web.Response(status=503, text="Service Unavailable")
+        ws = web.WebSocketResponse(timeout=_CLOSE_TIMEOUT, autoping=False, compress=False)
+        await ws.prepare(request)
+        transport = request.transport
+        if transport is None:
+            return ws
+        self.connections_accepted += 1
+        fault = self._faults.popleft() if self._faults else None
+        conn = _Connection(self, self.connections_accepted, ws, transport, fault)
+        self._connections.add(conn)
+        try:
+            await conn.run([stream for stream in request.query.get("streams", "").split("/") if stream])
+        finally:
+            conn.cleanup()
+        return ws
+
+    async def _handle_ping(self, request: web.Request) -> web.Response:
+        """GET .../ping: {}."""
+        return _json_response({})
+
+    async def _handle_agg_trades(self, request: web.Request) -> web.Response:
+        """GET .../aggTrades: the played aggTrades of a symbol, like Binance's REST endpoint."""
+        params = dict(request.query)
+        self.rest_requests.append(params)
+        if self.rest_refuse:
+            return _json_response({"code": -1001, "msg": "Internal error; unable to process your request."}, 503)
+        if self._rest_failures:
+            self._rest_failures -= 1
+            status, retry_after = self._rest_failure
+            headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+            return _json_response({"code": -1003, "msg": "Too many requests"}, status, headers)
+        if "symbol" not in params:
+            return _json_response({"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent."}, 400)
+        history = self._history.get(params["symbol"])
+        if history is None:
+            return _json_response({"code": -1121, "msg": "Invalid symbol."}, 400)
+        try:
+            from_id, start, end, limit = (_int_param(params, name) for name in _QUERY_INTS)
+        except ValueError:
+            return _json_response({"code": -1100, "msg": "Illegal characters found in a parameter."}, 400)
+        if from_id is not None and (start is not None or end is not None):
+            return _json_response({"code": -1128, "msg": "Combination of optional parameters invalid."}, 400)
+        limit = 500 if limit is None else min(max(limit, 1), 1000)
+        return _json_response(history.query(self.played, from_id, start, end, limit))

@@ -1,0 +1,67 @@
+"""Loaders for the real recorded Binance market data kept outside the repository (../shared/data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_ID_FIELDS = {"aggTrade": (("a",), ("f", "l")), "trade": (("t",),)}
+
+
+def shared_data_dir() -> Path | None:
+    """The recordings folder ($FLOWBOT_SHARED_DATA or <repo>/../shared/data); None if it does not exist."""
+    env = os.environ.get("FLOWBOT_SHARED_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+def load_ws_recording(path: str | Path) -> list[dict[str, Any]]:
+    """The combined-stream messages ({"stream":..., "data":{...}}) of a .jsonl recording, in file order."""
+    with open(path, "rb") as f:
+        return [orjson.loads(line) for line in f if line.strip()]
+
+
+def load_rest_aggtrades(path: str | Path, symbol: str) -> list[dict[str, Any]]:
+    """A REST aggTrades array as WebSocket-shaped aggTrade events (adds e, E = T, s)."""
+    rows = orjson.loads(Path(path).read_bytes())
+    return [{"e": "aggTrade", "E": row["T"], "s": symbol, **row} for row in rows]
+
+
+def loop_recording(messages: list[dict[str, Any]], copies: int) -> list[dict[str, Any]]:
+    """The recording repeated `copies` times; ids shift by each symbol's span and times by duration + 1 ms."""
+    if copies < 1:
+        raise ValueError("copies must be >= 1")
+    spans = _id_spans(messages)
+    times = [value for m in messages for key, value in m["data"].items() if key in ("E", "T")]
+    time_shift = max(times) - min(times) + 1 if times else 0
+    out: list[dict[str, Any]] = []
+    for copy in range(copies):
+        for message in messages:
+            data = dict(message["data"])
+            for group, span in spans.get((data.get("s"), data.get("e")), ()):
+                for key in group:
+                    data[key] += copy * span
+            for key in ("E", "T"):
+                if key in data:
+                    data[key] += copy * time_shift
+            out.append({"stream": message["stream"], "data": data})
+    return out
+
+
+def _id_spans(messages: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[tuple[str, ...], int]]]:
+    """Per (symbol, event type): each group of id fields with its span (max - min + 1 over the recording)."""
+    bounds: dict[tuple[str, str, tuple[str, ...]], tuple[int, int]] = {}
+    for message in messages:
+        data = message["data"]
+        for group in _ID_FIELDS.get(data.get("e"), ()):
+            values = [data[k] for k in group]
+            key = (data["s"], data["e"], group)
+            low, high = bounds.get(key, (min(values), max(values)))
+            bounds[key] = (min(low, *values), max(high, *values))
+    spans: dict[tuple[str, str], list[tuple[tuple[str, ...], int]]] = {}
+    for (symbol, event, group), (low, high) in bounds.items():
+        spans.setdefault((symbol, event), []).append((group, high - low + 1))
+    return spans
