@@ -22,6 +22,7 @@ class SymbolHealth:
     gaps_filled: int = 0
     gaps_unfilled: int = 0
     missing_ids: int = 0
+    sequence_resets: int = 0
     last_trade_time_ms: int | None = None
     last_receive_at: float | None = None  # unix seconds
     lag_ms: int | None = None  # receive time - exchange event time, of the newest live trade
@@ -39,6 +40,7 @@ class SymbolHealth:
             "gaps_filled": self.gaps_filled,
             "gaps_unfilled": self.gaps_unfilled,
             "missing_ids": self.missing_ids,
+            "sequence_resets": self.sequence_resets,
             "last_trade_age_s": age,
             "lag_ms": self.lag_ms,
         }

@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import accumulate, groupby, pairwise
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ _REST_PREFIX = {"spot": "/api/v3", "usdm": "/fapi/v1"}
 _CONTROL_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
 _ROW_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
 _QUERY_INTS = ("fromId", "startTime", "endTime", "limit")
+_row_values = itemgetter(*_ROW_FIELDS)
 _FIRST_SYNTHETIC_ID = 1_000_000
 _CLOSE_TIMEOUT = 0.5  # seconds a closing side waits for the peer's close frame
 _ABORT_FLUSH_TIMEOUT = 1.0  # seconds an abort waits for already written frames to leave
@@ -53,11 +55,11 @@ def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None 
     return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
-def _rest_row(data: Json, with_best_match: bool) -> Json:
-    """A WebSocket aggTrade event as a REST aggTrades row."""
-    row = {key: data[key] for key in _ROW_FIELDS}
+def _rest_row(event: Json, with_best_match: bool) -> Json:
+    """An aggTrade event (WebSocket-shaped or synthesised) as a REST aggTrades row."""
+    row = dict(zip(_ROW_FIELDS, _row_values(event), strict=True))
     if with_best_match:
-        row["M"] = data.get("M", True)
+        row["M"] = event.get("M", True)
     return row
 
 
@@ -66,9 +68,9 @@ def _ascending(values: list[int]) -> bool:
     return all(a <= b for a, b in pairwise(values))
 
 
-def _merge_trades(trades: list[tuple[int, Json]], with_best_match: bool) -> list[tuple[int, Json]]:
+def _merge_trades(trades: list[tuple[int, Json]]) -> list[tuple[int, Json]]:
     """Consecutive @trade events with equal T, p and m merged into aggTrades, each at its last trade's index."""
-    rows = []
+    merged = []
     groups = groupby(trades, key=lambda item: (item[1]["T"], item[1]["p"], item[1]["m"]))
     for number, (_, items) in enumerate(groups):
         group = list(items)
@@ -76,25 +78,14 @@ def _merge_trades(trades: list[tuple[int, Json]], with_best_match: bool) -> list
         quantities = [data["q"] for _, data in group]
         places = max(len(q.partition(".")[2]) for q in quantities)
         total = sum(map(Decimal, quantities), Decimal(0))
-        row = {
-            "a": _FIRST_SYNTHETIC_ID + number,
-            "p": first["p"],
-            "q": f"{total:.{places}f}",
-            "f": first["t"],
-            "l": last["t"],
-            "T": first["T"],
-            "m": first["m"],
-        }
-        if with_best_match:
-            row["M"] = first.get("M", True)
-        rows.append((group[-1][0], row))
-    return rows
+        event = {"a": _FIRST_SYNTHETIC_ID + number, "p": first["p"], "q": f"{total:.{places}f}", "f": first["t"]}
+        event.update({"l": last["t"], "T": first["T"], "m": first["m"], "M": first.get("M", True)})
+        merged.append((group[-1][0], event))
+    return merged
 
 
-def _place_history(
-    messages: list[Json], history: dict[str, list[Json]], with_best_match: bool
-) -> dict[str, list[tuple[int, Json]]]:
-    """Given REST history rows, each at the tape index of its own aggTrade message, else by time."""
+def _place_history(messages: list[Json], history: dict[str, list[Json]]) -> dict[str, list[tuple[int, Json]]]:
+    """Given history events, each at the tape index of its own aggTrade message, else by trade time."""
     tape_ids = {
         (d["s"], d["a"]): index
         for index, m in enumerate(messages)
@@ -103,51 +94,50 @@ def _place_history(
     clock = list(accumulate((m["data"].get("T", 0) for m in messages), max))
     placed = {}
     for symbol, events in history.items():
-        rows = []
+        entries = []
         for event in events:
             index = tape_ids.get((symbol, event["a"]))
-            rows.append(
-                (bisect_right(clock, event["T"]) - 1 if index is None else index, _rest_row(event, with_best_match))
-            )
-        placed[symbol] = rows
+            entries.append((bisect_right(clock, event["T"]) - 1 if index is None else index, event))
+        placed[symbol] = entries
     return placed
 
 
 class _History:
-    """One symbol's REST aggTrades, ascending by id, each with the tape index after which it exists."""
+    """One symbol's aggTrade events, ascending by id, each with the tape index after which it exists."""
 
     def __init__(self, entries: list[tuple[int, Json]]) -> None:
-        entries = sorted(entries, key=lambda entry: entry[1]["a"])
-        self.rows = [row for _, row in entries]
+        if not _ascending([event["a"] for _, event in entries]):
+            entries = sorted(entries, key=lambda entry: entry[1]["a"])
+        self.events = [event for _, event in entries]
         self._played_at = [index for index, _ in entries]
-        self._ids = [row["a"] for row in self.rows]
-        self._times = [row["T"] for row in self.rows]
+        self._ids = [event["a"] for event in self.events]
+        self._times = [event["T"] for event in self.events]
         self._monotonic = _ascending(self._played_at) and _ascending(self._times)
 
     def query(self, played: int, from_id: int | None, start: int | None, end: int | None, limit: int) -> list[Json]:
-        """Played rows from from_id, else with T in [start, end], else the most recent; at most limit."""
+        """Played events from from_id, else with T in [start, end], else the most recent; at most limit."""
         if not self._monotonic:
             return self._scan(played, from_id, start, end, limit)
         known = bisect_left(self._played_at, played)
         if from_id is not None:
             low = bisect_left(self._ids, from_id, 0, known)
-            return self.rows[low : min(known, low + limit)]
+            return self.events[low : min(known, low + limit)]
         if start is None and end is None:
-            return self.rows[max(0, known - limit) : known]
+            return self.events[max(0, known - limit) : known]
         low = 0 if start is None else bisect_left(self._times, start, 0, known)
         high = known if end is None else bisect_right(self._times, end, 0, known)
-        return self.rows[low : min(high, low + limit)]
+        return self.events[low : min(high, low + limit)]
 
     def _scan(self, played: int, from_id: int | None, start: int | None, end: int | None, limit: int) -> list[Json]:
         """Query by a linear scan, for histories whose ids, times and tape order disagree."""
-        rows = [row for row, at in zip(self.rows, self._played_at, strict=True) if at < played]
+        events = [event for event, at in zip(self.events, self._played_at, strict=True) if at < played]
         if from_id is not None:
-            return [row for row in rows if row["a"] >= from_id][:limit]
+            return [event for event in events if event["a"] >= from_id][:limit]
         if start is None and end is None:
-            return rows[-limit:]
+            return events[-limit:]
         low = -math.inf if start is None else start
         high = math.inf if end is None else end
-        return [row for row in rows if low <= row["T"] <= high][:limit]
+        return [event for event in events if low <= event["T"] <= high][:limit]
 
 
 class _Connection:
@@ -379,6 +369,7 @@ class FakeBinance:
         if market not in _REST_PREFIX:
             raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
         self.market = market
+        self._best_match = market == "spot"  # spot rows carry "M", USD-M rows do not
         self.rate = rate
         self.batch = max(1, batch)
         self.ping_interval = ping_interval
@@ -440,12 +431,19 @@ class FakeBinance:
         self._port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
-        """Stop the market, close every WebSocket and stop the server."""
+        """Stop the market, close every WebSocket (aborting backlogged ones) and stop the server."""
         tasks = [*self._tasks, *([self._market] if self._market else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(conn.close(WSCloseCode.GOING_AWAY) for conn in list(self._connections)))
+        connections = list(self._connections)
+        for conn in connections:
+            if conn.transport.get_write_buffer_size():
+                # A backlogged peer would not read a close frame in time; worse, cancelling the market above
+                # cancelled the drain future aiohttp shares between all writers of that connection.
+                self._drop(conn)
+                conn.transport.abort()
+        await asyncio.gather(*(conn.close(WSCloseCode.GOING_AWAY) for conn in connections if conn.alive))
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
@@ -489,7 +487,7 @@ class FakeBinance:
     def aggtrade_history(self, symbol: str) -> list[Json]:
         """The full REST history of a symbol, played or not, ascending by id."""
         history = self._history.get(symbol)
-        return [dict(row) for row in history.rows] if history else []
+        return [_rest_row(event, self._best_match) for event in history.events] if history else []
 
     def _bound_port(self) -> int:
         """The listening port; RuntimeError before start()."""
@@ -499,18 +497,18 @@ class FakeBinance:
 
     def _build_history(self, rest_history: dict[str, list[Json]]) -> dict[str, _History]:
         """REST history per symbol: the tape's aggTrades, or merged from its @trade events, or as given."""
-        with_best_match = self.market == "spot"
         aggregated: dict[str, list[tuple[int, Json]]] = {}
         trades: dict[str, list[tuple[int, Json]]] = {}
         for index, message in enumerate(self._messages):
             data = message["data"]
             if data.get("e") == "aggTrade":
-                aggregated.setdefault(data["s"], []).append((index, _rest_row(data, with_best_match)))
+                aggregated.setdefault(data["s"], []).append((index, data))
             elif data.get("e") == "trade":
                 trades.setdefault(data["s"], []).append((index, data))
-        entries = {symbol: _merge_trades(items, with_best_match) for symbol, items in trades.items()}
+        entries = {symbol: _merge_trades(items) for symbol, items in trades.items()}
         entries.update(aggregated)
-        entries.update(_place_history(self._messages, rest_history, with_best_match))
+        if rest_history:
+            entries.update(_place_history(self._messages, rest_history))
         return {symbol: _History(items) for symbol, items in entries.items()}
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -618,4 +616,5 @@ class FakeBinance:
         if from_id is not None and (start is not None or end is not None):
             return _json_response({"code": -1128, "msg": "Combination of optional parameters invalid."}, 400)
         limit = 500 if limit is None else min(max(limit, 1), 1000)
-        return _json_response(history.query(self.played, from_id, start, end, limit))
+        events = history.query(self.played, from_id, start, end, limit)
+        return _json_response([_rest_row(event, self._best_match) for event in events])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -10,7 +11,10 @@ from engine.events import Gap
 from engine.health import SymbolHealth
 from engine.trades import Trade
 
+log = logging.getLogger(__name__)
+
 RECENT_TRADES_KEPT = 4096
+RESET_AGE_MS = 600_000  # an id below the last one AND this much older than the last trade: a new sequence
 
 
 class Sequencer:
@@ -65,6 +69,9 @@ class Sequencer:
                 self._drain()
             return True
         if lo <= last or lo in pending:
+            if self.last_trade_time is not None and trade.trade_time < self.last_trade_time - RESET_AGE_MS:
+                self._reset(trade)
+                return True
             self.health.duplicates += 1
             return False
         # ahead of a gap: hold it, and keep count of the holes (missing ranges) it opens or closes
@@ -109,6 +116,21 @@ class Sequencer:
         self.last_trade_id = None  # the trade ids inside the skipped range are unknown
         self._drain()
         return gap
+
+    def _reset(self, trade: Trade) -> None:
+        """Ids and times jumped back (a relisted symbol, a restarted exchange sequence): start afresh."""
+        log.warning(
+            "%s: sequence restarted: id %d at %d after id %s at %s; open gaps are recorded",
+            self.symbol, trade.id, trade.trade_time, self.last, self.last_trade_time,
+        )
+        self.health.sequence_resets += 1
+        while self.pending:
+            self.skip_gap("sequence restarted before the gap was filled")
+        self.last = None
+        self.last_trade_id = None
+        self._recent_qty.clear()
+        self._recent_order.clear()
+        self._release(trade, self.span(trade)[1])
 
     def fill_from_aggregates(self, aggregates: list[Trade]) -> int:
         """Trade stream: accept the parts of aggTrades that cover missing or newer trade ids.

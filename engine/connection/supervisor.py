@@ -84,7 +84,7 @@ class ConnectionSupervisor:
                 await current.close()
                 self.health.connected = False
                 if current.messages == 0:
-                    self._failed(current.close_reason or "closed before delivering anything")
+                    self._failed(f"{trouble} before delivering anything")
                     await self.sleep(self._delay())
                 current = await self._connect()
                 self.on_resumed()

@@ -78,7 +78,7 @@ class StreamConnection:
         await self._control.wait_turn()
         self._next_id += 1
         if self._ws is not None and not self._ws.closed:
-            await self._ws.send_bytes(orjson.dumps({"method": method, "params": params, "id": self._next_id}))
+            await self._ws.send_str(orjson.dumps({"method": method, "params": params, "id": self._next_id}).decode())
 
     async def _read(self) -> None:
         ws = self._ws
