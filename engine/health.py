@@ -23,9 +23,15 @@ class SymbolHealth:
     gaps_unfilled: int = 0
     missing_ids: int = 0
     sequence_resets: int = 0
-    last_trade_time_ms: int | None = None
-    last_receive_at: float | None = None  # unix seconds
-    lag_ms: int | None = None  # receive time - exchange event time, of the newest live trade
+    last_receive_at: float | None = None  # unix seconds, of the newest live trade
+    last_event_time_ms: int | None = None  # exchange event time of that trade
+
+    @property
+    def lag_ms(self) -> int | None:
+        """Exchange-to-receive lag of the newest live trade."""
+        if self.last_receive_at is None or self.last_event_time_ms is None:
+            return None
+        return int(self.last_receive_at * 1000) - self.last_event_time_ms
 
     def snapshot(self, now: float) -> dict[str, Any]:
         age = None if self.last_receive_at is None else round(now - self.last_receive_at, 3)

@@ -12,6 +12,9 @@ _ZERO_PADS = tuple("0" * n for n in range(PRICE_DECIMALS + 1))
 
 def parse_scaled(text: str) -> int | None:
     """Exact decimal string ("58001.03000000") to an integer of 1e-8 units; None if not a plain decimal."""
+    if text[-PRICE_DECIMALS - 1 : -PRICE_DECIMALS] == ".":  # Binance spot always sends 8 decimals
+        digits = text.replace(".", "", 1)
+        return int(digits) if digits.isdigit() and digits.isascii() else None
     whole, _, frac = text.partition(".")
     if not (whole.isdigit() and whole.isascii()):
         return None

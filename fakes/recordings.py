@@ -31,12 +31,19 @@ def load_rest_aggtrades(path: str | Path, symbol: str) -> list[dict[str, Any]]:
 
 
 def loop_recording(messages: list[dict[str, Any]], copies: int) -> list[dict[str, Any]]:
-    """The recording repeated `copies` times; ids shift by each symbol's span and times by duration + 1 ms."""
+    """The recording repeated `copies` times; each symbol's ids shift by its id span, and its times by its
+    own duration + 1 ms (a recording may join sessions months apart: one global shift would run into the future)."""
     if copies < 1:
         raise ValueError("copies must be >= 1")
     spans = _id_spans(messages)
-    times = [value for m in messages for key, value in m["data"].items() if key in ("E", "T")]
-    time_shift = max(times) - min(times) + 1 if times else 0
+    time_bounds: dict[str, tuple[int, int]] = {}
+    for message in messages:
+        data = message["data"]
+        stamps = [data[k] for k in ("E", "T") if k in data]
+        if stamps:
+            low, high = time_bounds.get(data.get("s"), (min(stamps), max(stamps)))
+            time_bounds[data.get("s")] = (min(low, *stamps), max(high, *stamps))
+    time_shifts = {symbol: high - low + 1 for symbol, (low, high) in time_bounds.items()}
     out: list[dict[str, Any]] = []
     for copy in range(copies):
         for message in messages:
@@ -44,6 +51,7 @@ def loop_recording(messages: list[dict[str, Any]], copies: int) -> list[dict[str
             for group, span in spans.get((data.get("s"), data.get("e")), ()):
                 for key in group:
                     data[key] += copy * span
+            time_shift = time_shifts.get(data.get("s"), 0)
             for key in ("E", "T"):
                 if key in data:
                     data[key] += copy * time_shift

@@ -61,10 +61,10 @@ class BinanceFeed:
         self.kind = settings.stream
         self.health = FeedHealth()
         self.validator = TradeValidator(
-            symbols=frozenset(self.symbols), live=True, max_clock_skew=settings.max_clock_skew,
-            rejected=self.health.rejected,
-        )
+            live=True, max_clock_skew=settings.max_clock_skew, rejected=self.health.rejected
+        )  # unknown symbols are caught by the sequencer lookup
         self.pacer = pacer or ConnectionPacer()
+        self._kind_name = self.kind.value
         self._parse = trade_from_trade if self.kind is StreamKind.TRADE else trade_from_aggtrade
         self._by_trade_ids = self.kind is StreamKind.TRADE
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -182,15 +182,13 @@ class BinanceFeed:
             if data is None:
                 return
             kind = data["e"]
-        if kind == self.kind.value:
-            self._accept_live(data)
-        elif kind == SERVER_SHUTDOWN:
-            log.warning("connection %s: Binance announced serverShutdown; rotating", connection.name)
-            connection.shutdown_notice.set()
-        else:
-            self.validator.reject("unexpected_event", repr(kind))
-
-    def _accept_live(self, data: dict[str, Any]) -> None:
+        if kind != self._kind_name:
+            if kind == SERVER_SHUTDOWN:
+                log.warning("connection %s: Binance announced serverShutdown; rotating", connection.name)
+                connection.shutdown_notice.set()
+            else:
+                self.validator.reject("unexpected_event", repr(kind))
+            return
         try:
             trade = self._parse(data)
         except InvalidMessage as exc:
@@ -202,12 +200,12 @@ class BinanceFeed:
             return
         health = sequencer.health
         health.messages += 1
-        if not self.validator.accept(trade):
+        reason = self.validator.check(trade)
+        if reason is not None:
+            self.validator.reject(reason, f"{trade.symbol} id={trade.id}")
             return
-        now = time.time()
-        health.last_receive_at = now
-        health.last_trade_time_ms = trade.trade_time
-        health.lag_ms = int(now * 1000) - trade.event_time
+        health.last_receive_at = time.time()
+        health.last_event_time_ms = trade.event_time
         sequencer.accept(trade)
 
     def _bare_event(self, message: Any, connection: StreamConnection) -> dict[str, Any] | None:

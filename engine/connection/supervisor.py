@@ -127,7 +127,11 @@ class ConnectionSupervisor:
             age = now - connection.opened_at
             if age >= policy.rotate_after:
                 return "age"
-            if connection.idle_for(now) > policy.stall_timeout:
+            idle = connection.idle_for(now)
+            self.health.messages = connection.messages
+            if connection.messages:
+                self.health.last_message_at = time.time() - idle
+            if idle > policy.stall_timeout:
                 return "stalled"
             watched = (connection.closed, connection.shutdown_notice)
             if not connection.first_message.is_set():

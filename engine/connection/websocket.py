@@ -44,7 +44,8 @@ class StreamConnection:
         self.open_timeout = open_timeout
         self.messages = 0
         self.opened_at = 0.0  # monotonic
-        self.last_message_at: float | None = None  # monotonic
+        self._progress_seen = 0
+        self._progress_at = 0.0  # monotonic: when the watchdog last saw the message count move
         self.first_message = asyncio.Event()
         self.closed = asyncio.Event()
         self.shutdown_notice = asyncio.Event()
@@ -67,7 +68,7 @@ class StreamConnection:
             timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
             max_msg_size=16 * 1024 * 1024,
         )
-        self.opened_at = time.monotonic()
+        self.opened_at = self._progress_at = time.monotonic()
         self._reader = asyncio.create_task(self._read(), name=f"ws-read-{self.name}")
         extra = self.streams[STREAMS_IN_URL:]
         for start in range(0, len(extra), STREAMS_PER_SUBSCRIBE):
@@ -88,7 +89,6 @@ class StreamConnection:
             async for message in ws:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     self.messages += 1
-                    self.last_message_at = time.monotonic()
                     if self.messages == 1:
                         self.first_message.set()
                     on_text(message.data, self)
@@ -107,8 +107,11 @@ class StreamConnection:
             self.closed.set()
 
     def idle_for(self, now: float) -> float:
-        """Seconds since the last message, or since opening when none came yet."""
-        return now - (self.last_message_at if self.last_message_at is not None else self.opened_at)
+        """Seconds without a new message (or since opening), as seen by successive watchdog checks."""
+        if self.messages != self._progress_seen:
+            self._progress_seen = self.messages
+            self._progress_at = now
+        return now - self._progress_at
 
     async def close(self) -> None:
         if self._ws is not None and not self._ws.closed:
