@@ -1,0 +1,56 @@
+"""`flowbot run` as a user runs it: a real process against the fake Binance, stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from decimal import Decimal
+
+from fakes.binance import FakeBinance
+from fakes.recordings import load_ws_recording
+
+
+async def test_flowbot_run_prints_a_line_per_symbol_per_window_and_stops_cleanly_on_ctrl_c(shared_data) -> None:
+    recording = load_ws_recording(shared_data / "binance-spot-aggtrade-ws.jsonl")
+    btc = [m for m in recording if m["data"]["s"] == "BTCUSDT"]
+    # make the recording "live": real prices and sizes, stamped from now at the pace the fake plays them
+    rate = 400.0
+    now_ms = int(time.time() * 1000) + 500
+    stamps = [now_ms + int(i * 1000 / rate) for i in range(len(btc))]
+    live = [{**m, "data": {**m["data"], "E": ms, "T": ms}} for m, ms in zip(btc, stamps, strict=True)]
+    fake = FakeBinance(live, rate=rate)
+    await fake.start()
+    env = {
+        **os.environ, "SYMBOLS": "BTCUSDT,ETHUSDT", "BINANCE_WS_URL": fake.ws_url,
+        "BINANCE_REST_URL": fake.rest_url, "WINDOW_DURATION": "1", "LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flowbot.cli", "run", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        while fake.open_connections() < 1:
+            await asyncio.sleep(0.05)
+        fake.play()
+        await fake.wait_played()
+        await asyncio.sleep(2.5)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await fake.close()
+    assert process.returncode == 0, stderr.decode()
+    lines = stdout.decode().splitlines()
+    assert lines[0].startswith("flowbot: streaming BTCUSDT, ETHUSDT")
+    btc_lines = [line for line in lines if " BTCUSDT " in line and "trades=" in line]
+    eth_lines = [line for line in lines if " ETHUSDT " in line and "trades=" in line]
+    assert btc_lines and len(eth_lines) == len(btc_lines)  # one line per symbol per window
+    printed_trades = sum(int(line.split("trades=")[1].split()[0]) for line in btc_lines)
+    printed_volume = sum(Decimal(line.split("volume=")[1].split()[0]) for line in btc_lines)
+    assert printed_trades == len(btc)
+    assert printed_volume == sum(Decimal(m["data"]["q"]) for m in btc)
+    assert "stopped" in stderr.decode() and "Traceback" not in stderr.decode()
