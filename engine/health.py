@@ -23,6 +23,7 @@ class SymbolHealth:
     gaps_unfilled: int = 0
     missing_ids: int = 0
     sequence_resets: int = 0
+    stale: int = 0
     last_receive_at: float | None = None  # unix seconds, of the newest live trade
     last_event_time_ms: int | None = None  # exchange event time of that trade
 
@@ -47,6 +48,7 @@ class SymbolHealth:
             "gaps_unfilled": self.gaps_unfilled,
             "missing_ids": self.missing_ids,
             "sequence_resets": self.sequence_resets,
+            "stale": self.stale,
             "last_trade_age_s": age,
             "lag_ms": self.lag_ms,
         }

@@ -194,7 +194,8 @@ async def test_usdm_ids_restarting_lower_are_a_counted_sequence_reset_not_duplic
     usdm = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
     ctk = [m["data"]["a"] for m in usdm if m["data"]["s"] == "CTKUSDT"]
     assert any(b < a for a, b in itertools.pairwise(ctk)), "the recording's second CTKUSDT part starts lower"
-    async for run in start_run(usdm, market="usdm", fake_options={"rate": 2000.0}):
+    faults = (ConnectionFault(skip_after=400, skip_count=60),)
+    async for run in start_run(usdm, market="usdm", fake_options={"rate": 2000.0}, faults=faults):
         await wait_connected(run.fake)
         run.fake.play()
         await run.wait_for(len(usdm))
@@ -203,6 +204,7 @@ async def test_usdm_ids_restarting_lower_are_a_counted_sequence_reset_not_duplic
         assert run.feed.health.symbols["CTKUSDT"].sequence_resets == 1
         assert run.feed.health.symbols["CTKUSDT"].duplicates == 0
         assert run.feed.health.unfilled_gaps == []
+        assert run.fake.rest_requests, "the skipped trades were backfilled over USD-M REST (/fapi/v1/aggTrades)"
 
 
 async def test_trade_stream_gaps_are_filled_from_covering_aggtrades(shared_data) -> None:

@@ -117,3 +117,18 @@ def test_trade_stream_gap_filled_from_covering_aggtrades_keeps_exact_quantities(
     assert sum(t.qty for t in h.released) == sum(t.qty for t in trades)
     fill = [t for t in h.released if t.id in missing_ids]
     assert Decimal(fill[0].qty) == sum(t.qty for t in group[-2:])
+
+
+def test_ids_restarting_lower_start_a_new_sequence_and_old_higher_ids_are_stale(btc: list[Trade]) -> None:
+    h = Harness("BTCUSDT")
+    for trade in btc[:20]:
+        h.seq.accept(trade)
+    hour = 3_600_000
+    relisted = [t._replace(id=t.id - 10**6, trade_time=t.trade_time + hour) for t in btc[20:30]]
+    for trade in relisted:
+        h.seq.accept(trade)
+    assert h.released == btc[:20] + relisted
+    assert h.health.sequence_resets == 1 and h.health.duplicates == 0
+    old_session = btc[40]  # a higher id than the new sequence, printed an hour before it
+    assert not h.seq.accept(old_session)
+    assert h.health.stale == 1 and h.seq.pending == {} and h.seq.missing() is None

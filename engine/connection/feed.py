@@ -290,7 +290,8 @@ class BinanceFeed:
                     cursor = trades[-1].id + 1 if trades else None
                     accepted = sequencer.fill_from_aggregates(trades)
                 else:
-                    accepted = sum(sequencer.accept(trade) for trade in trades)
+                    end = gap[1] if gap is not None else None  # a gap's backfill fills the gap, nothing past it
+                    accepted = sum(sequencer.accept(t) for t in trades if end is None or t.id <= end)
                 sequencer.health.backfilled += accepted
                 progressed = (sequencer.last, len(sequencer.pending)) != before
                 if len(rows) == MAX_PAGE and (progressed or cursor is not None):

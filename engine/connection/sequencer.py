@@ -76,6 +76,9 @@ class Sequencer:
             return False
         # ahead of a gap: hold it, and keep count of the holes (missing ranges) it opens or closes
         health = self.health
+        if self.last_trade_time is not None and trade.trade_time < self.last_trade_time - RESET_AGE_MS:
+            health.stale += 1  # a higher id from long before the last trade: not part of this sequence
+            return False
         if not pending:
             health.gaps_found += 1
             self._pending_max = hi
