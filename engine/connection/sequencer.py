@@ -14,7 +14,7 @@ from engine.trades import Trade
 log = logging.getLogger(__name__)
 
 RECENT_TRADES_KEPT = 4096
-RESET_AGE_MS = 600_000  # an id below the last one AND this much older than the last trade: a new sequence
+RESET_AGE_MS = 600_000  # a lower id this much older than the last trade (or newer at all): a new sequence
 
 
 class Sequencer:
@@ -68,10 +68,14 @@ class Sequencer:
                     self.health.gaps_filled += 1
                 self._drain()
             return True
-        if lo <= last or lo in pending:
-            if self.last_trade_time is not None and trade.trade_time < self.last_trade_time - RESET_AGE_MS:
-                self._reset(trade)
+        if lo <= last:
+            last_time = self.last_trade_time
+            if last_time is not None and (trade.trade_time > last_time or trade.trade_time < last_time - RESET_AGE_MS):
+                self._reset(trade)  # a duplicate is never newer than the last trade, nor from long before it
                 return True
+            self.health.duplicates += 1
+            return False
+        if lo in pending:
             self.health.duplicates += 1
             return False
         # ahead of a gap: hold it, and keep count of the holes (missing ranges) it opens or closes
