@@ -56,3 +56,26 @@ class FeedStatusChanged(Event):
     healthy: bool
     consecutive_failures: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowClosed(Event):
+    """A window's features, final (or corrected: `revision` > 0 replaces an earlier row)."""
+
+    features: Any  # engine.analysis.features.WindowFeatures
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Signal(Event):
+    """A moment worth an alert, with the numbers that triggered it."""
+
+    id: str  # stable: symbol, kind and window start, so a re-detected signal keeps its id
+    symbol: str
+    kind: str  # whale | burst | imbalance | cvd_divergence | absorption
+    direction: str  # buy | sell | neutral
+    severity: int  # 1..3
+    window_start: int  # ms
+    window_end: int  # ms
+    evidence: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0  # unix seconds
