@@ -1,0 +1,187 @@
+"""Window features against values computed independently from the raw Binance records."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections import defaultdict
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.analysis.columns import TradeColumns
+from engine.analysis.windows import FlowRules, WindowBuilder, exact_quote_sums
+
+E8 = Decimal(10**8)
+E16 = Decimal(10**16)
+
+
+def load_csv(path) -> list[dict]:
+    """The spot aggTrades dump, parsed in the test with csv + Decimal (times in microseconds -> ms)."""
+    with open(path, newline="") as f:
+        return [
+            {"a": int(r[0]), "p": Decimal(r[1]), "q": Decimal(r[2]), "f": int(r[3]), "l": int(r[4]),
+             "T": int(r[5]) // 1000, "m": r[6] == "True"}
+            for r in csv.reader(f)
+        ]
+
+
+def columns(rows: list[dict]) -> TradeColumns:
+    return TradeColumns(
+        "BTCUSDT",
+        np.array([r["a"] for r in rows], dtype=np.int64), np.array([r["f"] for r in rows], dtype=np.int64),
+        np.array([r["l"] for r in rows], dtype=np.int64), np.array([int(r["p"] * E8) for r in rows], dtype=np.int64),
+        np.array([int(r["q"] * E8) for r in rows], dtype=np.int64), np.array([r["T"] for r in rows], dtype=np.int64),
+        np.array([r["m"] for r in rows], dtype=bool),
+    )
+
+
+def expected_windows(rows: list[dict], window_ms: int, whale_quote: Decimal) -> list[dict]:
+    by_window: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_window[r["T"] // window_ms * window_ms].append(r)
+    out, cvd, day = [], Decimal(0), None
+    previous_id = None
+    for start in sorted(by_window):
+        w = by_window[start]
+        if start // 86_400_000 != day:
+            day, cvd = start // 86_400_000, Decimal(0)
+        buy = [r for r in w if not r["m"]]
+        sell = [r for r in w if r["m"]]
+        volume = sum(r["q"] for r in w)
+        quote = sum(r["p"] * r["q"] for r in w)
+        delta = sum(r["q"] for r in buy) - sum(r["q"] for r in sell)
+        cvd += delta
+        whales = [r for r in w if r["p"] * r["q"] >= whale_quote]
+        missing = 0
+        for r in w:
+            if previous_id is not None:
+                missing += max(0, r["a"] - previous_id - 1)
+            previous_id = r["a"]
+        out.append({
+            "window_start": start, "window_end": start + window_ms,
+            "open": w[0]["p"], "high": max(r["p"] for r in w), "low": min(r["p"] for r in w), "close": w[-1]["p"],
+            "volume": volume, "quote_volume": quote,
+            "buy_volume": sum(r["q"] for r in buy), "sell_volume": sum(r["q"] for r in sell),
+            "buy_quote": sum(r["p"] * r["q"] for r in buy), "sell_quote": sum(r["p"] * r["q"] for r in sell),
+            "delta": delta, "cvd": cvd, "vwap": (quote / volume).quantize(Decimal("1e-8")),
+            "trade_count": len(w), "whale_count": len(whales),
+            "whale_buy_quote": sum(r["p"] * r["q"] for r in whales if not r["m"]),
+            "whale_sell_quote": sum(r["p"] * r["q"] for r in whales if r["m"]),
+            "first_id": w[0]["a"], "last_id": w[-1]["a"], "missing_ids": missing,
+        })
+    return out
+
+
+def as_decimal(features) -> dict:
+    price_fields = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "delta", "cvd")
+    quote_fields = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote")
+    d = {k: getattr(features, k) for k in ("window_start", "window_end", "trade_count", "whale_count",
+                                           "first_id", "last_id", "missing_ids")}
+    d.update({k: Decimal(getattr(features, k)) / E8 for k in price_fields})
+    d.update({k: Decimal(getattr(features, k)) / E16 for k in quote_fields})
+    d["vwap"] = features.vwap
+    return d
+
+
+@pytest.fixture(scope="module")
+def btc_rows(shared_data) -> list[dict]:
+    return load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")
+
+
+def run_builder(cols: TradeColumns, rules: FlowRules, batch: int) -> list:
+    builder = WindowBuilder("BTCUSDT", rules)
+    out = []
+    for start in range(0, len(cols), batch):
+        out.extend(builder.add(cols.take(start, start + batch)))
+    out.extend(builder.close_through(2**62))
+    return out
+
+
+@pytest.mark.parametrize("window_s", [1, 5, 60])
+def test_every_column_matches_the_raw_records(btc_rows, window_s: int) -> None:
+    rules = FlowRules(window_ms=window_s * 1000, whale_min_notional=20_000 * 10**16, whale_percentile=0)
+    got = [as_decimal(f) for f in run_builder(columns(btc_rows), rules, batch=100_000)]
+    expected = expected_windows(btc_rows, window_s * 1000, Decimal(20_000))
+    assert len(got) == len(expected)
+    assert got == expected
+    assert sum(e["whale_count"] for e in expected) > 0
+
+
+def test_live_sized_batches_give_the_same_features_as_one_bulk_batch(btc_rows) -> None:
+    cols = columns(btc_rows)
+    rules = FlowRules(window_ms=5000, whale_min_notional=10_000 * 10**16, whale_percentile=99.5)
+    bulk = run_builder(cols, rules, batch=len(cols))
+    assert run_builder(cols, rules, batch=1) == bulk
+    assert run_builder(cols, rules, batch=37) == bulk
+
+
+def test_adaptive_whale_threshold_is_the_percentile_of_the_previous_hour(btc_rows) -> None:
+    rules = FlowRules(window_ms=5000, whale_min_notional=1 * 10**16, whale_percentile=99.0)
+    windows = run_builder(columns(btc_rows), rules, batch=1000)
+    notional = [(r["T"], float(r["p"] * E8) * float(r["q"] * E8)) for r in btc_rows]
+    for w in windows[::25]:
+        minute = w.window_start // 60_000 * 60_000
+        before = [n for t, n in notional if minute - 3_600_000 <= t < minute]
+        expected = max(1e16, float(np.percentile(before, 99.0, method="higher"))) if before else 1e16
+        assert w.whale_threshold == int(expected)
+    assert any(w.whale_count for w in windows)
+
+
+def test_a_gap_in_the_input_shows_in_missing_ids(btc_rows) -> None:
+    kept = btc_rows[:1000] + btc_rows[1010:]
+    windows = run_builder(columns(kept), FlowRules(whale_percentile=0), batch=500)
+    assert sum(w.missing_ids for w in windows) == 10
+    hole = next(w for w in windows if w.missing_ids)
+    assert hole.first_id <= btc_rows[1010]["a"] <= hole.last_id
+
+
+def test_cvd_restarts_at_midnight_utc(btc_rows) -> None:
+    rows = [dict(r, T=r["T"] - 6 * 60_000) for r in btc_rows]  # the first 6 minutes fall on the previous day
+    windows = run_builder(columns(rows), FlowRules(whale_percentile=0), batch=999)
+    after = [w for w in windows if w.window_start >= 1767225600000]
+    assert after[0].cvd == after[0].delta
+    assert windows[0].cvd == windows[0].delta
+
+
+@st.composite
+def trade_batches(draw) -> TradeColumns:
+    n = draw(st.integers(1, 300))
+    times = np.cumsum(np.array(draw(st.lists(st.integers(0, 4000), min_size=n, max_size=n)), dtype=np.int64))
+    prices = np.array(draw(st.lists(st.integers(1, 2**40), min_size=n, max_size=n)), dtype=np.int64)
+    qtys = np.array(draw(st.lists(st.integers(1, 2**40), min_size=n, max_size=n)), dtype=np.int64)
+    sells = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    return TradeColumns("X", ids, ids, ids, prices, qtys, times + 1_700_000_000_000, sells)
+
+
+@settings(max_examples=60, deadline=None)
+@given(trade_batches(), st.integers(1, 50))
+def test_invariants_hold_for_any_trades(cols: TradeColumns, batch: int) -> None:
+    builder = WindowBuilder("X", FlowRules(whale_percentile=0))
+    windows = []
+    for start in range(0, len(cols), batch):
+        windows.extend(builder.add(cols.take(start, start + batch)))
+    windows.extend(builder.close_through(2**62))
+    assert sum(w.trade_count for w in windows) == len(cols)
+    cvd = 0
+    for w in windows:
+        assert w.buy_volume + w.sell_volume == w.volume
+        assert w.buy_quote + w.sell_quote == w.quote_volume
+        assert w.low <= min(w.open, w.close) and max(w.open, w.close) <= w.high
+        cvd += w.delta
+        assert w.cvd == cvd  # one UTC day: the sum of deltas is the CVD
+    assert sum(w.quote_volume for w in windows) == sum(int(p) * int(q) for p, q in zip(cols.price, cols.qty, strict=False))
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.integers(0, 2**62)), min_size=1, max_size=40))
+def test_exact_quote_sums_never_overflow(pairs) -> None:
+    price = np.array([p for p, _ in pairs], dtype=np.int64)
+    qty = np.array([q for _, q in pairs], dtype=np.int64)
+    starts = np.array([0, len(pairs) // 2] if len(pairs) > 1 else [0], dtype=np.int64)
+    got = exact_quote_sums(price, qty, starts)
+    bounds = [*starts.tolist(), len(pairs)]
+    assert got == [sum(p * q for p, q in pairs[a:b]) for a, b in itertools.pairwise(bounds)]
