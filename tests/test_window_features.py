@@ -174,7 +174,8 @@ def test_invariants_hold_for_any_trades(cols: TradeColumns, batch: int) -> None:
         assert w.low <= min(w.open, w.close) and max(w.open, w.close) <= w.high
         cvd += w.delta
         assert w.cvd == cvd  # one UTC day: the sum of deltas is the CVD
-    assert sum(w.quote_volume for w in windows) == sum(int(p) * int(q) for p, q in zip(cols.price, cols.qty, strict=False))
+    exact_total = sum(int(p) * int(q) for p, q in zip(cols.price, cols.qty, strict=True))
+    assert sum(w.quote_volume for w in windows) == exact_total
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**62), st.integers(0, 2**62)), min_size=1, max_size=40))
