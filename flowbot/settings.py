@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated
@@ -52,6 +53,23 @@ class Settings(BaseSettings):
     max_clock_skew: float = Field(60.0, gt=0, validation_alias="MAX_CLOCK_SKEW")
 
     window_duration: float = Field(5.0, gt=0, validation_alias="WINDOW_DURATION")
+    window_grace: float = Field(2.0, ge=0, validation_alias="WINDOW_GRACE")
+    whale_min_notional: Decimal = Field(Decimal(100_000), ge=0, validation_alias="WHALE_MIN_NOTIONAL")
+    whale_percentile: float = Field(99.5, ge=0, le=100, validation_alias="WHALE_PERCENTILE")
+    whale_overrides: Annotated[dict[str, Decimal], NoDecode] = Field(
+        default_factory=dict, validation_alias="WHALE_MIN_NOTIONAL_OVERRIDES"
+    )
+    burst_factor: float = Field(3.0, gt=0, validation_alias="BURST_FACTOR")
+    flush_interval: float = Field(5.0, gt=0, validation_alias="FLUSH_INTERVAL")
+    signal_cooldown: float = Field(60.0, ge=0, validation_alias="SIGNAL_COOLDOWN")
+    signal_whale_cluster: int = Field(3, ge=1, validation_alias="SIGNAL_WHALE_CLUSTER")
+    signal_imbalance_ratio: float = Field(0.75, gt=0.5, le=1, validation_alias="SIGNAL_IMBALANCE_RATIO")
+    signal_imbalance_min_trades: int = Field(50, ge=1, validation_alias="SIGNAL_IMBALANCE_MIN_TRADES")
+    signal_divergence_price_pct: float = Field(0.1, gt=0, validation_alias="SIGNAL_DIVERGENCE_PRICE_PCT")
+    signal_divergence_delta_share: float = Field(0.2, gt=0, le=1, validation_alias="SIGNAL_DIVERGENCE_DELTA_SHARE")
+    signal_absorption_share: float = Field(0.7, gt=0.5, le=1, validation_alias="SIGNAL_ABSORPTION_SHARE")
+    signal_absorption_price_pct: float = Field(0.02, ge=0, validation_alias="SIGNAL_ABSORPTION_PRICE_PCT")
+    signal_absorption_volume_ratio: float = Field(3.0, gt=0, validation_alias="SIGNAL_ABSORPTION_VOLUME_RATIO")
     bus_queue_size: int = Field(10_000, ge=1, validation_alias="BUS_QUEUE_SIZE")
     data_dir: str = Field("./data", validation_alias="DATA_DIR")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
@@ -69,6 +87,20 @@ class Settings(BaseSettings):
                 raise ValueError("SYMBOLS entries must be letters and digits, e.g. BTCUSDT")
             return list(dict.fromkeys(symbols))
         return value
+
+    @field_validator("whale_overrides", mode="before")
+    @classmethod
+    def _parse_overrides(cls, value: object) -> object:
+        """WHALE_MIN_NOTIONAL_OVERRIDES=BTCUSDT=500000,DOGEUSDT=20000"""
+        if isinstance(value, str):
+            pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("WHALE_MIN_NOTIONAL_OVERRIDES must look like BTCUSDT=500000,ETHUSDT=200000")
+            return {symbol.strip().upper(): amount.strip() for symbol, amount in pairs}
+        return value
+
+    def whale_min_notional_for(self, symbol: str) -> Decimal:
+        return self.whale_overrides.get(symbol, self.whale_min_notional)
 
     @cached_property
     def ws_url(self) -> str:

@@ -95,19 +95,79 @@ def summarize(symbol: str, span: str, start: int, end: int, windows: Iterable[Wi
     )
 
 
-class SymbolContext:
-    """The last hour of one symbol's windows, bounded, with summaries per context span."""
+ADDITIVE = (
+    "trade_count", "volume", "buy_volume", "sell_volume", "quote_volume", "buy_quote", "sell_quote", "delta",
+    "whale_count", "whale_buy_quote", "whale_sell_quote", "burst", "missing_ids",
+)
 
-    def __init__(self, symbol: str, kept_ms: int = KEPT_MS) -> None:
-        self.symbol = symbol
-        self.kept_ms = kept_ms
+
+class _RollingSpan:
+    """Running sums, max and min over the windows of one span, updated as windows come and go."""
+
+    def __init__(self, span: str, span_ms: int) -> None:
+        self.span = span
+        self.span_ms = span_ms
         self.windows: deque[WindowFeatures] = deque()
+        self.sums = dict.fromkeys(ADDITIVE, 0)
+        self._highs: deque[WindowFeatures] = deque()  # decreasing highs: the front is the span's high
+        self._lows: deque[WindowFeatures] = deque()  # increasing lows
+
+    def add(self, w: WindowFeatures) -> None:
+        self.windows.append(w)
+        sums = self.sums
+        for name in ADDITIVE:
+            sums[name] += getattr(w, name)
+        while self._highs and self._highs[-1].high <= w.high:
+            self._highs.pop()
+        self._highs.append(w)
+        while self._lows and self._lows[-1].low >= w.low:
+            self._lows.pop()
+        self._lows.append(w)
+        horizon = w.window_end - self.span_ms
+        while self.windows[0].window_start < horizon:
+            gone = self.windows.popleft()
+            for name in ADDITIVE:
+                sums[name] -= getattr(gone, name)
+            if self._highs[0] is gone:
+                self._highs.popleft()
+            if self._lows[0] is gone:
+                self._lows.popleft()
+
+    def rebuild(self, windows: Iterable[WindowFeatures]) -> None:
+        self.__init__(self.span, self.span_ms)  # type: ignore[misc]
+        for w in windows:
+            self.add(w)
+
+    def summary(self, symbol: str) -> FlowSummary | None:
+        if not self.windows:
+            return None
+        first, last, sums = self.windows[0], self.windows[-1], self.sums
+        return FlowSummary(
+            symbol=symbol, span=self.span, start=last.window_end - self.span_ms, end=last.window_end,
+            windows=len(self.windows), trade_count=sums["trade_count"], volume=sums["volume"],
+            buy_volume=sums["buy_volume"], sell_volume=sums["sell_volume"], quote_volume=sums["quote_volume"],
+            buy_quote=sums["buy_quote"], sell_quote=sums["sell_quote"], delta=sums["delta"], cvd_end=last.cvd,
+            whale_count=sums["whale_count"], whale_buy_quote=sums["whale_buy_quote"],
+            whale_sell_quote=sums["whale_sell_quote"], bursts=sums["burst"], missing_ids=sums["missing_ids"],
+            open=first.open, high=self._highs[0].high, low=self._lows[0].low, close=last.close,
+        )
+
+
+class SymbolContext:
+    """The last hour of one symbol's windows, bounded, with running summaries per context span."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.windows: deque[WindowFeatures] = deque()
+        self._spans = {span: _RollingSpan(span, ms) for span, ms in CONTEXT_SPANS.items()}
 
     def add(self, features: WindowFeatures) -> None:
         """Append a closed window, or replace the one with the same start (a correction)."""
         windows = self.windows
         if not windows or features.window_start > windows[-1].window_start:
             windows.append(features)
+            for rolling in self._spans.values():
+                rolling.add(features)
         else:
             starts = [w.window_start for w in windows]
             i = bisect.bisect_left(starts, features.window_start)
@@ -115,8 +175,9 @@ class SymbolContext:
                 windows[i] = features
             else:
                 windows.insert(i, features)
-        horizon = windows[-1].window_end - self.kept_ms
-        while windows and windows[0].window_start < horizon:
+            for rolling in self._spans.values():
+                rolling.rebuild(w for w in windows if w.window_start >= windows[-1].window_end - rolling.span_ms)
+        while windows[0].window_start < windows[-1].window_end - KEPT_MS:
             windows.popleft()
 
     @property
@@ -125,10 +186,7 @@ class SymbolContext:
 
     def summary(self, span: str) -> FlowSummary | None:
         """The span ending at the newest window's end."""
-        if not self.windows:
-            return None
-        end = self.windows[-1].window_end
-        return summarize(self.symbol, span, end - CONTEXT_SPANS[span], end, self.windows)
+        return self._spans[span].summary(self.symbol)
 
     def summaries(self) -> dict[str, FlowSummary]:
         return {span: s for span in CONTEXT_SPANS if (s := self.summary(span)) is not None}
