@@ -8,36 +8,92 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from bot.handlers.flow_text import format_flow
+from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
-from flowbot.settings import Settings
+from engine.trades import Trade
+from flowbot.replay import replay, signal_line
+from flowbot.settings import Settings, StreamKind
 from flowbot.ticker import WindowTicker
+from storage.feature_store import FeatureStore
+from storage.flow_query import FLOW_SPANS_MS, flow_report
+from storage.signal_store import SignalStore
 
 
 async def run_feed(settings: Settings) -> None:
-    """Stream the configured symbols and print one line per symbol per window."""
+    """Stream the configured symbols through the pipeline; print a line per symbol per window, and signals."""
     bus = InMemoryBus(settings.bus_queue_size)
+    data_dir = Path(settings.data_dir)
+    store = FeatureStore(data_dir, flush_interval=settings.flush_interval)
+    signal_store = SignalStore(data_dir / "flowbot.db")
+    pipeline = FlowPipeline(
+        settings, bus, store=store, signal_store=signal_store, by_trade_ids=settings.stream is StreamKind.TRADE,
+        on_signal=lambda signal: print("SIGNAL " + signal_line(signal, as_json=False), flush=True),
+    )
     feed = BinanceFeed(settings, bus)
     ticker = WindowTicker(feed.symbols, settings.window_duration, feed.health, sys.stdout)
-    feed.on_trades = ticker.add
+
+    def on_trades(symbol: str, trades: list[Trade]) -> None:
+        ticker.add(symbol, trades)
+        pipeline.on_trades(symbol, trades)
+
+    feed.on_trades = on_trades
     print(
         f"flowbot: streaming {', '.join(feed.symbols)} ({settings.market.value} {settings.stream.value}) "
         f"from {settings.ws_url}; Ctrl-C stops",
         flush=True,
     )
-    ticker_task = asyncio.create_task(ticker.run())
+
+    async def housekeeping() -> None:
+        flushed = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, settings.window_duration / 2))
+            ticker.print_closed()
+            pipeline.close_idle(int(time.time() * 1000), feed.is_whole)
+            if time.monotonic() - flushed >= settings.flush_interval:
+                store.flush()
+                flushed = time.monotonic()
+
+    tasks = [asyncio.create_task(housekeeping())]
     try:
         await feed.run()
     finally:
-        ticker_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker_task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        store.close()
+        signal_store.close()
         await bus.close()
+
+
+async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    missing = [p for p in args.paths if not p.exists()]
+    for path in missing:
+        print(f"flowbot replay: no such file: {path}", file=sys.stderr)
+    paths = [p for p in args.paths if p.exists()]
+    if not paths:
+        return 1
+    report = await replay(paths, settings, speed=args.speed, symbol=args.symbol, as_json=args.jsonl)
+    return 1 if missing or report.unreadable else 0
+
+
+def show_flow(settings: Settings, args: argparse.Namespace) -> int:
+    symbol = args.symbol.upper()
+    report = flow_report(FeatureStore(Path(settings.data_dir)), symbol, args.window)
+    if report is None:
+        print(f"No stored flow for {symbol} in {settings.data_dir}: run `flowbot run` or `flowbot replay` first "
+              f"(stored symbols: {', '.join(FeatureStore(Path(settings.data_dir)).symbols()) or 'none'}).")
+        return 1
+    print(format_flow(report, time.time()))
+    return 0
 
 
 def _run_until_signalled(main: Coroutine[Any, Any, None]) -> int:
@@ -55,10 +111,27 @@ def _run_until_signalled(main: Coroutine[Any, Any, None]) -> int:
     return 0
 
 
+def _speed(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("speed must be 0 (as fast as possible) or positive")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowbot", description="Order-flow alerts for Binance markets.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="stream the configured symbols and print flow per window")
+    commands.add_parser("run", help="stream the configured symbols, store flow features and print signals")
+    replay_parser = commands.add_parser("replay", help="replay Binance data files through the pipeline")
+    replay_parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                               help="aggTrades/trades CSV dumps, JSON lines of WebSocket messages, REST JSON arrays")
+    replay_parser.add_argument("--speed", type=_speed, default=0.0,
+                               help="0 = as fast as possible (default); 10 = ten times the market's pace")
+    replay_parser.add_argument("--symbol", help="symbol of files whose name or content does not say it")
+    replay_parser.add_argument("--jsonl", action="store_true", help="print signals as JSON lines")
+    flow_parser = commands.add_parser("flow", help="print the stored flow summary of a symbol")
+    flow_parser.add_argument("symbol", metavar="SYMBOL")
+    flow_parser.add_argument("--window", choices=list(FLOW_SPANS_MS), default="1h")
     return parser
 
 
@@ -74,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "run":
         return _run_until_signalled(run_feed(settings))
+    if args.command == "replay":
+        args.symbol = args.symbol.upper() if args.symbol else None
+        return asyncio.run(run_replay(settings, args))
+    if args.command == "flow":
+        return show_flow(settings, args)
     return 2
 
 

@@ -111,6 +111,7 @@ class WindowBuilder:
         self.whales = WhaleThreshold(rules.whale_min_notional, rules.whale_percentile)
         self._open: list[TradeColumns] = []
         self._open_since: int | None = None  # window start of the oldest held trade
+        self.closed_through = -(2**62)  # every window ending at or before this was closed
         self._prev_seq_hi: int | None = None
         self._cvd = 0
         self._cvd_day: int | None = None
@@ -132,6 +133,7 @@ class WindowBuilder:
 
     def close_through(self, end_ms: int) -> list[WindowFeatures]:
         """Close and return every held window whose end is <= end_ms."""
+        self.closed_through = max(self.closed_through, end_ms - end_ms % self.rules.window_ms)
         if self._open_since is None or self._open_since + self.rules.window_ms > end_ms:
             return []
         held = TradeColumns.concat(self.symbol, self._open)
@@ -146,6 +148,11 @@ class WindowBuilder:
         self._open = [rest] if len(rest) else []
         self._open_since = int(starts[cut]) if len(rest) else None
         return self._features(closing, starts[:cut]) if cut else []
+
+    def shift_cvd(self, day: int, shift: int) -> None:
+        """A correction changed an earlier window's delta: later windows of that UTC day move with it."""
+        if self._cvd_day == day:
+            self._cvd += shift
 
     def _hold(self, trades: TradeColumns) -> None:
         self._open.append(trades)

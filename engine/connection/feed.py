@@ -78,6 +78,7 @@ class BinanceFeed:
         self._catch_up: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.supervisors: list[ConnectionSupervisor] = []
+        self._connection_of: dict[str, str] = {}
         self.started = asyncio.Event()
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -128,6 +129,7 @@ class BinanceFeed:
                 name = f"{settings.market.value}-{index}"
                 health = self.health.connections[name] = ConnectionHealth(name, len(streams))
                 symbols = [s.split("@")[0].upper() for s in streams]
+                self._connection_of.update(dict.fromkeys(symbols, name))
                 supervisor = ConnectionSupervisor(
                     name, self._connection_factory(streams), policy, health, self.bus, self.pacer,
                     on_resumed=lambda symbols=symbols: self._request_catch_up(symbols),
@@ -164,6 +166,15 @@ class BinanceFeed:
             )
 
         return make
+
+    def is_whole(self, symbol: str) -> bool:
+        """Connected, with no gap held open or backfill running: the symbol's windows may close on time."""
+        connection = self.health.connections.get(self._connection_of.get(symbol, ""))
+        backfill = self._backfills.get(symbol)
+        return (
+            connection is not None and connection.connected and not self.sequencers[symbol].pending
+            and (backfill is None or backfill.done())
+        )
 
     # -- the per-message path -------------------------------------------------------------------
 

@@ -1,0 +1,245 @@
+"""The analysis pipeline, the same live and in replay: validate -> enrich -> context -> features -> signals.
+
+- validate: records must come in id order; a duplicate or out-of-order record is dropped and counted
+  (the live feed already guarantees this; replayed files may not).
+- enrich + features: WindowBuilder turns each symbol's trades into exact window features (notional,
+  aggressor side, whale flags, bursts, missing ids).
+- context: each closed window joins the symbol's rolling 1m..1h context.
+- signals: detectors look at the window and its context; signals are stored and published.
+A trade that arrives after its window was written corrects that window (and the CVD after it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from engine.analysis.columns import TradeColumns
+from engine.analysis.context import SymbolContext
+from engine.analysis.features import QUOTE_SCALE, WindowFeatures
+from engine.analysis.signals import SignalDetector, SignalThresholds
+from engine.analysis.windows import FlowRules, WindowBuilder
+from engine.bus import EventBus
+from engine.events import Signal, WindowClosed
+from engine.trades import Trade
+from flowbot.settings import Settings
+from storage.feature_store import FeatureStore
+from storage.signal_store import SignalStore
+
+log = logging.getLogger(__name__)
+
+
+def rules_for(settings: Settings, symbol: str) -> FlowRules:
+    return FlowRules(
+        window_ms=int(settings.window_duration * 1000),
+        whale_min_notional=int(settings.whale_min_notional_for(symbol) * QUOTE_SCALE),
+        whale_percentile=settings.whale_percentile,
+        burst_factor=settings.burst_factor,
+    )
+
+
+def thresholds_from(settings: Settings) -> SignalThresholds:
+    return SignalThresholds(
+        whale_cluster=settings.signal_whale_cluster,
+        imbalance_ratio=settings.signal_imbalance_ratio,
+        imbalance_min_trades=settings.signal_imbalance_min_trades,
+        divergence_min_price_pct=settings.signal_divergence_price_pct,
+        divergence_min_delta_share=settings.signal_divergence_delta_share,
+        absorption_min_share=settings.signal_absorption_share,
+        absorption_max_price_pct=settings.signal_absorption_price_pct,
+        absorption_min_volume_ratio=settings.signal_absorption_volume_ratio,
+        cooldown_s=settings.signal_cooldown,
+    )
+
+
+class FlowPipeline:
+    """Per-symbol windows, context and signals, writing the feature store and the signal table."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus,
+        *,
+        store: FeatureStore | None = None,
+        signal_store: SignalStore | None = None,
+        by_trade_ids: bool = False,
+        on_signal: Callable[[Signal], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.store = store
+        self.signal_store = signal_store
+        self.by_trade_ids = by_trade_ids
+        self.on_signal = on_signal
+        self.clock = clock
+        self.detector = SignalDetector(thresholds_from(settings), clock=clock)
+        self.builders: dict[str, WindowBuilder] = {}
+        self.contexts: dict[str, SymbolContext] = {}
+        self.dropped: Counter[str] = Counter()
+        self.windows_closed = 0
+        self.signals_emitted = 0
+        self.corrections = 0
+        self._last_id: dict[str, int] = {}
+        self._revisions: dict[tuple[str, int], int] = {}
+
+    # -- input --------------------------------------------------------------------------------
+
+    def on_trades(self, symbol: str, trades: Sequence[Trade]) -> None:
+        """Live sink: the feed's released trades, in line."""
+        if trades:
+            self.on_columns(TradeColumns.from_trades(symbol, trades))
+
+    def on_columns(self, trades: TradeColumns) -> None:
+        """Any batch of one symbol's trades (live or replay)."""
+        trades = self._validate(trades)
+        if not len(trades):
+            return
+        builder = self._builder(trades.symbol)
+        late_mask = trades.time < builder.closed_through
+        if late_mask.any():
+            self._correct(trades.select(late_mask))
+            trades = trades.select(~late_mask)
+        self._emit(builder.add(trades))
+
+    def close_idle(self, now_ms: int, ready: Callable[[str], bool]) -> None:
+        """Live: close windows whose end passed more than the grace period ago, for symbols whose feed is whole."""
+        grace_ms = int(self.settings.window_grace * 1000)
+        for symbol, builder in self.builders.items():
+            if builder.open_window_start is not None and ready(symbol):
+                self._emit(builder.close_through(now_ms - grace_ms))
+
+    def finish(self) -> None:
+        """End of a replay: close every open window and flush the store."""
+        for builder in self.builders.values():
+            self._emit(builder.close_through(2**62))
+        if self.store is not None:
+            self.store.flush()
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def _validate(self, trades: TradeColumns) -> TradeColumns:
+        """Keep records in strictly increasing id order; a backward id that is also newer in time restarts."""
+        ids = trades.id if not self.by_trade_ids else trades.first_id
+        previous = self._last_id.get(trades.symbol)
+        ordered = bool(len(ids) < 2 or (np.diff(ids) > 0).all()) and (previous is None or ids[0] > previous)
+        if not ordered:
+            keep = np.ones(len(ids), dtype=bool)
+            last, last_time = previous, None
+            for i, (record_id, t) in enumerate(zip(ids.tolist(), trades.time.tolist(), strict=True)):
+                if last is not None and record_id <= last and (last_time is None or t <= last_time):
+                    keep[i] = False
+                    self.dropped["duplicate_or_out_of_order"] += 1
+                    continue
+                last, last_time = record_id, t
+            trades = trades.select(keep)
+        if len(trades):
+            self._last_id[trades.symbol] = int((trades.id if not self.by_trade_ids else trades.last_id)[-1])
+        return trades
+
+    def _builder(self, symbol: str) -> WindowBuilder:
+        builder = self.builders.get(symbol)
+        if builder is None:
+            builder = self.builders[symbol] = WindowBuilder(
+                symbol, rules_for(self.settings, symbol), by_trade_ids=self.by_trade_ids
+            )
+            self.contexts[symbol] = SymbolContext(symbol)
+        return builder
+
+    def _emit(self, windows: Iterable[WindowFeatures], revision: int = 0) -> None:
+        for features in windows:
+            context = self.contexts[features.symbol]
+            context.add(features)
+            self.windows_closed += 1
+            if self.store is not None:
+                self.store.add(features, revision)
+            self.bus.publish(WindowClosed(features, revision))
+            if revision:
+                continue
+            for signal in self.detector.detect(features, context):
+                self._signal(signal)
+
+    def _signal(self, signal: Signal) -> None:
+        if self.signal_store is not None and not self.signal_store.save(signal):
+            return
+        self.signals_emitted += 1
+        self.bus.publish(signal)
+        if self.on_signal is not None:
+            self.on_signal(signal)
+
+    def _correct(self, late: TradeColumns) -> None:
+        """Merge trades that arrived after their window was written; later windows' CVD moves with them."""
+        context = self.contexts[late.symbol]
+        builder = self.builders[late.symbol]
+        rules = builder.rules
+        for start in sorted(set((late.time // rules.window_ms * rules.window_ms).tolist())):
+            subset = late.select(late.time // rules.window_ms * rules.window_ms == start)
+            if context.windows and start < context.windows[0].window_start:
+                self.dropped["late_beyond_context"] += len(subset)
+                log.warning("%s: %d trades for window %d arrived after it left the context; not stored",
+                            late.symbol, len(subset), start)
+                continue
+            written = next((w for w in context.windows if w.window_start == start), None)
+            threshold = written.whale_threshold if written else int(builder.whales.for_minute(start - start % 60_000))
+            partial_builder = WindowBuilder(
+                late.symbol, replace(rules, whale_min_notional=threshold, whale_percentile=0),
+                by_trade_ids=self.by_trade_ids,
+            )
+            partial = [*partial_builder.add(subset), *partial_builder.close_through(2**62)][0]
+            if written is None:
+                before = [w for w in context.windows if w.window_start < start and w.window_start // 86_400_000
+                          == start // 86_400_000]
+                merged = replace(partial, cvd=(before[-1].cvd if before else 0) + partial.delta, burst=False,
+                                 burst_ratio=0.0)
+                shift = partial.delta
+            else:
+                merged = _merge(written, partial)
+                shift = merged.delta - written.delta
+            self._apply_correction(context, merged, shift)
+
+    def _apply_correction(self, context: SymbolContext, merged: WindowFeatures, cvd_shift: int) -> None:
+        day = merged.window_start // 86_400_000
+        updated = [merged]
+        for w in context.windows:
+            if w.window_start > merged.window_start and w.window_start // 86_400_000 == day:
+                updated.append(replace(w, cvd=w.cvd + cvd_shift))
+        self.corrections += 1
+        for features in updated:
+            key = (features.symbol, features.window_start)
+            self._revisions[key] = self._revisions.get(key, 0) + 1
+            self._emit([features], revision=self._revisions[key])
+        self.builders[merged.symbol].shift_cvd(day, cvd_shift)
+
+
+def _merge(written: WindowFeatures, late: WindowFeatures) -> WindowFeatures:
+    """A written window plus late trades of the same window (ids tell which came first and last)."""
+    first_late = late.first_id < written.first_id
+    last_late = late.last_id > written.last_id
+    delta = written.delta + late.delta
+    return replace(
+        written,
+        open=late.open if first_late else written.open,
+        close=late.close if last_late else written.close,
+        high=max(written.high, late.high),
+        low=min(written.low, late.low),
+        volume=written.volume + late.volume,
+        quote_volume=written.quote_volume + late.quote_volume,
+        buy_volume=written.buy_volume + late.buy_volume,
+        sell_volume=written.sell_volume + late.sell_volume,
+        buy_quote=written.buy_quote + late.buy_quote,
+        sell_quote=written.sell_quote + late.sell_quote,
+        delta=delta,
+        cvd=written.cvd + late.delta,
+        trade_count=written.trade_count + late.trade_count,
+        whale_count=written.whale_count + late.whale_count,
+        whale_buy_quote=written.whale_buy_quote + late.whale_buy_quote,
+        whale_sell_quote=written.whale_sell_quote + late.whale_sell_quote,
+        first_id=min(written.first_id, late.first_id),
+        last_id=max(written.last_id, late.last_id),
+        missing_ids=max(0, written.missing_ids - late.trade_count),
+    )

@@ -1,0 +1,148 @@
+"""`flowbot replay`: Binance data files through the live pipeline, into the feature store and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from engine.analysis.columns import TradeColumns
+from engine.analysis.pipeline import FlowPipeline
+from engine.bus import InMemoryBus
+from engine.events import Signal
+from engine.replay.readers import ReplayInputError, RowProblem, detect_format, read_replay
+from flowbot.settings import Settings
+from storage.feature_store import FeatureStore
+from storage.signal_store import SignalStore
+
+PROBLEMS_SHOWN = 20
+PACE_CHUNK_MS = 1_000
+
+
+@dataclass
+class ReplayReport:
+    files: int = 0
+    trades: int = 0
+    windows: int = 0
+    signals: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def signal_line(signal: Signal, as_json: bool) -> str:
+    if as_json:
+        return orjson.dumps({
+            "id": signal.id, "symbol": signal.symbol, "kind": signal.kind, "direction": signal.direction,
+            "severity": signal.severity, "window_start": signal.window_start, "window_end": signal.window_end,
+            "evidence": signal.evidence,
+        }).decode()
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(signal.window_start / 1000))
+    facts = ", ".join(f"{k}={v}" for k, v in list(signal.evidence.items())[:6])
+    return f"{when}Z {signal.symbol:<10} {signal.kind:<15} {signal.direction:<7} severity {signal.severity}  {facts}"
+
+
+class Pacer:
+    """Holds replay to `speed` times the market's pace (0: as fast as possible)."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._market_start: int | None = None
+        self._wall_start = 0.0
+
+    async def wait_for(self, market_ms: int) -> None:
+        if self.speed <= 0:
+            return
+        if self._market_start is None:
+            self._market_start, self._wall_start = market_ms, time.monotonic()
+            return
+        due = self._wall_start + (market_ms - self._market_start) / 1000 / self.speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def _paced_chunks(columns: TradeColumns, speed: float) -> list[TradeColumns]:
+    """With pacing, batches are cut into about one second of market time each."""
+    if speed <= 0 or not len(columns):
+        return [columns]
+    cuts = [0, *(np.flatnonzero(np.diff(columns.time // PACE_CHUNK_MS)) + 1).tolist(), len(columns)]
+    return [columns.take(a, b) for a, b in itertools.pairwise(cuts)]
+
+
+async def replay(
+    paths: list[Path], settings: Settings, *, speed: float = 0.0, symbol: str | None = None,
+    as_json: bool = False, out: TextIO = sys.stdout, err: Console | None = None,
+) -> ReplayReport:
+    """Run the files through the pipeline; signals go to `out` as they are found."""
+    err = err or Console(stderr=True)
+    data_dir = Path(settings.data_dir)
+    store = FeatureStore(data_dir, flush_interval=settings.flush_interval)
+    signal_store = SignalStore(data_dir / "flowbot.db")
+    bus = InMemoryBus(settings.bus_queue_size)
+    report = ReplayReport()
+
+    def print_signal(signal: Signal) -> None:
+        out.write(signal_line(signal, as_json) + "\n")
+        out.flush()
+
+    pipeline = FlowPipeline(settings, bus, store=store, signal_store=signal_store, on_signal=print_signal)
+    pacer = Pacer(speed)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+    )
+    try:
+        with progress:
+            for path in paths:
+                try:
+                    kind = detect_format(path)
+                except ReplayInputError as exc:
+                    report.unreadable.append(str(exc))
+                    err.print(f"[red]cannot replay {path}[/red]: {exc}")
+                    continue
+                report.files += 1
+                total = None if kind == "json-rest" else _line_count(path)
+                task = progress.add_task(f"{path.name} ({kind})", total=total)
+                for batch in read_replay(path, symbol=symbol):
+                    report.problems.extend(batch.problems)
+                    for chunk in _paced_chunks(batch.columns, speed):
+                        if len(chunk):
+                            await pacer.wait_for(int(chunk.time[-1]))
+                        pipeline.on_columns(chunk)
+                        report.trades += len(chunk)
+                    progress.advance(task, len(batch.columns) + len(batch.problems))
+                    await asyncio.sleep(0)
+            pipeline.finish()
+    finally:
+        store.close()
+        signal_store.close()
+        await bus.close()
+    report.windows = pipeline.windows_closed
+    report.signals = pipeline.signals_emitted
+    _print_problems(report, err)
+    return report
+
+
+def _line_count(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def _print_problems(report: ReplayReport, err: Console) -> None:
+    for problem in report.problems[:PROBLEMS_SHOWN]:
+        err.print(f"skipped {problem.path}:{problem.line}: {problem.reason}: {problem.text}", markup=False)
+    if len(report.problems) > PROBLEMS_SHOWN:
+        err.print(f"... and {len(report.problems) - PROBLEMS_SHOWN} more skipped rows", markup=False)
+    err.print(
+        f"replayed {report.trades:,} trades from {report.files} file(s): {report.windows:,} windows, "
+        f"{report.signals:,} signals, {len(report.problems):,} rows skipped", markup=False,
+    )

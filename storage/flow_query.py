@@ -1,0 +1,87 @@
+"""Flow summaries read back from the feature store, for /flow, `flowbot flow` and the AI analyst."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage.feature_store import FeatureStore
+
+FLOW_SPANS_MS: dict[str, int] = {"5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "24h": 86_400_000}
+
+
+def _dec(value: float) -> Decimal:
+    """A stored float back to the decimal it was written from (amounts are exact to 1e-8 before writing)."""
+    return Decimal(repr(value))
+
+
+@dataclass(frozen=True)
+class FlowReport:
+    """What the store says about one symbol over one span that ends at its newest stored window."""
+
+    symbol: str
+    span: str
+    start_ms: int
+    end_ms: int
+    windows: int
+    trades: int
+    open: Decimal
+    close: Decimal
+    high: Decimal
+    low: Decimal
+    buy_volume: Decimal
+    sell_volume: Decimal
+    delta: Decimal
+    cvd: Decimal
+    vwap: Decimal
+    quote_volume: Decimal
+    whale_count: int
+    whale_buy_quote: Decimal
+    whale_sell_quote: Decimal
+    bursts: int
+    missing_ids: int
+    first_id: int
+    last_id: int
+
+    @property
+    def price_change_pct(self) -> Decimal:
+        return ((self.close - self.open) * 100 / self.open).quantize(Decimal("0.01")) if self.open else Decimal(0)
+
+    @property
+    def volume(self) -> Decimal:
+        return self.buy_volume + self.sell_volume
+
+
+def _sum(table: pa.Table, column: str) -> Decimal:
+    return sum((_dec(v) for v in table.column(column).to_pylist()), Decimal(0))
+
+
+def flow_report(store: FeatureStore, symbol: str, span: str) -> FlowReport | None:
+    """The flow over `span` ending at the symbol's newest stored window, or None if nothing is stored."""
+    end = store.latest_window_end(symbol)
+    if end is None:
+        return None
+    start = end - FLOW_SPANS_MS[span]
+    table = store.read(symbol, start, end)
+    if table.num_rows == 0:
+        return None
+    volume = _sum(table, "volume")
+    quote = _sum(table, "quote_volume")
+    column = table.column
+    return FlowReport(
+        symbol=symbol, span=span, start_ms=start, end_ms=end, windows=table.num_rows,
+        trades=int(pc.sum(column("trade_count")).as_py()),
+        open=_dec(column("open")[0].as_py()), close=_dec(column("close")[-1].as_py()),
+        high=_dec(pc.max(column("high")).as_py()), low=_dec(pc.min(column("low")).as_py()),
+        buy_volume=_sum(table, "buy_volume"), sell_volume=_sum(table, "sell_volume"),
+        delta=_sum(table, "delta"), cvd=_dec(column("cvd")[-1].as_py()),
+        vwap=(quote / volume).quantize(Decimal("0.01")) if volume else Decimal(0),
+        quote_volume=quote, whale_count=int(pc.sum(column("whale_count")).as_py()),
+        whale_buy_quote=_sum(table, "whale_buy_quote"), whale_sell_quote=_sum(table, "whale_sell_quote"),
+        bursts=int(pc.sum(pc.cast(column("burst"), pa.int64())).as_py()),
+        missing_ids=int(pc.sum(column("missing_ids")).as_py()),
+        first_id=int(column("first_id")[0].as_py()), last_id=int(column("last_id")[-1].as_py()),
+    )
