@@ -1,0 +1,114 @@
+"""`flowbot replay` and `flowbot flow` as a user runs them, on the real Binance dump."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pyarrow.dataset as ds
+import pytest
+from expected_flow import expected_windows, load_csv
+
+FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "delta", "cvd")
+QUOTE_COLUMNS = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote")
+
+
+def flowbot(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATA_DIR": str(data_dir), "WHALE_PERCENTILE": "0", "WHALE_MIN_NOTIONAL": "20000",
+                   **env}
+    return subprocess.run([sys.executable, "-m", "flowbot.cli", *args], env=environment, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def replayed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    data_dir = tmp_path_factory.mktemp("replay")
+    result = flowbot("replay", str(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"), "--jsonl", data_dir=data_dir)
+    return data_dir, result
+
+
+def test_replay_writes_every_column_as_computed_from_the_raw_dump(replayed, shared_data: Path) -> None:
+    data_dir, result = replayed
+    assert result.returncode == 0, result.stderr
+    files = sorted((data_dir / "features" / "symbol=BTCUSDT").glob("date=*/*.parquet"))
+    assert [f.parent.name for f in files] == ["date=2026-01-01"] * len(files)
+    table = ds.dataset(data_dir / "features", format="parquet", partitioning="hive").to_table()
+    rows = sorted(table.to_pylist(), key=lambda r: r["window_start"])
+    expected = expected_windows(load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"), 5000, Decimal(20000))
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        assert int(row["window_start"].timestamp() * 1000) == want["window_start"]
+        assert int(row["window_end"].timestamp() * 1000) == want["window_end"]
+        for name in FLOAT_COLUMNS:
+            assert row[name] == float(want[name]), name
+        for name in QUOTE_COLUMNS:
+            assert row[name] == pytest.approx(float(want[name]), rel=1e-15, abs=1e-12), name
+        assert row["vwap"] == float(want["vwap"])
+        for name in ("trade_count", "whale_count", "first_id", "last_id", "missing_ids"):
+            assert row[name] == want[name], name
+
+
+def test_replay_prints_signals_as_json_lines_and_stores_them(replayed) -> None:
+    data_dir, result = replayed
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert lines, "the BTCUSDT dump with a 20,000 USDT whale floor must give whale signals"
+    assert all(line["symbol"] == "BTCUSDT" and 1 <= line["severity"] <= 3 for line in lines)
+    with sqlite3.connect(data_dir / "flowbot.db") as db:
+        stored = {row[0] for row in db.execute("select id from signals")}
+    assert stored == {line["id"] for line in lines}
+    assert "replayed 5,000 trades" in result.stderr
+
+
+def test_flow_summarises_the_stored_hour_and_says_how_old_it_is(replayed, shared_data: Path) -> None:
+    data_dir, _ = replayed
+    result = flowbot("flow", "btcusdt", "--window", "5m", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    rows = load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")
+    end = (rows[-1]["T"] // 5000 + 1) * 5000
+    last5 = [r for r in rows if end - 300_000 <= r["T"] < end]
+    buy = sum(r["q"] for r in last5 if not r["m"])
+    assert "BTCUSDT flow, last 5m" in text and "days old" in text
+    assert f"Buy volume: {buy.quantize(Decimal('0.0001')):,}" in text
+    assert "no missing ids" in text
+    unknown = flowbot("flow", "NOPEUSDT", data_dir=data_dir)
+    assert unknown.returncode == 1 and "No stored flow for NOPEUSDT" in unknown.stdout
+    assert "Traceback" not in unknown.stderr
+
+
+def test_corrupt_rows_are_reported_with_file_and_line_and_the_rest_count(shared_data: Path, tmp_path: Path) -> None:
+    source = (shared_data / "BTCUSDT-aggTrades-2026-01-01.csv").read_text().splitlines()
+    broken = tmp_path / "BTCUSDT-aggTrades-2026-01-01.csv"
+    source[9] = "garbage,row"
+    source[19] = source[19].replace(",", ",abc", 1)
+    broken.write_text("\n".join(source) + "\n")
+    result = flowbot("replay", str(broken), data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert f"{broken}:10" in result.stderr and f"{broken}:20" in result.stderr
+    assert "replayed 4,998 trades" in result.stderr and "2 rows skipped" in result.stderr
+
+
+def test_unreadable_input_gets_a_clear_message(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("hello\n")
+    result = flowbot("replay", str(junk), str(tmp_path / "missing.csv"), data_dir=tmp_path / "data")
+    assert result.returncode == 1
+    assert "cannot replay" in result.stderr and "no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad_speed = flowbot("replay", str(junk), "--speed", "-1", data_dir=tmp_path / "data")
+    assert bad_speed.returncode == 2 and "speed" in bad_speed.stderr
+
+
+def test_rest_json_needs_a_symbol_and_replays_with_one(shared_data: Path, tmp_path: Path) -> None:
+    rest = tmp_path / "xrpeth.json"
+    shutil.copy(shared_data / "XRPETH-rest-aggTrades.json", rest)
+    result = flowbot("replay", str(rest), "--symbol", "xrpeth", data_dir=tmp_path / "data", WHALE_MIN_NOTIONAL="5")
+    assert result.returncode == 0, result.stderr
+    assert "replayed 12,477 trades" in result.stderr
+    assert (tmp_path / "data" / "features" / "symbol=XRPETH").is_dir()
