@@ -1,0 +1,326 @@
+"""Parquet feature store: one row per window under DATA_DIR/features/symbol=SYM/date=YYYY-MM-DD/, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import operator
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from operator import attrgetter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from engine.analysis.features import FEATURE_COLUMNS, PRICE_SCALE, QUOTE_SCALE, WindowFeatures
+
+DAY_MS = 86_400_000
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+# Dictionary, the type pyarrow/pandas infer for the symbol=... folder: with plain strings, pq.read_table (and so
+# pandas.read_parquet) of a file or of the whole store fails to merge the column with the hive partition key.
+SYMBOL_TYPE = pa.dictionary(pa.int32(), pa.string())
+TIME_COLUMNS = ("window_start", "window_end")
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "delta", "cvd")
+QUOTE_COLUMNS = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote", "whale_threshold")
+INT_COLUMNS = ("trade_count", "whale_count", "first_id", "last_id", "missing_ids")
+_TYPES = (
+    {"symbol": SYMBOL_TYPE, "vwap": pa.float64(), "burst": pa.bool_(), "burst_ratio": pa.float64()}
+    | dict.fromkeys(TIME_COLUMNS, TIMESTAMP)
+    | dict.fromkeys(PRICE_COLUMNS + QUOTE_COLUMNS, pa.float64())
+    | dict.fromkeys(INT_COLUMNS, pa.int64())
+)
+# The file schema: the FEATURE_COLUMNS contract in its order (a KeyError here means a new column needs a type), then
+# the revision that lets a later correction of a window replace the earlier row for readers.
+SCHEMA = pa.schema([(name, _TYPES[name]) for name in FEATURE_COLUMNS] + [("revision", pa.int64())])
+_DATASET_SCHEMA = SCHEMA.append(pa.field("date", pa.string()))
+_PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+_SCAN_COLUMNS = [*SCHEMA.names, "__filename"]
+
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
+_TEMP_PREFIX = ".part-"  # pyarrow datasets skip names starting with "." (and "_"): readers never see a temp file
+_STALE_TEMP_SECONDS = 3600.0  # compact deletes temp files older than this (left by a crash mid-write)
+_READ_ATTEMPTS = 5  # a compaction may delete a file between a reader's listing and its read: list again
+
+
+class _PartNames:
+    """Unique file names that sort in write order within a process: part-<unix ms>-<seq in that ms>-<random>."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._seq = 0
+
+    def next(self) -> str:
+        """A new final file name (the ms never goes back, even when the wall clock does)."""
+        with self._lock:
+            ms = max(time.time_ns() // 1_000_000, self._ms)
+            self._seq = self._seq + 1 if ms == self._ms else 0
+            self._ms = ms
+            return f"part-{ms:013d}-{self._seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+_NAMES = _PartNames()
+
+
+class FeatureStore:
+    """Buffers window features (one writer thread) as hive-partitioned Parquet; reads one row per window."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        flush_interval: float = 5.0,
+        max_buffered_rows: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_buffered_rows < 1:
+            raise ValueError("max_buffered_rows must be at least 1")
+        self.root = Path(data_dir) / "features"
+        self._flush_interval = flush_interval
+        self._max_buffered_rows = max_buffered_rows
+        self._clock = clock
+        self._last_flush = clock()
+        self._rows: list[WindowFeatures] = []
+        self._revisions: list[int] = []
+        self._checked_symbols: set[str] = set()
+
+    def add(self, features: WindowFeatures, revision: int = 0) -> None:
+        """Buffer a row; flush when the buffer is full or flush_interval has passed since the last flush."""
+        if features.symbol not in self._checked_symbols:  # rejected here, not in a flush that would then fail forever
+            self._symbol_dir(features.symbol)
+            self._checked_symbols.add(features.symbol)
+        self._rows.append(features)
+        self._revisions.append(revision)
+        if len(self._rows) >= self._max_buffered_rows or self._clock() - self._last_flush >= self._flush_interval:
+            self.flush()
+
+    def flush(self) -> int:
+        """Write the buffer, one new file per (symbol, date); returns rows written (one per window of the buffer)."""
+        self._last_flush = self._clock()
+        if not self._rows:
+            return 0
+        table, symbols, codes, days = _buffer_table(self._rows, self._revisions)
+        starts = np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])])
+        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(table)], strict=True):
+            folder = self._symbol_dir(symbols[codes[start]]) / f"date={_day_iso(int(days[start]))}"
+            _write_atomic(table.slice(start, end - start), folder, _NAMES.next())
+        # Cleared only once every file is in place: a failed flush is retried whole, and the rewritten duplicates
+        # (same window, same revision, same values) are harmless to readers.
+        self._rows, self._revisions = [], []
+        return len(table)
+
+    def close(self) -> None:
+        """Flush what is buffered."""
+        self.flush()
+
+    def read(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> pa.Table:
+        """Stored rows with start_ms <= window_start < end_ms, one per window (newest revision), by window_start."""
+        folder = self._symbol_dir(symbol)
+        if not folder.is_dir():
+            return SCHEMA.empty_table()
+        conditions = []
+        if start_ms is not None:
+            conditions += [ds.field("window_start") >= pa.scalar(start_ms, TIMESTAMP),
+                           ds.field("date") >= _day_iso(start_ms // DAY_MS)]
+        if end_ms is not None:
+            conditions += [ds.field("window_start") < pa.scalar(end_ms, TIMESTAMP),
+                           ds.field("date") <= _day_iso((end_ms - 1) // DAY_MS)]
+        where = functools.reduce(operator.and_, conditions) if conditions else None
+        return _newest_per_window(_scan(folder, columns=_SCAN_COLUMNS, filter=where))
+
+    def latest_window_end(self, symbol: str) -> int | None:
+        """The window_end (ms) of the newest stored window of the symbol, or None."""
+        folder = self._symbol_dir(symbol)
+        if not folder.is_dir():
+            return None
+        for day in sorted(_subdirs(folder, "date="), reverse=True):
+            ends = _scan(folder / f"date={day}", columns=["window_end"])["window_end"]
+            if len(ends):
+                return pc.max(ends).cast(pa.int64()).as_py()
+        return None
+
+    def symbols(self) -> list[str]:
+        """Symbols with any stored rows, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            symbol for symbol in _subdirs(self.root, "symbol=")
+            if any(_data_files(self.root / f"symbol={symbol}" / f"date={day}")
+                   for day in _subdirs(self.root / f"symbol={symbol}", "date="))
+        )
+
+    def compact(self, symbol: str, date: str) -> None:
+        """Rewrite one partition as a single file with one row per window; drop stale temp files of crashed writes."""
+        if not _DATE.fullmatch(date):
+            raise ValueError(f"not a YYYY-MM-DD date: {date!r}")
+        folder = self._symbol_dir(symbol) / f"date={date}"
+        if not folder.is_dir():
+            return
+        _remove_stale_temps(folder)
+        table = _scan(folder, columns=_SCAN_COLUMNS)
+        inputs = set(table["__filename"].unique().to_pylist())
+        if len(inputs) < 2:
+            return
+        # Named just after the newest input, so a file a writer adds meanwhile still counts as newer than this one.
+        _write_atomic(_newest_per_window(table), folder, f"{_stem(max(inputs, key=_stem))}-c.parquet")
+        for path in inputs:
+            Path(path).unlink(missing_ok=True)
+
+    def _symbol_dir(self, symbol: str) -> Path:
+        """The symbol's partition folder (the symbol is checked: it becomes a path)."""
+        if not _SYMBOL.fullmatch(symbol):
+            raise ValueError(f"not a symbol: {symbol!r}")
+        return self.root / f"symbol={symbol}"
+
+
+def _buffer_table(
+    rows: list[WindowFeatures], revisions: list[int]
+) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray]:
+    """The buffer as one table sorted by (symbol, window_start), one row per window, with per-row symbol codes/days.
+
+    Amounts are converted exactly as WindowFeatures.row() does; of rows for one window the highest revision wins,
+    and for equal revisions the one added last.
+    """
+    symbols = pc.dictionary_encode(pa.array(list(map(attrgetter("symbol"), rows)), pa.string()))
+    codes = symbols.indices.to_numpy()
+    window_start = np.fromiter(map(attrgetter("window_start"), rows), dtype=np.int64, count=len(rows))
+    revision = np.array(revisions, dtype=np.int64)
+    order = np.lexsort((revision, window_start, codes))  # stable: equal keys stay in add order
+    sorted_codes, sorted_starts = codes[order], window_start[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (sorted_codes[1:] != sorted_codes[:-1]) | (sorted_starts[1:] != sorted_starts[:-1])
+    keep = order[last]
+    kept_codes, kept_starts = codes[keep], window_start[keep]
+
+    def values(name: str, dtype: type) -> np.ndarray:
+        return np.fromiter(map(attrgetter(name), rows), dtype=dtype, count=len(rows))[keep]
+
+    columns = {
+        "symbol": pa.DictionaryArray.from_arrays(pa.array(kept_codes, pa.int32()), symbols.dictionary),
+        "window_start": pa.array(kept_starts, TIMESTAMP),
+        "window_end": pa.array(values("window_end", np.int64), TIMESTAMP),
+        "vwap": np.array(_vwaps(rows), dtype=np.float64)[keep],
+        "burst": values("burst", np.bool_),
+        "burst_ratio": values("burst_ratio", np.float64),
+        "revision": revision[keep],
+    }
+    columns |= {name: values(name, np.float64) / float(PRICE_SCALE) for name in PRICE_COLUMNS}
+    columns |= {name: values(name, np.float64) / float(QUOTE_SCALE) for name in QUOTE_COLUMNS}
+    columns |= {name: values(name, np.int64) for name in INT_COLUMNS}
+    table = pa.Table.from_pydict(columns, schema=SCHEMA)
+    return table, symbols.dictionary.to_pylist(), kept_codes, kept_starts // DAY_MS
+
+
+def _vwaps(rows: list[WindowFeatures]) -> list[float]:
+    """float(f.vwap) of each row, by integer rounding where that provably gives the same float (else by Decimal).
+
+    f.vwap rounds quote_volume / volume to 28 significant digits, then half-even to an integer n (of 1e-8), and
+    float() of n * 1e-8 is correctly rounded, as is Python's n / 10**8. With |n| < 1e16 the first rounding keeps 12
+    or more decimals, so its error (at most 0.5e-12) cannot move the quotient across or onto a .5 farther than that.
+    """
+    vwaps = []
+    for f in rows:
+        volume = f.volume
+        if volume > 0:
+            n, rest = divmod(f.quote_volume, volume)
+            if -(10**16) < n < 10**16 and abs(2 * rest - volume) * 10**12 > volume:
+                vwaps.append((n + (2 * rest > volume)) / PRICE_SCALE)
+                continue
+        vwaps.append(float(f.vwap))
+    return vwaps
+
+
+def _newest_per_window(table: pa.Table) -> pa.Table:
+    """One row per window_start (highest revision, then newest file), sorted by window_start, in SCHEMA."""
+    starts = table["window_start"].cast(pa.int64()).to_numpy()
+    order = np.lexsort((_file_ranks(table["__filename"]), table["revision"].to_numpy(), starts))
+    sorted_starts = starts[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = sorted_starts[1:] != sorted_starts[:-1]
+    return table.take(order[last]).select(SCHEMA.names)
+
+
+def _file_ranks(paths: pa.ChunkedArray) -> np.ndarray:
+    """Each row's file rank in write order (file names sort by write time, see _PartNames)."""
+    encoded = paths.combine_chunks().dictionary_encode()
+    stems = [_stem(path) for path in encoded.dictionary.to_pylist()]
+    ranks = np.empty(len(stems), dtype=np.int64)
+    ranks[sorted(range(len(stems)), key=stems.__getitem__)] = np.arange(len(stems))
+    return ranks[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _stem(path: str) -> str:
+    """A data file's name without folder and .parquet (the write-order key)."""
+    return os.path.basename(path).removesuffix(".parquet")
+
+
+def _scan(folder: Path, **scan: object) -> pa.Table:
+    """Dataset.to_table over the complete files under folder; listed again when one vanished mid-read."""
+    for _ in range(_READ_ATTEMPTS - 1):
+        with contextlib.suppress(FileNotFoundError):
+            return _dataset(folder).to_table(**scan)
+    return _dataset(folder).to_table(**scan)
+
+
+def _dataset(folder: Path) -> ds.Dataset:
+    """The hive-partitioned (date=) Parquet dataset under folder; files starting with '.' or '_' are skipped."""
+    return ds.dataset(folder, schema=_DATASET_SCHEMA, format="parquet", partitioning=_PARTITIONING)
+
+
+def _write_atomic(table: pa.Table, folder: Path, name: str) -> None:
+    """Write table as folder/name via a hidden temp file, fsync and rename: the name appears complete or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f"{_TEMP_PREFIX}{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, temp, use_dictionary=["symbol"])  # dictionaries of float columns: 5x slower
+        _fsync(temp)
+        os.replace(temp, folder / name)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync(folder)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or folder's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Delete this store's temp files older than _STALE_TEMP_SECONDS (a live writer's temp file is younger)."""
+    cutoff = time.time() - _STALE_TEMP_SECONDS
+    for entry in os.scandir(folder):
+        if entry.name.startswith(_TEMP_PREFIX) and entry.name.endswith(".tmp") and entry.stat().st_mtime < cutoff:
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def _subdirs(folder: Path, prefix: str) -> list[str]:
+    """The values of folder's hive subfolders prefix<value>."""
+    return [entry.name.removeprefix(prefix) for entry in os.scandir(folder)
+            if entry.name.startswith(prefix) and entry.is_dir()]
+
+
+def _data_files(folder: Path) -> list[str]:
+    """Names of the complete data files in a partition folder (what readers see)."""
+    return [entry.name for entry in os.scandir(folder)
+            if entry.name.endswith(".parquet") and not entry.name.startswith((".", "_"))]
+
+
+def _day_iso(day: int) -> str:
+    """YYYY-MM-DD of a UTC day number (days since 1970-01-01)."""
+    return datetime.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
