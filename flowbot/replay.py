@@ -83,7 +83,7 @@ async def replay(
     as_json: bool = False, out: TextIO = sys.stdout, err: Console | None = None,
 ) -> ReplayReport:
     """Run the files through the pipeline; signals go to `out` as they are found."""
-    err = err or Console(stderr=True)
+    err = err or Console(stderr=True, soft_wrap=True)
     data_dir = Path(settings.data_dir)
     store = FeatureStore(data_dir, flush_interval=settings.flush_interval)
     signal_store = SignalStore(data_dir / "flowbot.db")

@@ -23,6 +23,7 @@ class FlowSummary:
     start: int
     end: int
     windows: int
+    first_start: int  # start of the span's first window that had trades
     trade_count: int
     volume: int
     buy_volume: int
@@ -73,7 +74,7 @@ def summarize(symbol: str, span: str, start: int, end: int, windows: Iterable[Wi
     if not chosen:
         return None
     return FlowSummary(
-        symbol=symbol, span=span, start=start, end=end, windows=len(chosen),
+        symbol=symbol, span=span, start=start, end=end, windows=len(chosen), first_start=chosen[0].window_start,
         trade_count=sum(w.trade_count for w in chosen),
         volume=sum(w.volume for w in chosen),
         buy_volume=sum(w.buy_volume for w in chosen),
@@ -144,7 +145,8 @@ class _RollingSpan:
         first, last, sums = self.windows[0], self.windows[-1], self.sums
         return FlowSummary(
             symbol=symbol, span=self.span, start=last.window_end - self.span_ms, end=last.window_end,
-            windows=len(self.windows), trade_count=sums["trade_count"], volume=sums["volume"],
+            windows=len(self.windows), first_start=first.window_start, trade_count=sums["trade_count"],
+            volume=sums["volume"],
             buy_volume=sums["buy_volume"], sell_volume=sums["sell_volume"], quote_volume=sums["quote_volume"],
             buy_quote=sums["buy_quote"], sell_quote=sums["sell_quote"], delta=sums["delta"], cvd_end=last.cvd,
             whale_count=sums["whale_count"], whale_buy_quote=sums["whale_buy_quote"],

@@ -1,0 +1,127 @@
+"""The signal store: every emitted signal in SQLite (table `signals`), idempotent by signal id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from engine.events import Signal
+
+TABLE = "signals"
+COLUMNS: dict[str, type] = {
+    "id": str,
+    "symbol": str,
+    "kind": str,
+    "direction": str,
+    "severity": int,
+    "window_start": int,
+    "window_end": int,
+    "evidence": str,
+    "created_at": float,
+    "explanation": str,
+    "provider": str,
+}
+INDEXES = (("symbol", "window_start"), ("kind", "window_start"), ("window_start",))
+
+
+class SignalStore:
+    """Saves, reads and annotates signals in the SQLite database at `path`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        self.db.enable_wal()
+        self.migrate()
+
+    def migrate(self) -> None:
+        """Create the table, add any missing column and the indexes; safe to run on every start."""
+        table = self.db.table(TABLE)
+        if not table.exists():
+            table.create(COLUMNS, pk="id", not_null={"id", "symbol", "kind", "direction", "severity"})
+        existing = table.columns_dict
+        for name, kind in COLUMNS.items():
+            if name not in existing:
+                table.add_column(name, kind)
+        for columns in INDEXES:
+            table.create_index(columns, if_not_exists=True)
+
+    def save(self, signal: Signal) -> bool:
+        """Insert the signal; False (and nothing written) if its id is already stored."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO signals (id, symbol, kind, direction, severity, window_start, window_end,"
+                " evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    signal.id, signal.symbol, signal.kind, signal.direction, signal.severity,
+                    signal.window_start, signal.window_end, orjson.dumps(signal.evidence).decode(), signal.created_at,
+                ],
+            )
+        return cursor.rowcount == 1
+
+    def recent(
+        self,
+        symbol: str | None = None,
+        kind: str | None = None,
+        min_severity: int = 1,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Signal]:
+        """Signals matching the filters (since_ms: window_start at or after it), newest window_start first."""
+        where, params = ["severity >= ?"], [min_severity]
+        if symbol is not None:
+            where.append("symbol = ?")
+            params.append(symbol)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if since_ms is not None:
+            where.append("window_start >= ?")
+            params.append(since_ms)
+        rows = self.db.table(TABLE).rows_where(
+            " AND ".join(where), params, order_by="window_start DESC, id", limit=limit
+        )
+        return [_signal(row) for row in rows]
+
+    def get(self, signal_id: str) -> Signal | None:
+        """The signal with this id, or None."""
+        rows = list(self.db.table(TABLE).rows_where("id = ?", [signal_id], limit=1))
+        return _signal(rows[0]) if rows else None
+
+    def set_explanation(self, signal_id: str, text: str, provider: str) -> None:
+        """Attach (or replace) the explanation of a stored signal and the provider that wrote it."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE signals SET explanation = ?, provider = ? WHERE id = ?", [text, provider, signal_id]
+            )
+
+    def explanation(self, signal_id: str) -> tuple[str, str] | None:
+        """The (explanation, provider) of a signal, or None if it has none or is not stored."""
+        rows = list(self.db.table(TABLE).rows_where("id = ? AND explanation IS NOT NULL", [signal_id], limit=1))
+        return (rows[0]["explanation"], rows[0]["provider"]) if rows else None
+
+    def count(self) -> int:
+        """How many signals are stored."""
+        return self.db.table(TABLE).count
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+
+def _signal(row: dict[str, Any]) -> Signal:
+    """A stored row back as the Signal event."""
+    return Signal(
+        id=row["id"],
+        symbol=row["symbol"],
+        kind=row["kind"],
+        direction=row["direction"],
+        severity=row["severity"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        evidence=orjson.loads(row["evidence"]) if row["evidence"] else {},
+        created_at=row["created_at"],
+    )
