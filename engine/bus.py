@@ -57,6 +57,12 @@ class Subscription:
         self.delivered += 1
         return self._queue.popleft()
 
+    def get_nowait(self) -> Event:
+        """The next queued event; IndexError when none is queued."""
+        event = self._queue.popleft()
+        self.delivered += 1
+        return event
+
     def close(self) -> None:
         self.closed = True
         self._ready.set()

@@ -292,3 +292,51 @@ async def test_more_than_1024_streams_open_more_connections_with_paced_subscribe
         run.fake.play()
         await run.wait_for(len(spot))
         assert_delivered_exactly(run, spot)
+
+
+async def test_live_streaming_and_bulk_replay_write_identical_features_and_signals(spot, shared_data, tmp_path) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from engine.analysis.pipeline import FlowPipeline
+    from flowbot.replay import replay
+    from storage.feature_store import FeatureStore
+    from storage.signal_store import SignalStore
+
+    overrides = {"WHALE_MIN_NOTIONAL": "2000", "WHALE_PERCENTILE": "99"}
+    async for run in start_run(spot, settings=overrides, fake_options={"rate": 3000.0, "batch": 7}):
+        live_dir = tmp_path / "live"
+        store, signals = FeatureStore(live_dir), SignalStore(live_dir / "flowbot.db")
+        pipeline = FlowPipeline(run.feed.settings, run.bus, store=store, signal_store=signals)
+        collect = run.feed.on_trades
+
+        def both(symbol: str, trades: list[Trade], collect=collect, pipeline=pipeline) -> None:
+            collect(symbol, trades)
+            pipeline.on_trades(symbol, trades)
+
+        run.feed.on_trades = both
+        await wait_connected(run.fake)
+        run.fake.play()
+        await run.wait_for(len(spot))
+        pipeline.finish()
+        store.close()
+        assert_delivered_exactly(run, spot)
+        live_signals = {s.id for s in signals.recent(limit=10_000)}
+        signals.close()
+    replay_dir = tmp_path / "replay"
+    settings = Settings(_env_file=None, DATA_DIR=str(replay_dir), **overrides)
+    report = await replay([shared_data / "binance-spot-aggtrade-ws.jsonl"], settings, out=io.StringIO())
+    assert report.trades == len(spot) and not report.problems
+
+    def features(folder: Path) -> list[dict]:
+        rows = pq.read_table(folder / "features").drop_columns(["revision"]).to_pylist()
+        return sorted(rows, key=lambda r: (str(r["symbol"]), r["window_start"]))
+
+    live_rows = features(live_dir)
+    assert len(live_rows) > 100
+    assert live_rows == features(replay_dir)
+    replayed = SignalStore(replay_dir / "flowbot.db")
+    assert {s.id for s in replayed.recent(limit=10_000)} == live_signals
+    replayed.close()
+    assert live_signals
