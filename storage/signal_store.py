@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ class SignalStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(self.path)
         self.db.enable_wal()
+        self._in_transaction = False
         self.migrate()
 
     def migrate(self) -> None:
@@ -49,9 +52,25 @@ class SignalStore:
         for columns in INDEXES:
             table.create_index(columns, if_not_exists=True)
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group many saves into one commit (a replay batch); saves outside one commit each."""
+        if self._in_transaction:
+            yield
+            return
+        self._in_transaction = True
+        try:
+            with self.db.conn:
+                yield
+        finally:
+            self._in_transaction = False
+
+    def _writing(self) -> AbstractContextManager[object]:
+        return nullcontext() if self._in_transaction else self.db.conn
+
     def save(self, signal: Signal) -> bool:
         """Insert the signal; False (and nothing written) if its id is already stored."""
-        with self.db.conn:
+        with self._writing():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO signals (id, symbol, kind, direction, severity, window_start, window_end,"
                 " evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

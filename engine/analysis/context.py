@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 
 from engine.analysis.features import PRICE_SCALE, WindowFeatures
 
@@ -102,6 +103,9 @@ ADDITIVE = (
 )
 
 
+_additive_values = attrgetter(*ADDITIVE)
+
+
 class _RollingSpan:
     """Running sums, max and min over the windows of one span, updated as windows come and go."""
 
@@ -109,15 +113,15 @@ class _RollingSpan:
         self.span = span
         self.span_ms = span_ms
         self.windows: deque[WindowFeatures] = deque()
-        self.sums = dict.fromkeys(ADDITIVE, 0)
+        self._values: deque[tuple[int, ...]] = deque()
+        self.totals = [0] * len(ADDITIVE)
         self._highs: deque[WindowFeatures] = deque()  # decreasing highs: the front is the span's high
         self._lows: deque[WindowFeatures] = deque()  # increasing lows
 
-    def add(self, w: WindowFeatures) -> None:
+    def add(self, w: WindowFeatures, values: tuple[int, ...]) -> None:
         self.windows.append(w)
-        sums = self.sums
-        for name in ADDITIVE:
-            sums[name] += getattr(w, name)
+        self._values.append(values)
+        self.totals = [a + b for a, b in zip(self.totals, values, strict=True)]
         while self._highs and self._highs[-1].high <= w.high:
             self._highs.pop()
         self._highs.append(w)
@@ -127,8 +131,7 @@ class _RollingSpan:
         horizon = w.window_end - self.span_ms
         while self.windows[0].window_start < horizon:
             gone = self.windows.popleft()
-            for name in ADDITIVE:
-                sums[name] -= getattr(gone, name)
+            self.totals = [a - b for a, b in zip(self.totals, self._values.popleft(), strict=True)]
             if self._highs[0] is gone:
                 self._highs.popleft()
             if self._lows[0] is gone:
@@ -137,12 +140,12 @@ class _RollingSpan:
     def rebuild(self, windows: Iterable[WindowFeatures]) -> None:
         self.__init__(self.span, self.span_ms)  # type: ignore[misc]
         for w in windows:
-            self.add(w)
+            self.add(w, _additive_values(w))
 
     def summary(self, symbol: str) -> FlowSummary | None:
         if not self.windows:
             return None
-        first, last, sums = self.windows[0], self.windows[-1], self.sums
+        first, last, sums = self.windows[0], self.windows[-1], dict(zip(ADDITIVE, self.totals, strict=True))
         return FlowSummary(
             symbol=symbol, span=self.span, start=last.window_end - self.span_ms, end=last.window_end,
             windows=len(self.windows), first_start=first.window_start, trade_count=sums["trade_count"],
@@ -168,8 +171,9 @@ class SymbolContext:
         windows = self.windows
         if not windows or features.window_start > windows[-1].window_start:
             windows.append(features)
+            values = _additive_values(features)
             for rolling in self._spans.values():
-                rolling.add(features)
+                rolling.add(features, values)
         else:
             starts = [w.window_start for w in windows]
             i = bisect.bisect_left(starts, features.window_start)

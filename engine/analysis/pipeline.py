@@ -96,7 +96,14 @@ class FlowPipeline:
             self.on_columns(TradeColumns.from_trades(symbol, trades))
 
     def on_columns(self, trades: TradeColumns) -> None:
-        """Any batch of one symbol's trades (live or replay)."""
+        """Any batch of one symbol's trades (live or replay); its signals are stored in one transaction."""
+        if self.signal_store is None:
+            self._process(trades)
+            return
+        with self.signal_store.transaction():
+            self._process(trades)
+
+    def _process(self, trades: TradeColumns) -> None:
         trades = self._validate(trades)
         if not len(trades):
             return

@@ -73,24 +73,29 @@ class WhaleThreshold:
             adaptive = 0.0
             if self.percentile > 0:
                 recent = [a for m, a in self._minutes if minute - HOUR_MS <= m < minute]
-                if recent:
-                    values = np.concatenate(recent)
-                    adaptive = float(np.percentile(values, self.percentile, method="higher"))
+                n = sum(len(a) for a in recent)
+                if n:
+                    # numpy's "higher" percentile is the value at rank ceil((n - 1) * q) of the sorted values, i.e.
+                    # the k-th largest; each minute (kept sorted) can only contribute its own k largest.
+                    k = n - int(np.ceil((n - 1) * (self.percentile / 100)))
+                    candidates = np.concatenate([a[-k:] for a in recent])
+                    adaptive = float(np.partition(candidates, len(candidates) - k)[len(candidates) - k])
             self._cached = max(float(self.minimum), adaptive)
         return self._cached
 
     def observe(self, minutes: np.ndarray, notional: np.ndarray) -> None:
-        """Remember the notionals of trades (grouped by their minute) for later thresholds."""
+        """Remember the notionals of trades (grouped by their minute, each minute kept sorted)."""
         if self.percentile <= 0 or not len(minutes):
             return
         starts = np.flatnonzero(np.diff(minutes, prepend=minutes[0] - 1))
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else len(minutes)
             minute = int(minutes[start])
+            values = notional[start:stop]
             if self._minutes and self._minutes[-1][0] == minute:
-                self._minutes[-1] = (minute, np.concatenate([self._minutes[-1][1], notional[start:stop]]))
-            else:
-                self._minutes.append((minute, notional[start:stop].copy()))
+                values = np.concatenate([self._minutes[-1][1], values])
+                self._minutes.pop()
+            self._minutes.append((minute, np.sort(values)))
         newest = self._minutes[-1][0]
         while self._minutes and self._minutes[0][0] < newest - HOUR_MS:
             self._minutes.popleft()
@@ -116,6 +121,7 @@ class WindowBuilder:
         self._cvd = 0
         self._cvd_day: int | None = None
         self._recent_counts: deque[tuple[int, int]] = deque()  # (window start, trade count)
+        self._recent_total = 0
         self._first_window: int | None = None
 
     @property
@@ -226,6 +232,7 @@ class WindowBuilder:
                 burst_ratio=round(ratio, 4),
             ))
             self._recent_counts.append((start, counts[i]))
+            self._recent_total += counts[i]
         return out
 
     def _baseline(self, start: int) -> float:
@@ -236,6 +243,6 @@ class WindowBuilder:
         horizon = start - self.rules.burst_baseline_windows * window_ms
         recent = self._recent_counts
         while recent and recent[0][0] < horizon:
-            recent.popleft()
+            self._recent_total -= recent.popleft()[1]
         slots = min(self.rules.burst_baseline_windows, (start - self._first_window) // window_ms)
-        return sum(count for _, count in recent) / slots if slots else 0.0
+        return self._recent_total / slots if slots else 0.0

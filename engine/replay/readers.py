@@ -244,24 +244,13 @@ def _read_csv(path: Path, form: _Form, symbol: str, batch_rows: int) -> Iterator
     """Batches of a CSV dump, decoded block by block of whole lines."""
     decoder = _CsvDecoder(str(path), form, symbol)
     size = max(int(form.line_bytes * batch_rows), 1)
-    blocks = _streamed_blocks(path, form.start, size) if form.zipped else _mapped_blocks(path, form.start, size)
+    blocks = _streamed_blocks(path, form.start, size)
     line = form.first_line
     for block in blocks:
         batch, lines = decoder.decode(block, line)
         line += lines
         if len(batch.columns) or batch.problems:
             yield batch
-
-
-def _mapped_blocks(path: Path, start: int, size: int) -> Iterator[pa.Buffer]:
-    """Zero-copy blocks of about `size` bytes of a memory-mapped file, each ending at a line end (the last may not)."""
-    with pa.memory_map(str(path)) as source:
-        data = source.read_buffer()
-        view = np.frombuffer(data, dtype=np.uint8)
-        while start < len(view):
-            end = _line_end(view, min(start + size, len(view)) - 1)
-            yield data.slice(start, end - start)
-            start = end
 
 
 def _line_end(view: np.ndarray, at: int) -> int:
@@ -275,7 +264,7 @@ def _line_end(view: np.ndarray, at: int) -> int:
 
 
 def _streamed_blocks(path: Path, start: int, size: int) -> Iterator[pa.Buffer]:
-    """Blocks of about `size` bytes of a zipped file, read in order, each ending at a line end (the last may not)."""
+    """Blocks of about `size` bytes read in order (memory stays flat), each ending at a line end (the last may not)."""
     with _open(path) as f:
         f.read(start)
         pending = b""
