@@ -26,6 +26,7 @@ from storage.signal_store import SignalStore
 
 PROBLEMS_SHOWN = 20
 PACE_CHUNK_MS = 1_000
+REPLAY_BUFFERED_ROWS = 8_192  # replay flushes by rows: memory must not grow with the file's length
 
 
 @dataclass
@@ -85,7 +86,7 @@ async def replay(
     """Run the files through the pipeline; signals go to `out` as they are found."""
     err = err or Console(stderr=True, soft_wrap=True)
     data_dir = Path(settings.data_dir)
-    store = FeatureStore(data_dir, flush_interval=settings.flush_interval)
+    store = FeatureStore(data_dir, flush_interval=settings.flush_interval, max_buffered_rows=REPLAY_BUFFERED_ROWS)
     signal_store = SignalStore(data_dir / "flowbot.db")
     bus = InMemoryBus(settings.bus_queue_size)
     report = ReplayReport()

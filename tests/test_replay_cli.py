@@ -112,3 +112,18 @@ def test_rest_json_needs_a_symbol_and_replays_with_one(shared_data: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "replayed 12,477 trades" in result.stderr
     assert (tmp_path / "data" / "features" / "symbol=XRPETH").is_dir()
+
+
+def test_speed_plays_the_market_faster_by_that_factor(shared_data: Path, tmp_path: Path) -> None:
+    import time
+
+    rows = load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")
+    market_seconds = (rows[-1]["T"] - rows[0]["T"]) / 1000
+    speed = market_seconds / 1.5  # the 12 minutes of the dump in about 1.5 s
+    started = time.monotonic()
+    result = flowbot("replay", str(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"), "--speed", f"{speed:.3f}",
+                     data_dir=tmp_path / "data")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "replayed 5,000 trades" in result.stderr
+    assert elapsed >= 1.5 * 0.95  # paced: never faster than the market divided by the speed
