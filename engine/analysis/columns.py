@@ -49,6 +49,13 @@ class TradeColumns:
             self.price[start:stop], self.qty[start:stop], self.time[start:stop], self.is_sell[start:stop],
         )
 
+    def copy(self) -> TradeColumns:
+        """Own arrays (a small slice kept from a big batch must not keep the whole batch alive)."""
+        return TradeColumns(
+            self.symbol, self.id.copy(), self.first_id.copy(), self.last_id.copy(), self.price.copy(),
+            self.qty.copy(), self.time.copy(), self.is_sell.copy(),
+        )
+
     def select(self, mask: np.ndarray) -> TradeColumns:
         return TradeColumns(
             self.symbol, self.id[mask], self.first_id[mask], self.last_id[mask], self.price[mask], self.qty[mask],

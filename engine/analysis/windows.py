@@ -151,7 +151,7 @@ class WindowBuilder:
         cut = int(np.searchsorted(starts, end_ms - window_ms, side="right"))
         closing = held.take(0, cut)
         rest = held.take(cut, len(held))
-        self._open = [rest] if len(rest) else []
+        self._open = [rest.copy()] if len(rest) else []
         self._open_since = int(starts[cut]) if len(rest) else None
         return self._features(closing, starts[:cut]) if cut else []
 
