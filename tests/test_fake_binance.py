@@ -16,7 +16,7 @@ import pytest
 from aiohttp import WSMsgType
 
 from fakes.binance import ConnectionFault, FakeBinance
-from fakes.recordings import load_rest_aggtrades, load_ws_recording, loop_recording, shared_data_dir
+from fakes.recordings import load_rest_aggtrades, load_ws_recording, loop_recording
 
 SPOT = "binance-spot-aggtrade-ws.jsonl"
 USDM = "binance-usdm-aggtrade-ws.jsonl"
@@ -26,24 +26,15 @@ END = (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    """The real recordings folder, or skip."""
-    folder = shared_data_dir()
-    if folder is None:
-        pytest.skip("real Binance recordings not found: ../shared/data (or $FLOWBOT_SHARED_DATA) is absent")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def spot_lines(data_dir: Path) -> list[str]:
+def spot_lines(shared_data: Path) -> list[str]:
     """The raw text lines of the spot aggTrade recording."""
-    return (data_dir / SPOT).read_text().splitlines()
+    return (shared_data / SPOT).read_text().splitlines()
 
 
 @pytest.fixture(scope="module")
-def spot(data_dir: Path) -> list[dict[str, Any]]:
+def spot(shared_data: Path) -> list[dict[str, Any]]:
     """The parsed spot aggTrade recording."""
-    return load_ws_recording(data_dir / SPOT)
+    return load_ws_recording(shared_data / SPOT)
 
 
 @pytest.fixture
@@ -285,9 +276,9 @@ async def test_rest_errors_and_rate_limit(spot: list[dict[str, Any]], session: a
         assert len(fb.rest_requests) == 6
 
 
-async def test_usdm_rest_has_no_best_match_and_given_history(data_dir: Path, session: aiohttp.ClientSession) -> None:
-    tape = load_ws_recording(data_dir / USDM)
-    older = load_rest_aggtrades(data_dir / "BTCUSDT-rest-aggTrades.json", "BTCUSDT")
+async def test_usdm_rest_has_no_best_match_and_given_history(shared_data: Path, session: aiohttp.ClientSession) -> None:
+    tape = load_ws_recording(shared_data / USDM)
+    older = load_rest_aggtrades(shared_data / "BTCUSDT-rest-aggTrades.json", "BTCUSDT")
     async with FakeBinance(tape, market="usdm", rest_history={"BTCUSDT": older}) as fb:
         fb.play()
         await fb.wait_played(10)
@@ -301,8 +292,8 @@ async def test_usdm_rest_has_no_best_match_and_given_history(data_dir: Path, ses
             assert await response.json() == {}
 
 
-async def test_trade_tape_synthesises_exact_aggtrades(data_dir: Path, session: aiohttp.ClientSession) -> None:
-    tape = load_ws_recording(data_dir / TRADES)
+async def test_trade_tape_synthesises_exact_aggtrades(shared_data: Path, session: aiohttp.ClientSession) -> None:
+    tape = load_ws_recording(shared_data / TRADES)
     trades = {m["data"]["t"]: m["data"] for m in tape}
     async with FakeBinance(tape) as fb:
         history = fb.aggtrade_history("ETHUSDT")
@@ -322,7 +313,7 @@ async def test_trade_tape_synthesises_exact_aggtrades(data_dir: Path, session: a
             assert await response.json() == history[:1000]
 
 
-def test_loop_recording_keeps_ids_contiguous(spot: list[dict[str, Any]], data_dir: Path) -> None:
+def test_loop_recording_keeps_ids_contiguous(spot: list[dict[str, Any]], shared_data: Path) -> None:
     looped = loop_recording(spot, 3)
     assert len(looped) == 3 * len(spot) and looped[: len(spot)] == spot
     by_symbol: dict[str, list[dict[str, Any]]] = {}
@@ -332,7 +323,7 @@ def test_loop_recording_keeps_ids_contiguous(spot: list[dict[str, Any]], data_di
         assert all(b["a"] == a["a"] + 1 and b["f"] == a["l"] + 1 for a, b in pairwise(events))
         times = [e["T"] for e in events]
         assert times == sorted(times)
-    trades = loop_recording(load_ws_recording(data_dir / TRADES), 2)
+    trades = loop_recording(load_ws_recording(shared_data / TRADES), 2)
     ids = [m["data"]["t"] for m in trades]
     assert ids == list(range(ids[0], ids[0] + len(ids)))
 

@@ -73,12 +73,3 @@ class TradeColumns:
             symbol, *(np.concatenate([getattr(p, f) for p in parts]) for f in
                       ("id", "first_id", "last_id", "price", "qty", "time", "is_sell")),
         )
-
-    def trades(self) -> list[Trade]:
-        """Back to trade records (event time = trade time)."""
-        return [
-            Trade(self.symbol, int(i), int(f), int(la), int(p), int(q), int(t), int(t), bool(s))
-            for i, f, la, p, q, t, s in zip(
-                self.id, self.first_id, self.last_id, self.price, self.qty, self.time, self.is_sell, strict=True
-            )
-        ]

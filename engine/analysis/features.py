@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -86,9 +86,3 @@ class WindowFeatures:
             "burst": self.burst,
             "burst_ratio": self.burst_ratio,
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-FIELD_NAMES = tuple(f.name for f in fields(WindowFeatures))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -109,7 +108,7 @@ class BinanceFeed:
         ]
 
     async def run(self) -> None:
-        """Connect and stream until cancelled or `stop` is called."""
+        """Connect and stream until cancelled."""
         self._loop = asyncio.get_running_loop()
         settings = self.settings
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0))
@@ -141,11 +140,6 @@ class BinanceFeed:
             await asyncio.gather(*self._tasks)
         finally:
             await self._shutdown()
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _shutdown(self) -> None:
         for task in [*self._tasks, *self._backfills.values()]:
@@ -339,10 +333,3 @@ class BinanceFeed:
         while True:
             await asyncio.sleep(self.settings.health_check_interval)
             self.bus.publish(FeedHealthReport(self.health.snapshot()))
-
-    async def __aenter__(self) -> BinanceFeed:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        with contextlib.suppress(Exception):
-            await self.stop()
