@@ -36,7 +36,7 @@ async def test_flowbot_run_prints_a_line_per_symbol_per_window_and_stops_cleanly
             await asyncio.sleep(0.05)
         fake.play()
         await fake.wait_played()
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(3.5)  # the last 1 s window closes 1 s after its end and prints within 0.5 s
         process.send_signal(signal.SIGINT)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 10)
     finally:

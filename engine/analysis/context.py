@@ -13,6 +13,7 @@ from engine.analysis.features import PRICE_SCALE, WindowFeatures
 
 CONTEXT_SPANS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 KEPT_MS = max(CONTEXT_SPANS.values())
+REBUILD_ABOVE = 64  # windows in one batch above which the running spans are rebuilt once
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,19 @@ class SymbolContext:
                 rolling.rebuild(w for w in windows if w.window_start >= windows[-1].window_end - rolling.span_ms)
         while windows[0].window_start < windows[-1].window_end - KEPT_MS:
             windows.popleft()
+
+    def extend(self, batch: list[WindowFeatures]) -> None:
+        """Append newer windows in order; a large batch rebuilds the spans once instead of window by window."""
+        if len(batch) <= REBUILD_ABOVE:
+            for features in batch:
+                self.add(features)
+            return
+        windows = self.windows
+        windows.extend(batch)
+        while windows[0].window_start < windows[-1].window_end - KEPT_MS:
+            windows.popleft()
+        for rolling in self._spans.values():
+            rolling.rebuild(w for w in windows if w.window_start >= windows[-1].window_end - rolling.span_ms)
 
     @property
     def latest(self) -> WindowFeatures | None:

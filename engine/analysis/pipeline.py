@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 
+from engine.analysis.batch_signals import BatchJudge
 from engine.analysis.columns import TradeColumns
 from engine.analysis.context import SymbolContext
 from engine.analysis.features import QUOTE_SCALE, WindowFeatures
@@ -79,6 +80,7 @@ class FlowPipeline:
         self.on_signal = on_signal
         self.clock = clock
         self.detector = SignalDetector(thresholds_from(settings), clock=clock)
+        self.judge = BatchJudge(self.detector)
         self.builders: dict[str, WindowBuilder] = {}
         self.contexts: dict[str, SymbolContext] = {}
         self.dropped: Counter[str] = Counter()
@@ -158,18 +160,24 @@ class FlowPipeline:
             self.contexts[symbol] = SymbolContext(symbol)
         return builder
 
-    def _emit(self, windows: Iterable[WindowFeatures], revision: int = 0) -> None:
+    def _emit(self, windows: list[WindowFeatures], revision: int = 0) -> None:
+        """Store and publish closed windows of one symbol, then add them to its context and judge them."""
+        if not windows:
+            return
         for features in windows:
-            context = self.contexts[features.symbol]
-            context.add(features)
-            self.windows_closed += 1
             if self.store is not None:
                 self.store.add(features, revision)
             self.bus.publish(WindowClosed(features, revision))
-            if revision:
-                continue
-            for signal in self.detector.detect(features, context):
-                self._signal(signal)
+        self.windows_closed += len(windows)
+        context = self.contexts[windows[0].symbol]
+        if revision:  # a correction: the context learns it, no new alert
+            for features in windows:
+                context.add(features)
+            return
+        history = list(context.windows)
+        context.extend(windows)
+        for signal in self.judge.signals(history, windows):
+            self._signal(signal)
 
     def _signal(self, signal: Signal) -> None:
         if self.signal_store is not None and not self.signal_store.save(signal):

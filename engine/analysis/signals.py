@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -41,13 +41,31 @@ class Finding:
     evidence: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
 class Flows:
-    """The summaries a window is judged against, each ending at that window's end (None without data)."""
+    """The summaries a window is judged against, each ending at that window's end (None without data).
 
-    minute: FlowSummary | None
-    five: FlowSummary | None
-    hour: FlowSummary | None
+    Each is computed on first use: most windows are judged by detectors that need none of them."""
+
+    def __init__(self, summary: Callable[[str], FlowSummary | None]) -> None:
+        self._summary = summary
+        self._known: dict[str, FlowSummary | None] = {}
+
+    def _get(self, span: str) -> FlowSummary | None:
+        if span not in self._known:
+            self._known[span] = self._summary(span)
+        return self._known[span]
+
+    @property
+    def minute(self) -> FlowSummary | None:
+        return self._get("1m")
+
+    @property
+    def five(self) -> FlowSummary | None:
+        return self._get("5m")
+
+    @property
+    def hour(self) -> FlowSummary | None:
+        return self._get("1h")
 
 
 def _dec(value: float) -> Decimal:
@@ -190,12 +208,17 @@ ABSORPTION_MIN_HISTORY_MS = 15 * 60_000  # the hour's mean means little over a s
 
 def detect_absorption(w: WindowFeatures, flows: Flows, t: SignalThresholds) -> Finding | None:
     """One side >= absorption_min_share of 1m volume, price flat, 1m volume >= N x the 1h mean per minute."""
-    m, h = flows.minute, flows.hour
-    if m is None or h is None or not m.volume or not h.volume or h.end - h.first_start < ABSORPTION_MIN_HISTORY_MS:
+    m = flows.minute
+    if m is None or not m.volume:
         return None
     buy_share = Decimal(m.buy_volume) / Decimal(m.volume)
     sell_share = Decimal(m.sell_volume) / Decimal(m.volume)
     pct = _pct_change(m)
+    if max(buy_share, sell_share) < _dec(t.absorption_min_share) or abs(pct) > _dec(t.absorption_max_price_pct):
+        return None  # decided by the minute alone: the hour is not needed
+    h = flows.hour
+    if h is None or not h.volume or h.end - h.first_start < ABSORPTION_MIN_HISTORY_MS:
+        return None
     mean_per_minute = Decimal(h.volume) * 60_000 / Decimal(h.end - h.first_start)  # over the time data covers
     volume_ratio = Decimal(m.volume) / mean_per_minute
     min_ratio = _dec(t.absorption_min_volume_ratio)
@@ -243,10 +266,13 @@ class SignalDetector:
 
     def detect(self, features: WindowFeatures, context: SymbolContext) -> list[Signal]:
         """The signals of a window; call after `context.add(features)`."""
-        flows = _flows(features, context)
+        return self.judge(features, _flows(features, context), DETECTORS)
+
+    def judge(self, features: WindowFeatures, flows: Flows, kinds: Iterable[str]) -> list[Signal]:
+        """The signals of a window from the detectors of `kinds` (in DETECTORS order), after cooldown."""
         signals = []
-        for kind, detector in DETECTORS.items():
-            finding = detector(features, flows, self.thresholds)
+        for kind in kinds:
+            finding = DETECTORS[kind](features, flows, self.thresholds)
             if finding is not None and self._cooled_down(features, kind):
                 signals.append(self._signal(features, kind, finding))
         return signals
@@ -286,4 +312,4 @@ def _flows(features: WindowFeatures, context: SymbolContext) -> Flows:
             return context.summary(name)  # the usual case: running sums, no re-summing
         return summarize(context.symbol, name, end - CONTEXT_SPANS[name], end, context.windows)
 
-    return Flows(minute=span("1m"), five=span("5m"), hour=span("1h"))
+    return Flows(span)
