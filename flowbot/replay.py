@@ -111,7 +111,7 @@ async def replay(
                     err.print(f"[red]cannot replay {path}[/red]: {exc}")
                     continue
                 report.files += 1
-                total = None if kind == "json-rest" else _line_count(path)
+                total = None if kind == "json-rest" or progress.disable else _line_count(path)
                 task = progress.add_task(f"{path.name} ({kind})", total=total)
                 for batch in read_replay(path, symbol=symbol):
                     report.problems.extend(batch.problems)

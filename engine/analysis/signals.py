@@ -277,6 +277,11 @@ class SignalDetector:
                 signals.append(self._signal(features, kind, finding))
         return signals
 
+    def cooling(self, symbol: str, kind: str, window_end: int) -> bool:
+        """True while a signal of this symbol and kind would be held back at window_end."""
+        last = self.last_emitted.get((symbol, kind))
+        return last is not None and window_end - last < self.cooldown_ms
+
     def _cooled_down(self, features: WindowFeatures, kind: str) -> bool:
         """Record an emission and answer True, unless the last one was < cooldown_s of data time ago (counted)."""
         key = (features.symbol, kind)
