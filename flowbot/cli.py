@@ -86,7 +86,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_flow(settings: Settings, args: argparse.Namespace) -> int:
-    symbol = args.symbol.upper()
+    symbol = args.symbol
     report = flow_report(FeatureStore(Path(settings.data_dir)), symbol, args.window)
     if report is None:
         print(f"No stored flow for {symbol} in {settings.data_dir}: run `flowbot run` or `flowbot replay` first "
@@ -111,6 +111,13 @@ def _run_until_signalled(main: Coroutine[Any, Any, None]) -> int:
     return 0
 
 
+def _symbol(text: str) -> str:
+    symbol = text.strip().upper()
+    if not symbol.isalnum() or not symbol.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a symbol (letters and digits, e.g. BTCUSDT)")
+    return symbol
+
+
 def _speed(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -127,10 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                                help="aggTrades/trades CSV dumps, JSON lines of WebSocket messages, REST JSON arrays")
     replay_parser.add_argument("--speed", type=_speed, default=0.0,
                                help="0 = as fast as possible (default); 10 = ten times the market's pace")
-    replay_parser.add_argument("--symbol", help="symbol of files whose name or content does not say it")
+    replay_parser.add_argument("--symbol", type=_symbol, help="symbol of files whose name or content does not say it")
     replay_parser.add_argument("--jsonl", action="store_true", help="print signals as JSON lines")
     flow_parser = commands.add_parser("flow", help="print the stored flow summary of a symbol")
-    flow_parser.add_argument("symbol", metavar="SYMBOL")
+    flow_parser.add_argument("symbol", metavar="SYMBOL", type=_symbol)
     flow_parser.add_argument("--window", choices=list(FLOW_SPANS_MS), default="1h")
     return parser
 
@@ -145,13 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    if args.command == "run":
-        return _run_until_signalled(run_feed(settings))
-    if args.command == "replay":
-        args.symbol = args.symbol.upper() if args.symbol else None
-        return asyncio.run(run_replay(settings, args))
-    if args.command == "flow":
-        return show_flow(settings, args)
+    try:
+        if args.command == "run":
+            return _run_until_signalled(run_feed(settings))
+        if args.command == "replay":
+            return asyncio.run(run_replay(settings, args))
+        if args.command == "flow":
+            return show_flow(settings, args)
+    except OSError as exc:
+        print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 2
 
 

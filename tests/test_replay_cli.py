@@ -127,3 +127,17 @@ def test_speed_plays_the_market_faster_by_that_factor(shared_data: Path, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "replayed 5,000 trades" in result.stderr
     assert elapsed >= 1.5 * 0.95  # paced: never faster than the market divided by the speed
+
+
+def test_bad_symbols_and_an_unusable_data_dir_get_clear_messages(shared_data: Path, tmp_path: Path) -> None:
+    flow = flowbot("flow", "../etc", data_dir=tmp_path)
+    assert flow.returncode == 2 and "is not a symbol" in flow.stderr
+    replay_bad = flowbot("replay", str(shared_data / "XRPETH-rest-aggTrades.json"), "--symbol", "bad/sym",
+                         data_dir=tmp_path)
+    assert replay_bad.returncode == 2 and "is not a symbol" in replay_bad.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    unusable = flowbot("replay", str(shared_data / "BTCUSDT-rest-aggTrades.json"), data_dir=blocker / "data")
+    assert unusable.returncode == 1 and "cannot use DATA_DIR" in unusable.stderr
+    for result in (flow, replay_bad, unusable):
+        assert "Traceback" not in result.stderr
