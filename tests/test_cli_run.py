@@ -9,11 +9,13 @@ import sys
 import time
 from decimal import Decimal
 
+import pyarrow.parquet as pq
+
 from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording
 
 
-async def test_flowbot_run_prints_a_line_per_symbol_per_window_and_stops_cleanly_on_ctrl_c(shared_data) -> None:
+async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_c(shared_data, tmp_path) -> None:
     recording = load_ws_recording(shared_data / "binance-spot-aggtrade-ws.jsonl")
     btc = [m for m in recording if m["data"]["s"] == "BTCUSDT"]
     # make the recording "live": real prices and sizes, stamped from now at the pace the fake plays them
@@ -26,6 +28,7 @@ async def test_flowbot_run_prints_a_line_per_symbol_per_window_and_stops_cleanly
     env = {
         **os.environ, "SYMBOLS": "BTCUSDT,ETHUSDT", "BINANCE_WS_URL": fake.ws_url,
         "BINANCE_REST_URL": fake.rest_url, "WINDOW_DURATION": "1", "LOG_LEVEL": "WARNING",
+        "DATA_DIR": str(tmp_path), "WINDOW_GRACE": "1",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flowbot.cli", "run", env=env,
@@ -54,3 +57,6 @@ async def test_flowbot_run_prints_a_line_per_symbol_per_window_and_stops_cleanly
     assert printed_trades == len(btc)
     assert printed_volume == sum(Decimal(m["data"]["q"]) for m in btc)
     assert "stopped" in stderr.decode() and "Traceback" not in stderr.decode()
+    stored = pq.read_table(tmp_path / "features").to_pylist()  # the live pipeline wrote every window on the way
+    assert sum(row["trade_count"] for row in stored) == len(btc)
+    assert sum(Decimal(repr(row["volume"])) for row in stored) == printed_volume
