@@ -28,6 +28,9 @@ from storage.flow_query import FLOW_SPANS_MS, flow_report
 from storage.signal_store import SignalStore
 
 
+COMPACT_EVERY_S = 600
+
+
 async def run_feed(settings: Settings) -> None:
     """Stream the configured symbols through the pipeline; print a line per symbol per window, and signals."""
     bus = InMemoryBus(settings.bus_queue_size)
@@ -53,7 +56,7 @@ async def run_feed(settings: Settings) -> None:
     )
 
     async def housekeeping() -> None:
-        flushed = time.monotonic()
+        flushed = compacted = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, settings.window_duration / 2))
             ticker.print_closed()
@@ -61,6 +64,11 @@ async def run_feed(settings: Settings) -> None:
             if time.monotonic() - flushed >= settings.flush_interval:
                 store.flush()
                 flushed = time.monotonic()
+            if time.monotonic() - compacted >= COMPACT_EVERY_S:  # one file per flush would pile up
+                today = time.strftime("%Y-%m-%d", time.gmtime())
+                for symbol in store.symbols():
+                    store.compact(symbol, today)
+                compacted = time.monotonic()
 
     tasks = [asyncio.create_task(housekeeping())]
     try:
