@@ -27,7 +27,6 @@ from storage.feature_store import FeatureStore
 from storage.flow_query import FLOW_SPANS_MS, flow_report
 from storage.signal_store import SignalStore
 
-
 COMPACT_EVERY_S = 600
 
 
