@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     signal_absorption_share: float = Field(0.7, gt=0.5, le=1, validation_alias="SIGNAL_ABSORPTION_SHARE")
     signal_absorption_price_pct: float = Field(0.02, ge=0, validation_alias="SIGNAL_ABSORPTION_PRICE_PCT")
     signal_absorption_volume_ratio: float = Field(3.0, gt=0, validation_alias="SIGNAL_ABSORPTION_VOLUME_RATIO")
+    groq_api_key: SecretStr | None = Field(None, validation_alias="GROQ_API_KEY")
+    groq_base_url: str = Field("https://api.groq.com", validation_alias="GROQ_BASE_URL")
+    groq_model: str = Field("llama-3.3-70b-versatile", validation_alias="GROQ_MODEL")
+    dashscope_api_key: SecretStr | None = Field(None, validation_alias="DASHSCOPE_API_KEY")
+    dashscope_base_url: str = Field(
+        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1", validation_alias="DASHSCOPE_BASE_URL"
+    )
+    dashscope_model: str = Field("qwen-plus", validation_alias="DASHSCOPE_MODEL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    openai_model: str = Field("gpt-4o-mini", validation_alias="OPENAI_MODEL")
+    ai_timeout: float = Field(15.0, gt=0, validation_alias="AI_TIMEOUT")
+    ai_concurrency: int = Field(4, ge=1, validation_alias="AI_CONCURRENCY")
     bus_queue_size: int = Field(10_000, ge=1, validation_alias="BUS_QUEUE_SIZE")
     data_dir: str = Field("./data", validation_alias="DATA_DIR")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
@@ -87,6 +100,11 @@ class Settings(BaseSettings):
                 raise ValueError("SYMBOLS entries must be letters and digits, e.g. BTCUSDT")
             return list(dict.fromkeys(symbols))
         return value
+
+    @field_validator("groq_api_key", "dashscope_api_key", "openai_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("whale_overrides", mode="before")
     @classmethod

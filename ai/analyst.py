@@ -1,0 +1,85 @@
+"""The AI analyst: one grounded explanation per signal, shared by every subscriber, never holding up the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ai.grounding import check_grounding
+from ai.offline import explain_offline
+from ai.prompts import explain_messages
+from ai.providers import ProviderChain
+from ai.snapshot import signal_snapshot
+from engine.analysis.context import SymbolContext
+from engine.events import Signal
+from storage.signal_store import SignalStore
+
+log = logging.getLogger(__name__)
+
+MAX_EXPLANATION_CHARS = 700  # "about 600": a little slack before an answer counts as too long
+OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    signal_id: str
+    text: str
+    provider: str  # groq | dashscope | openai | offline
+
+
+class Analyst:
+    """Explains signals with bounded concurrency; the result is cached and stored with the signal."""
+
+    def __init__(
+        self,
+        chain: ProviderChain,
+        *,
+        contexts: Callable[[str], SymbolContext | None],
+        signal_store: SignalStore | None = None,
+        concurrency: int = 4,
+    ) -> None:
+        self.chain = chain
+        self.contexts = contexts
+        self.signal_store = signal_store
+        self._slots = asyncio.Semaphore(concurrency)
+        self._cache: dict[str, Explanation] = {}
+        self._pending: dict[str, asyncio.Future[Explanation]] = {}
+
+    async def explain(self, signal: Signal) -> Explanation:
+        """The signal's explanation: asked once, however many subscribers wait for it."""
+        if signal.id in self._cache:
+            return self._cache[signal.id]
+        if signal.id in self._pending:
+            return await asyncio.shield(self._pending[signal.id])
+        future: asyncio.Future[Explanation] = asyncio.get_running_loop().create_future()
+        self._pending[signal.id] = future
+        try:
+            async with self._slots:
+                explanation = await self._write(signal)
+            self._cache[signal.id] = explanation
+            if self.signal_store is not None:
+                self.signal_store.set_explanation(signal.id, explanation.text, explanation.provider)
+            future.set_result(explanation)
+            return explanation
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, the loop does not warn
+            raise
+        finally:
+            del self._pending[signal.id]
+
+    async def _write(self, signal: Signal) -> Explanation:
+        snapshot = signal_snapshot(signal, self.contexts(signal.symbol))
+
+        def accept(text: str) -> str | None:
+            if len(text) > MAX_EXPLANATION_CHARS:
+                return f"too long ({len(text)} characters)"
+            grounding = check_grounding(text, snapshot)
+            return None if grounding.ok else f"numbers not in the data: {', '.join(grounding.unsupported)}"
+
+        completion = await self.chain.complete(explain_messages(snapshot), accept)
+        if completion is None:
+            return Explanation(signal.id, explain_offline(snapshot), OFFLINE)
+        return Explanation(signal.id, completion.text, completion.provider)

@@ -1,0 +1,167 @@
+"""The AI analyst against a fake chat-completions server, through the real groq and openai SDK clients."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+from expected_flow import columns, load_csv
+
+from ai.analyst import Analyst
+from ai.grounding import check_grounding
+from ai.offline import OFFLINE_MARK
+from ai.providers import ProviderChain, providers_from
+from engine.analysis.pipeline import FlowPipeline
+from engine.bus import InMemoryBus
+from engine.events import Signal
+from fakes.chat_completions import FakeChatServer, Reply
+from flowbot.settings import Settings
+from storage.signal_store import SignalStore
+
+
+@pytest.fixture(scope="module")
+def replayed(shared_data: Path) -> FlowPipeline:
+    """The real BTCUSDT dump through the pipeline, with a whale floor low enough to give whale signals."""
+    settings = Settings(_env_file=None, WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0")
+    found: list[Signal] = []
+    pipeline = FlowPipeline(settings, InMemoryBus(), on_signal=found.append)
+    pipeline.on_columns(columns(load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")))
+    pipeline.finish()
+    pipeline.found = found  # type: ignore[attr-defined]
+    return pipeline
+
+
+@pytest.fixture
+def whale(replayed: FlowPipeline) -> Signal:
+    return next(s for s in replayed.found if s.kind == "whale")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def fake():
+    server = FakeChatServer()
+    await server.start()
+    yield server
+    await server.close()
+
+
+def snapshot_of(request) -> dict:
+    return orjson.loads(request.messages[-1]["content"].split("Snapshot: ", 1)[1])
+
+
+def grounded_answer(body: dict) -> Reply:
+    """An answer that cites numbers from the facts it was sent (what a good model does)."""
+    snapshot = orjson.loads(body["messages"][-1]["content"].split("Snapshot: ", 1)[1])
+    evidence = snapshot["signal"]["evidence"]
+    five = snapshot["context"]["5m"]
+    return Reply(text=f"{evidence['whale_count']} whale trade(s) hit {snapshot['symbol']}; over 5m buyers took "
+                      f"{five['buy_share_pct']}% of volume and price moved {five['price_change_pct']}%.")
+
+
+def analyst_for(fake: FakeChatServer, replayed: FlowPipeline, *, timeout: float = 2.0,
+                store: SignalStore | None = None, keys: tuple[str, ...] = ("groq", "dashscope", "openai")) -> Analyst:
+    env = {"AI_TIMEOUT": str(timeout), "GROQ_BASE_URL": fake.groq_base_url,
+           "DASHSCOPE_BASE_URL": fake.dashscope_base_url, "OPENAI_BASE_URL": fake.openai_base_url}
+    env.update({f"{name.upper()}_API_KEY": f"key-{name}-secret" for name in keys})
+    settings = Settings(_env_file=None, **env)
+    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout, longest_wait=1.0)
+    return Analyst(chain, contexts=replayed.contexts.get, signal_store=store)
+
+
+async def test_groq_answers_first_with_the_facts_of_that_signal(fake, replayed, whale) -> None:
+    fake.answer_with("groq", grounded_answer)
+    explanation = await analyst_for(fake, replayed).explain(whale)
+    assert explanation.provider == "groq"
+    assert check_grounding(explanation.text, snapshot_of(fake.requests[0]))
+    [request] = fake.requests
+    assert request.provider == "groq" and request.authorization == "Bearer key-groq-secret"
+    assert [m["role"] for m in request.messages] == ["system", "user"]
+    assert "No advice to buy or sell" in request.messages[0]["content"]
+    facts = snapshot_of(request)
+    assert facts["symbol"] == "BTCUSDT" and facts["signal"]["evidence"] == whale.evidence
+    assert set(facts["context"]) == {"1m", "5m", "15m", "1h"}
+    context = replayed.contexts["BTCUSDT"]
+    assert facts["context"]["1h"]["trades"] == context.summary("1h").trade_count
+
+
+async def test_an_invented_number_is_rejected_and_the_next_provider_answers(fake, replayed, whale) -> None:
+    fake.script("groq", Reply(text="Whales bought 987654.321 BTC, a record."))
+    fake.answer_with("dashscope", grounded_answer)
+    analyst = analyst_for(fake, replayed)
+    explanation = await analyst.explain(whale)
+    assert explanation.provider == "dashscope"
+    assert analyst.chain.rejections == 1
+    assert [r.provider for r in fake.requests] == ["groq", "dashscope"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "groq_calls"),
+    [
+        (Reply(status=500), 2),  # one retry, then the next provider
+        (Reply(delay=3.0), 2),  # a timeout, retried once
+        (Reply(malformed=True), 1),  # not retried
+        (Reply(status=429, retry_after=30), 1),  # too long to wait: move on
+    ],
+)
+async def test_provider_failures_move_on_to_the_next_provider(fake, replayed, whale, fault, groq_calls) -> None:
+    fake.script("groq", fault, fault)
+    fake.answer_with("dashscope", grounded_answer)
+    explanation = await analyst_for(fake, replayed, timeout=0.5).explain(whale)
+    assert explanation.provider == "dashscope"
+    assert [r.provider for r in fake.requests].count("groq") == groq_calls
+
+
+async def test_a_short_retry_after_is_waited_for_and_the_same_provider_answers(fake, replayed, whale) -> None:
+    fake.script("groq", Reply(status=429, retry_after=0.2))
+    fake.answer_with("groq", grounded_answer)
+    explanation = await analyst_for(fake, replayed).explain(whale)
+    assert explanation.provider == "groq"
+    first, second = fake.requests
+    assert second.received_at - first.received_at >= 0.2
+
+
+async def test_every_provider_down_gives_the_marked_offline_text_grounded_in_the_same_facts(fake, replayed,
+                                                                                            whale) -> None:
+    for provider in ("groq", "dashscope", "openai"):
+        fake.script(provider, Reply(status=503), Reply(status=503))
+    explanation = await analyst_for(fake, replayed).explain(whale)
+    assert explanation.provider == "offline" and explanation.text.startswith(OFFLINE_MARK)
+    assert check_grounding(explanation.text, snapshot_of(fake.requests[0]))
+    assert len(explanation.text) <= 600
+
+
+async def test_no_keys_means_no_calls_and_the_offline_text(fake, replayed, whale) -> None:
+    explanation = await analyst_for(fake, replayed, keys=()).explain(whale)
+    assert explanation.provider == "offline" and fake.requests == []
+
+
+async def test_a_failing_provider_is_skipped_while_its_circuit_is_open(fake, replayed) -> None:
+    signals = [s for s in replayed.found if s.kind == "whale"][:3]  # type: ignore[attr-defined]
+    fake.script("groq", *[Reply(status=500)] * 4)
+    fake.answer_with("dashscope", grounded_answer)
+    analyst = analyst_for(fake, replayed)
+    for signal in signals:
+        assert (await analyst.explain(signal)).provider == "dashscope"
+    assert [r.provider for r in fake.requests].count("groq") == 3  # 2 calls, then 1, then the circuit opened
+
+
+async def test_one_model_call_per_signal_however_many_subscribers_ask(fake, replayed, whale, tmp_path) -> None:
+    fake.answer_with("groq", grounded_answer)
+    store = SignalStore(tmp_path / "flowbot.db")
+    store.save(whale)
+    analyst = analyst_for(fake, replayed, store=store)
+    results = await asyncio.gather(*[analyst.explain(whale) for _ in range(20)])
+    assert len({r.text for r in results}) == 1 and len(fake.requests) == 1
+    assert store.explanation(whale.id) == (results[0].text, "groq")
+    store.close()
+
+
+async def test_keys_never_appear_in_settings_text_or_logs(fake, replayed, whale, caplog) -> None:
+    fake.script("groq", Reply(status=500), Reply(status=500))
+    fake.answer_with("dashscope", grounded_answer)
+    analyst = analyst_for(fake, replayed)
+    with caplog.at_level("DEBUG"):
+        await analyst.explain(whale)
+    assert "secret" not in caplog.text
+    assert "secret" not in repr(Settings(_env_file=None, GROQ_API_KEY="key-groq-secret"))
