@@ -57,7 +57,8 @@ _MONTHS = (
     r"|[Jj]aneiro|[Ff]evereiro|[Mm]arço|[Aa]bril|[Mm]aio|[Jj]unho|[Jj]ulho|[Aa]gosto|[Ss]etembro|[Oo]utubro"
     r"|[Nn]ovembro|[Dd]ezembro)"
 )
-# Rule: list markers at a line start, dates, times and time zones are not numbers; blanked before numbers are read.
+# Rule: list markers at a line start are not numbers; neither are dates, times and time zones that the snapshot or
+# the question holds (see _mask_exempt). Both are blanked before numbers are read.
 _EXEMPT = re.compile(
     r"^[ \t]*(?:[-*•][ \t]*)?[0-9]{1,2}[.)](?=[ \t])"  # list markers: "1. ", "2) ", "- 3. "
     r"|(?<![0-9])(?<![0-9][.,])(?=[0-9])(?:"  # starting with a digit that is not inside a number:
@@ -278,16 +279,33 @@ def _supported(match: re.Match[str], decimal_comma: bool, index: _Index, duratio
         return False
 
 
+_LIST_MARKER = re.compile(r"[ \t]*(?:[-*•][ \t]*)?[0-9]{1,2}[.)]")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _mask_exempt(text: str, context: str) -> str:
+    """Blank list markers, and the times and dates whose digit groups all appear in the snapshot or question."""
+    known = {int(group) for group in _DIGITS.findall(context)}
+
+    def blank(match: re.Match[str]) -> str:
+        written = match.group()
+        if _LIST_MARKER.fullmatch(written) or all(int(g) in known for g in _DIGITS.findall(written)):
+            return " " * len(written)
+        return written  # Rule: a time or date the data does not hold is read as numbers, and must be supported
+
+    return _EXEMPT.sub(blank, text)
+
+
 def check_grounding(text: str, snapshot: Any, question: str = "") -> GroundingResult:
     """Check that every number in `text` is supported by `snapshot`; durations also by `question`."""
-    masked = _EXEMPT.sub(lambda m: " " * len(m.group()), text)
-    found = list(_NUMBER.finditer(masked))
-    if not found:
-        return GroundingResult(True, [], [])  # Rule: no numbers is grounded; the caller judges if that will do
     values: list[Decimal] = []
     found_strings: list[str] = []
     _walk([snapshot], values, found_strings)
     strings = "\n".join(found_strings)  # searched at once; a line break ends any number or word
+    masked = _mask_exempt(text, f"{strings}\n{question}")
+    found = list(_NUMBER.finditer(masked))
+    if not found:
+        return GroundingResult(True, [], [])  # Rule: no numbers is grounded; the caller judges if that will do
     glued = [_glued_word(masked, m) for m in found]
     identifiers = set(_IDENTIFIER.findall(strings)) if any(glued) else set()
     # Rule: a number inside an identifier from the snapshot is no number; one merely touching letters (3x) is.
