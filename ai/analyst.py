@@ -13,6 +13,7 @@ from ai.prompts import explain_messages
 from ai.providers import ProviderChain
 from ai.snapshot import signal_snapshot
 from engine.analysis.context import SymbolContext
+from engine.bus import Subscription
 from engine.events import Signal
 from storage.signal_store import SignalStore
 
@@ -83,3 +84,27 @@ class Analyst:
         if completion is None:
             return Explanation(signal.id, explain_offline(snapshot), OFFLINE)
         return Explanation(signal.id, completion.text, completion.provider)
+
+
+async def explain_from_bus(
+    analyst: Analyst, signals: Subscription, on_explained: Callable[[Signal, Explanation], None]
+) -> None:
+    """Explain each signal from the bus in its own task (bounded by the analyst): the engine never waits."""
+    running: set[asyncio.Task[None]] = set()
+
+    async def explain(signal: Signal) -> None:
+        try:
+            on_explained(signal, await analyst.explain(signal))
+        except Exception:  # one signal's failure must not stop the others
+            log.exception("explaining %s failed", signal.id)
+
+    try:
+        async for event in signals:
+            if isinstance(event, Signal):
+                task = asyncio.create_task(explain(event), name=f"explain-{event.id}")
+                running.add(task)
+                task.add_done_callback(running.discard)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

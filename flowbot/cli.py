@@ -15,10 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ai.analyst import Analyst, Explanation, explain_from_bus
+from ai.providers import ProviderChain, providers_from
 from bot.handlers.flow_text import format_flow
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
+from engine.events import Signal
 from engine.trades import Trade
 from flowbot.replay import replay, signal_line
 from flowbot.settings import Settings, StreamKind
@@ -39,6 +42,10 @@ async def run_feed(settings: Settings) -> None:
     pipeline = FlowPipeline(
         settings, bus, store=store, signal_store=signal_store, by_trade_ids=settings.stream is StreamKind.TRADE,
         on_signal=lambda signal: print("SIGNAL " + signal_line(signal, as_json=False), flush=True),
+    )
+    analyst = Analyst(
+        ProviderChain(providers_from(settings), timeout=settings.ai_timeout), contexts=pipeline.contexts.get,
+        signal_store=signal_store, concurrency=settings.ai_concurrency,
     )
     feed = BinanceFeed(settings, bus)
     ticker = WindowTicker(feed.symbols, settings.window_duration, feed.health, sys.stdout)
@@ -69,7 +76,14 @@ async def run_feed(settings: Settings) -> None:
                     store.compact(symbol, today)
                 compacted = time.monotonic()
 
-    tasks = [asyncio.create_task(housekeeping())]
+    def print_explanation(signal: Signal, explanation: Explanation) -> None:
+        print(f"EXPLANATION {signal.id} ({explanation.provider}): {explanation.text}", flush=True)
+
+    signals = bus.subscribe(Signal, name="analyst", maxsize=1_000)
+    tasks = [
+        asyncio.create_task(housekeeping()),
+        asyncio.create_task(explain_from_bus(analyst, signals, print_explanation)),
+    ]
     try:
         await feed.run()
     finally:

@@ -60,3 +60,55 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
     stored = pq.read_table(tmp_path / "features").to_pylist()  # the live pipeline wrote every window on the way
     assert sum(row["trade_count"] for row in stored) == len(btc)
     assert sum(Decimal(repr(row["volume"])) for row in stored) == printed_volume
+
+
+async def test_flowbot_run_explains_its_signals_through_the_first_provider(shared_data, tmp_path) -> None:
+    import sqlite3
+
+    from fakes.chat_completions import FakeChatServer, Reply
+
+    recording = load_ws_recording(shared_data / "binance-spot-aggtrade-ws.jsonl")
+    btc = [m for m in recording if m["data"]["s"] == "BTCUSDT"]
+    rate = 400.0
+    now_ms = int(time.time() * 1000) + 500
+    live = [{**m, "data": {**m["data"], "E": now_ms + int(i * 1000 / rate), "T": now_ms + int(i * 1000 / rate)}}
+            for i, m in enumerate(btc)]
+    fake = FakeBinance(live, rate=rate)
+    chat = FakeChatServer(default=Reply(text="Large buyers and sellers were active; flow is worth watching."))
+    await fake.start()
+    await chat.start()
+    env = {
+        **os.environ, "SYMBOLS": "BTCUSDT", "BINANCE_WS_URL": fake.ws_url, "BINANCE_REST_URL": fake.rest_url,
+        "DATA_DIR": str(tmp_path), "WINDOW_DURATION": "1", "WINDOW_GRACE": "1", "WHALE_MIN_NOTIONAL": "2000",
+        "WHALE_PERCENTILE": "0", "GROQ_API_KEY": "gsk-test-secret", "GROQ_BASE_URL": chat.groq_base_url,
+        "LOG_LEVEL": "INFO",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flowbot.cli", "run", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        while fake.open_connections() < 1:
+            await asyncio.sleep(0.05)
+        fake.play()
+        await fake.wait_played()
+        await asyncio.sleep(3.5)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await fake.close()
+        await chat.close()
+    out = stdout.decode()
+    assert process.returncode == 0, stderr.decode()
+    signals = [line for line in out.splitlines() if line.startswith("SIGNAL")]
+    explained = [line for line in out.splitlines() if line.startswith("EXPLANATION ")]
+    assert signals and any(line.startswith("EXPLANATION BTCUSDT-whale-") for line in explained)
+    assert len(explained) == len(signals)  # every signal explained once
+    assert all("(groq): Large buyers and sellers were active" in line for line in explained)
+    assert chat.requests and all(r.provider == "groq" for r in chat.requests)
+    with sqlite3.connect(tmp_path / "flowbot.db") as db:
+        stored = db.execute("select count(*) from signals where provider = 'groq'").fetchone()[0]
+    assert stored == len(explained)
+    assert "gsk-test-secret" not in stderr.decode() + out
