@@ -18,10 +18,11 @@ from fakes.recordings import load_ws_recording
 async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_c(shared_data, tmp_path) -> None:
     recording = load_ws_recording(shared_data / "binance-spot-aggtrade-ws.jsonl")
     btc = [m for m in recording if m["data"]["s"] == "BTCUSDT"]
-    # make the recording "live": real prices and sizes, stamped from now at the pace the fake plays them
+    # make the recording "live": real prices and sizes, stamped at the pace the fake plays them, starting a few
+    # seconds ahead so that however slowly the process starts, no trade is older than its window's printing
     rate = 400.0
-    now_ms = int(time.time() * 1000) + 500
-    stamps = [now_ms + int(i * 1000 / rate) for i in range(len(btc))]
+    start_ms = int(time.time() * 1000) + 6_000
+    stamps = [start_ms + int(i * 1000 / rate) for i in range(len(btc))]
     live = [{**m, "data": {**m["data"], "E": ms, "T": ms}} for m, ms in zip(btc, stamps, strict=True)]
     fake = FakeBinance(live, rate=rate)
     await fake.start()
@@ -39,7 +40,8 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
             await asyncio.sleep(0.05)
         fake.play()
         await fake.wait_played()
-        await asyncio.sleep(3.5)  # the last 1 s window closes 1 s after its end and prints within 0.5 s
+        last_window_printed = stamps[-1] / 1000 + 1 + 1 + 1.0  # its 1 s window, 1 s grace, printing within 0.5 s
+        await asyncio.sleep(max(0.0, last_window_printed - time.time()))
         process.send_signal(signal.SIGINT)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 10)
     finally:
