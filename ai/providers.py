@@ -143,7 +143,8 @@ class ProviderChain:
                 continue
             log.info("answered by %s in %.2fs (%s)", provider.name, attempts[-1].seconds, _summary(attempts))
             return Completion(text, provider.name, provider.model, attempts[-1].seconds, attempts)
-        log.warning("no provider answered (%s); the offline explainer answers", _summary(attempts) or "none configured")
+        if attempts:
+            log.warning("no provider answered (%s); the offline explainer answers", _summary(attempts))
         return None
 
     async def _ask_with_one_retry(

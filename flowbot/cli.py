@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ai.analyst import Analyst, Explanation, explain_from_bus
+from ai.ask import Asker
 from ai.providers import ProviderChain, providers_from
 from bot.handlers.flow_text import format_flow
 from engine.analysis.pipeline import FlowPipeline
@@ -132,6 +133,22 @@ def _run_until_signalled(main: Coroutine[Any, Any, None]) -> int:
     return 0
 
 
+async def answer_question(settings: Settings, question: str) -> int:
+    """`flowbot ask`: the answer on stdout (exit 0 whenever it answered)."""
+    data_dir = Path(settings.data_dir)
+    store = FeatureStore(data_dir)
+    signal_store = SignalStore(data_dir / "flowbot.db")
+    try:
+        asker = Asker(
+            ProviderChain(providers_from(settings), timeout=settings.ai_timeout), store,
+            symbols=settings.symbols, signal_store=signal_store, rate_limit=settings.ask_rate_limit,
+        )
+        print((await asker.ask(question)).text)
+    finally:
+        signal_store.close()
+    return 0
+
+
 def _symbol(text: str) -> str:
     symbol = text.strip().upper()
     if not symbol.isalnum() or not symbol.isascii():
@@ -160,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     flow_parser = commands.add_parser("flow", help="print the stored flow summary of a symbol")
     flow_parser.add_argument("symbol", metavar="SYMBOL", type=_symbol)
     flow_parser.add_argument("--window", choices=list(FLOW_SPANS_MS), default="1h")
+    ask_parser = commands.add_parser("ask", help="answer a question about current flow, e.g. \"is BTC being bought?\"")
+    ask_parser.add_argument("question", nargs="+", metavar="QUESTION")
     return parser
 
 
@@ -180,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_replay(settings, args))
         if args.command == "flow":
             return show_flow(settings, args)
+        if args.command == "ask":
+            return asyncio.run(answer_question(settings, " ".join(args.question)))
     except OSError as exc:
         print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", validation_alias="OPENAI_MODEL")
     ai_timeout: float = Field(15.0, gt=0, validation_alias="AI_TIMEOUT")
     ai_concurrency: int = Field(4, ge=1, validation_alias="AI_CONCURRENCY")
+    ask_rate_limit: int = Field(5, ge=1, validation_alias="ASK_RATE_LIMIT")
     bus_queue_size: int = Field(10_000, ge=1, validation_alias="BUS_QUEUE_SIZE")
     data_dir: str = Field("./data", validation_alias="DATA_DIR")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
