@@ -7,10 +7,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ai.grounding import check_grounding
 from ai.offline import explain_offline
 from ai.prompts import explain_messages
-from ai.providers import ProviderChain
+from ai.providers import Completer
 from ai.snapshot import signal_snapshot
 from engine.analysis.context import SymbolContext
 from engine.bus import Subscription
@@ -19,7 +18,6 @@ from storage.signal_store import SignalStore
 
 log = logging.getLogger(__name__)
 
-MAX_EXPLANATION_CHARS = 700  # "about 600": a little slack before an answer counts as too long
 OFFLINE = "offline"
 
 
@@ -35,13 +33,13 @@ class Analyst:
 
     def __init__(
         self,
-        chain: ProviderChain,
+        complete: Completer,
         *,
         contexts: Callable[[str], SymbolContext | None],
         signal_store: SignalStore | None = None,
         concurrency: int = 4,
     ) -> None:
-        self.chain = chain
+        self.complete = complete
         self.contexts = contexts
         self.signal_store = signal_store
         self._slots = asyncio.Semaphore(concurrency)
@@ -74,13 +72,7 @@ class Analyst:
     async def _write(self, signal: Signal) -> Explanation:
         snapshot = signal_snapshot(signal, self.contexts(signal.symbol))
 
-        def accept(text: str) -> str | None:
-            if len(text) > MAX_EXPLANATION_CHARS:
-                return f"too long ({len(text)} characters)"
-            grounding = check_grounding(text, snapshot)
-            return None if grounding.ok else f"numbers not in the data: {', '.join(grounding.unsupported)}"
-
-        completion = await self.chain.complete(explain_messages(snapshot), accept)
+        completion = await self.complete("explain", explain_messages(snapshot), snapshot, "")
         if completion is None:
             return Explanation(signal.id, explain_offline(snapshot), OFFLINE)
         return Explanation(signal.id, completion.text, completion.provider)

@@ -13,16 +13,14 @@ from typing import Any
 
 import orjson
 
-from ai.grounding import check_grounding
 from ai.offline import OFFLINE_MARK
-from ai.providers import ProviderChain
+from ai.providers import Completer
 from ai.question import Question, read_question
 from storage.feature_store import FeatureStore
 from storage.flow_query import FlowReport, flow_report
 from storage.signal_store import SignalStore
 
 MAX_QUESTION_CHARS = 500
-MAX_ANSWER_CHARS = 900
 
 ASK_SYSTEM = """You answer traders' questions about crypto order flow on Binance, in plain text, briefly.
 The user message holds the question and a JSON block of facts taken from the market data for the
@@ -95,7 +93,7 @@ class Asker:
 
     def __init__(
         self,
-        chain: ProviderChain,
+        complete: Completer,
         store: FeatureStore,
         *,
         symbols: list[str],
@@ -103,7 +101,7 @@ class Asker:
         rate_limit: int = 5,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.chain = chain
+        self.complete = complete
         self.store = store
         self.symbols = symbols
         self.signal_store = signal_store
@@ -129,15 +127,7 @@ class Asker:
             {"role": "user", "content": f"Question: {question_text}\nFacts: {orjson.dumps(facts).decode()}"},
         ]
 
-        def accept(answer: str) -> str | None:
-            if len(answer) > MAX_ANSWER_CHARS:
-                return "too long"
-            if _reveals_instructions(answer):
-                return "reveals its instructions"
-            grounding = check_grounding(answer, facts, question_text)
-            return None if grounding.ok else f"numbers not in the data: {', '.join(grounding.unsupported)}"
-
-        completion = await self.chain.complete(messages, accept)
+        completion = await self.complete("ask", messages, facts, question_text)
         if completion is None:
             return Answer(_offline_answer(question, facts), "offline")
         return Answer(completion.text, completion.provider)
@@ -158,12 +148,6 @@ class Asker:
         if question.unknown:
             out["not_followed"] = question.unknown
         return out
-
-
-def _reveals_instructions(answer: str) -> bool:
-    """True if the answer repeats a line of the instructions (a prompt-injection success)."""
-    flat = " ".join(answer.lower().split())
-    return any(len(line) > 25 and " ".join(line.lower().split()) in flat for line in ASK_SYSTEM.splitlines())
 
 
 def _not_followed(question: Question, known: list[str]) -> str:

@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import groq
 import openai
 
+from ai.acceptance import acceptance
 from flowbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
+Completer = Callable[[str, Messages, Any, str], Awaitable["Completion | None"]]  # (kind, messages, facts, question)
 
 
 class ChatClient(Protocol):
@@ -121,6 +123,10 @@ class ProviderChain:
         self.timeout = timeout
         self.longest_wait = longest_wait
         self.rejections = 0
+
+    async def answer(self, kind: str, messages: Messages, facts: Any, question: str) -> Completion | None:
+        """A Completer: the first answer that is grounded in `facts` and does not repeat the instructions."""
+        return await self.complete(messages, acceptance(kind, facts, question, instructions=messages[0]["content"]))
 
     async def complete(self, messages: Messages, accept: Callable[[str], str | None]) -> Completion | None:
         """The first acceptable answer, or None when every provider failed (the caller's offline text answers).

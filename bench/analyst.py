@@ -82,7 +82,7 @@ async def run(tape: list[dict], with_analyst: bool, signal_count: int) -> dict[s
     explaining = None
     if with_analyst:
         signals, pipeline = real_signals(signal_count)
-        analyst = Analyst(ProviderChain(providers_from(settings), timeout=settings.ai_timeout),
+        analyst = Analyst(ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer,
                           contexts=pipeline.contexts.get, concurrency=settings.ai_concurrency)
         started_explaining = time.perf_counter()
         explaining = asyncio.gather(*[analyst.explain(s) for s in signals])

@@ -45,7 +45,7 @@ async def run_feed(settings: Settings) -> None:
         on_signal=lambda signal: print("SIGNAL " + signal_line(signal, as_json=False), flush=True),
     )
     analyst = Analyst(
-        ProviderChain(providers_from(settings), timeout=settings.ai_timeout), contexts=pipeline.contexts.get,
+        ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer, contexts=pipeline.contexts.get,
         signal_store=signal_store, concurrency=settings.ai_concurrency,
     )
     feed = BinanceFeed(settings, bus)
@@ -140,7 +140,7 @@ async def answer_question(settings: Settings, question: str) -> int:
     signal_store = SignalStore(data_dir / "flowbot.db")
     try:
         asker = Asker(
-            ProviderChain(providers_from(settings), timeout=settings.ai_timeout), store,
+            ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer, store,
             symbols=settings.symbols, signal_store=signal_store, rate_limit=settings.ask_rate_limit,
         )
         print((await asker.ask(question)).text)

@@ -66,7 +66,9 @@ def analyst_for(fake: FakeChatServer, replayed: FlowPipeline, *, timeout: float 
     env.update({f"{name.upper()}_API_KEY": f"key-{name}-secret" for name in keys})
     settings = Settings(_env_file=None, **env)
     chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout, longest_wait=1.0)
-    return Analyst(chain, contexts=replayed.contexts.get, signal_store=store)
+    analyst = Analyst(chain.answer, contexts=replayed.contexts.get, signal_store=store)
+    analyst.chain = chain  # type: ignore[attr-defined]
+    return analyst
 
 
 async def test_groq_answers_first_with_the_facts_of_that_signal(fake, replayed, whale) -> None:

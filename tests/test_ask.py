@@ -45,7 +45,7 @@ def asker_for(data_dir: Path, chat: FakeChatServer | None = None, *, rate_limit:
         env |= {"GROQ_API_KEY": "gsk-test", "GROQ_BASE_URL": chat.groq_base_url, "AI_TIMEOUT": "2"}
     settings = Settings(_env_file=None, **env)
     chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout)
-    return Asker(chain, FeatureStore(data_dir), symbols=["BTCUSDT", "ETHUSDT"],
+    return Asker(chain.answer, FeatureStore(data_dir), symbols=["BTCUSDT", "ETHUSDT"],
                  signal_store=SignalStore(data_dir / "flowbot.db"), rate_limit=rate_limit)
 
 
