@@ -6,8 +6,13 @@ from pathlib import Path
 
 import hypothesis  # noqa: F401  (imported first: avoids pytest+hypothesis AST recursion crash on 3.11.7)
 import pytest
+from expected_flow import columns, load_csv
 
+from engine.analysis.pipeline import FlowPipeline
+from engine.bus import InMemoryBus
+from engine.events import Signal
 from fakes.recordings import shared_data_dir
+from flowbot.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +22,20 @@ def shared_data() -> Path:
     if folder is None:
         pytest.skip("real Binance recordings not found: ../shared/data (or $FLOWBOT_SHARED_DATA) is absent")
     return folder
+
+
+@pytest.fixture(scope="session")
+def replayed(shared_data: Path) -> FlowPipeline:
+    """The real BTCUSDT dump through the pipeline, with a whale floor low enough to give whale signals."""
+    settings = Settings(_env_file=None, WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0")
+    found: list[Signal] = []
+    pipeline = FlowPipeline(settings, InMemoryBus(), on_signal=found.append)
+    pipeline.on_columns(columns(load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")))
+    pipeline.finish()
+    pipeline.found = found  # type: ignore[attr-defined]
+    return pipeline
+
+
+@pytest.fixture
+def whale(replayed: FlowPipeline) -> Signal:
+    return next(s for s in replayed.found if s.kind == "whale")  # type: ignore[attr-defined]

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import orjson
 import pytest
-from expected_flow import columns, load_csv
+from answers import grounded_answer
 
 from ai.analyst import Analyst
 from ai.grounding import check_grounding
 from ai.offline import OFFLINE_MARK
 from ai.providers import ProviderChain, providers_from
 from engine.analysis.pipeline import FlowPipeline
-from engine.bus import InMemoryBus
-from engine.events import Signal
 from fakes.chat_completions import FakeChatServer, Reply
 from flowbot.settings import Settings
 from storage.signal_store import SignalStore
-
-
-@pytest.fixture(scope="module")
-def replayed(shared_data: Path) -> FlowPipeline:
-    """The real BTCUSDT dump through the pipeline, with a whale floor low enough to give whale signals."""
-    settings = Settings(_env_file=None, WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0")
-    found: list[Signal] = []
-    pipeline = FlowPipeline(settings, InMemoryBus(), on_signal=found.append)
-    pipeline.on_columns(columns(load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")))
-    pipeline.finish()
-    pipeline.found = found  # type: ignore[attr-defined]
-    return pipeline
-
-
-@pytest.fixture
-def whale(replayed: FlowPipeline) -> Signal:
-    return next(s for s in replayed.found if s.kind == "whale")  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -48,15 +28,6 @@ async def fake():
 
 def snapshot_of(request) -> dict:
     return orjson.loads(request.messages[-1]["content"].split("Snapshot: ", 1)[1])
-
-
-def grounded_answer(body: dict) -> Reply:
-    """An answer that cites numbers from the facts it was sent (what a good model does)."""
-    snapshot = orjson.loads(body["messages"][-1]["content"].split("Snapshot: ", 1)[1])
-    evidence = snapshot["signal"]["evidence"]
-    five = snapshot["context"]["5m"]
-    return Reply(text=f"{evidence['whale_count']} whale trade(s) hit {snapshot['symbol']}; over 5m buyers took "
-                      f"{five['buy_share_pct']}% of volume and price moved {five['price_change_pct']}%.")
 
 
 def analyst_for(fake: FakeChatServer, replayed: FlowPipeline, *, timeout: float = 2.0,
