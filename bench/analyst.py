@@ -2,9 +2,9 @@
 
 In one process: the fake Binance streams 200,000+ real aggTrade messages (looped) into Flowbot's feed while
 the AI analyst explains 1,000 signals (real signals of the BTCUSDT dump, given distinct ids) through the real
-groq SDK, at AI_CONCURRENCY explanations at once, against a fake chat server that answers in 50 ms and runs
-in a process of its own (a real provider is elsewhere too). A second child process measures the same
-ingestion without the analyst. Prints explanations per second and both
+groq SDK (model calls in Flowbot's model worker process), at AI_CONCURRENCY explanations at once, against a
+fake chat server that answers in 50 ms in a process of its own (a real provider is elsewhere too). A second
+child process measures the same ingestion without the analyst. Prints explanations per second and both
 ingestion rates (target: the analyst costs ingestion at most 10%).
 
     python bench/analyst.py [--signals 1000] [--repeat 3]
@@ -24,7 +24,7 @@ import time
 from ingest import build_tape
 
 from ai.analyst import Analyst
-from ai.providers import ProviderChain, providers_from
+from ai.worker import ModelWorker
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
@@ -82,8 +82,9 @@ async def run(tape: list[dict], with_analyst: bool, signal_count: int) -> dict[s
     explaining = None
     if with_analyst:
         signals, pipeline = real_signals(signal_count)
-        analyst = Analyst(ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer,
-                          contexts=pipeline.contexts.get, concurrency=settings.ai_concurrency)
+        worker = ModelWorker(settings)
+        await worker.start()
+        analyst = Analyst(worker.answer, contexts=pipeline.contexts.get, concurrency=settings.ai_concurrency)
         started_explaining = time.perf_counter()
         explaining = asyncio.gather(*[analyst.explain(s) for s in signals])
     started = time.perf_counter()
@@ -99,6 +100,8 @@ async def run(tape: list[dict], with_analyst: bool, signal_count: int) -> dict[s
         explanations = await explaining
         result["explain_rate"] = len(explanations) / (time.perf_counter() - started_explaining)
         result["by_model"] = sum(e.provider == "groq" for e in explanations) / len(explanations)
+    if with_analyst:
+        await worker.close()
     feed_task.cancel()
     await asyncio.gather(feed_task, return_exceptions=True)
     await binance.close()

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from ai.analyst import Analyst, Explanation, explain_from_bus
 from ai.ask import Asker
 from ai.providers import ProviderChain, providers_from
+from ai.worker import ModelWorker
 from bot.handlers.flow_text import format_flow
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
@@ -44,9 +45,12 @@ async def run_feed(settings: Settings) -> None:
         settings, bus, store=store, signal_store=signal_store, by_trade_ids=settings.stream is StreamKind.TRADE,
         on_signal=lambda signal: print("SIGNAL " + signal_line(signal, as_json=False), flush=True),
     )
+    worker = ModelWorker(settings) if providers_from(settings) else None  # model calls off the engine's loop
+    if worker is not None:
+        await worker.start()
+    complete = worker.answer if worker is not None else ProviderChain([], timeout=settings.ai_timeout).answer
     analyst = Analyst(
-        ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer, contexts=pipeline.contexts.get,
-        signal_store=signal_store, concurrency=settings.ai_concurrency,
+        complete, contexts=pipeline.contexts.get, signal_store=signal_store, concurrency=settings.ai_concurrency
     )
     feed = BinanceFeed(settings, bus)
     ticker = WindowTicker(feed.symbols, settings.window_duration, feed.health, sys.stdout)
@@ -91,6 +95,8 @@ async def run_feed(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if worker is not None:
+            await worker.close()
         store.close()
         signal_store.close()
         await bus.close()
