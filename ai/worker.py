@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import multiprocessing
+import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -25,7 +27,7 @@ def ai_environment(settings: Settings) -> dict[str, str]:
         "GROQ_MODEL": settings.groq_model, "DASHSCOPE_API_KEY": settings.dashscope_api_key,
         "DASHSCOPE_BASE_URL": settings.dashscope_base_url, "DASHSCOPE_MODEL": settings.dashscope_model,
         "OPENAI_API_KEY": settings.openai_api_key, "OPENAI_BASE_URL": settings.openai_base_url,
-        "OPENAI_MODEL": settings.openai_model, "AI_TIMEOUT": settings.ai_timeout,
+        "OPENAI_MODEL": settings.openai_model, "AI_TIMEOUT": settings.ai_timeout, "LOG_LEVEL": settings.log_level,
     }
     out = {}
     for name, value in values.items():
@@ -38,6 +40,9 @@ def ai_environment(settings: Settings) -> dict[str, str]:
 def _serve(connection: Connection, environment: dict[str, str]) -> None:
     """The worker process: answer jobs from the pipe until it closes."""
     settings = Settings(_env_file=None, **environment)
+    logging.basicConfig(  # the worker records who answered, how fast and why others were skipped
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout)
 
     async def main() -> None:
