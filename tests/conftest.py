@@ -11,6 +11,7 @@ from expected_flow import columns, load_csv
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.events import Signal
+from fakes.chat_completions import FakeChatServer
 from fakes.recordings import shared_data_dir
 from flowbot.settings import Settings
 
@@ -39,3 +40,12 @@ def replayed(shared_data: Path) -> FlowPipeline:
 @pytest.fixture
 def whale(replayed: FlowPipeline) -> Signal:
     return next(s for s in replayed.found if s.kind == "whale")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def chat():
+    """A fake chat-completions server (Groq, DashScope and OpenAI paths) for the real SDK clients."""
+    server = FakeChatServer()
+    await server.start()
+    yield server
+    await server.close()

@@ -1,4 +1,4 @@
-"""The AI analyst against a fake chat-completions server, through the real groq and openai SDK clients."""
+"""The AI analyst against a chat chat-completions server, through the real groq and openai SDK clients."""
 
 from __future__ import annotations
 
@@ -18,22 +18,14 @@ from flowbot.settings import Settings
 from storage.signal_store import SignalStore
 
 
-@pytest.fixture
-async def fake():
-    server = FakeChatServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
 def snapshot_of(request) -> dict:
     return orjson.loads(request.messages[-1]["content"].split("Snapshot: ", 1)[1])
 
 
-def analyst_for(fake: FakeChatServer, replayed: FlowPipeline, *, timeout: float = 2.0,
+def analyst_for(chat: FakeChatServer, replayed: FlowPipeline, *, timeout: float = 2.0,
                 store: SignalStore | None = None, keys: tuple[str, ...] = ("groq", "dashscope", "openai")) -> Analyst:
-    env = {"AI_TIMEOUT": str(timeout), "GROQ_BASE_URL": fake.groq_base_url,
-           "DASHSCOPE_BASE_URL": fake.dashscope_base_url, "OPENAI_BASE_URL": fake.openai_base_url}
+    env = {"AI_TIMEOUT": str(timeout), "GROQ_BASE_URL": chat.groq_base_url,
+           "DASHSCOPE_BASE_URL": chat.dashscope_base_url, "OPENAI_BASE_URL": chat.openai_base_url}
     env.update({f"{name.upper()}_API_KEY": f"key-{name}-secret" for name in keys})
     settings = Settings(_env_file=None, **env)
     chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout, longest_wait=1.0)
@@ -42,12 +34,12 @@ def analyst_for(fake: FakeChatServer, replayed: FlowPipeline, *, timeout: float 
     return analyst
 
 
-async def test_groq_answers_first_with_the_facts_of_that_signal(fake, replayed, whale) -> None:
-    fake.answer_with("groq", grounded_answer)
-    explanation = await analyst_for(fake, replayed).explain(whale)
+async def test_groq_answers_first_with_the_facts_of_that_signal(chat, replayed, whale) -> None:
+    chat.answer_with("groq", grounded_answer)
+    explanation = await analyst_for(chat, replayed).explain(whale)
     assert explanation.provider == "groq"
-    assert check_grounding(explanation.text, snapshot_of(fake.requests[0]))
-    [request] = fake.requests
+    assert check_grounding(explanation.text, snapshot_of(chat.requests[0]))
+    [request] = chat.requests
     assert request.provider == "groq" and request.authorization == "Bearer key-groq-secret"
     assert [m["role"] for m in request.messages] == ["system", "user"]
     assert "No advice to buy or sell" in request.messages[0]["content"]
@@ -58,14 +50,14 @@ async def test_groq_answers_first_with_the_facts_of_that_signal(fake, replayed, 
     assert facts["context"]["1h"]["trades"] == context.summary("1h").trade_count
 
 
-async def test_an_invented_number_is_rejected_and_the_next_provider_answers(fake, replayed, whale) -> None:
-    fake.script("groq", Reply(text="Whales bought 987654.321 BTC, a record."))
-    fake.answer_with("dashscope", grounded_answer)
-    analyst = analyst_for(fake, replayed)
+async def test_an_invented_number_is_rejected_and_the_next_provider_answers(chat, replayed, whale) -> None:
+    chat.script("groq", Reply(text="Whales bought 987654.321 BTC, a record."))
+    chat.answer_with("dashscope", grounded_answer)
+    analyst = analyst_for(chat, replayed)
     explanation = await analyst.explain(whale)
     assert explanation.provider == "dashscope"
     assert analyst.chain.rejections == 1
-    assert [r.provider for r in fake.requests] == ["groq", "dashscope"]
+    assert [r.provider for r in chat.requests] == ["groq", "dashscope"]
 
 
 @pytest.mark.parametrize(
@@ -77,63 +69,63 @@ async def test_an_invented_number_is_rejected_and_the_next_provider_answers(fake
         (Reply(status=429, retry_after=30), 1),  # too long to wait: move on
     ],
 )
-async def test_provider_failures_move_on_to_the_next_provider(fake, replayed, whale, fault, groq_calls) -> None:
-    fake.script("groq", fault, fault)
-    fake.answer_with("dashscope", grounded_answer)
-    explanation = await analyst_for(fake, replayed, timeout=0.5).explain(whale)
+async def test_provider_failures_move_on_to_the_next_provider(chat, replayed, whale, fault, groq_calls) -> None:
+    chat.script("groq", fault, fault)
+    chat.answer_with("dashscope", grounded_answer)
+    explanation = await analyst_for(chat, replayed, timeout=0.5).explain(whale)
     assert explanation.provider == "dashscope"
-    assert [r.provider for r in fake.requests].count("groq") == groq_calls
+    assert [r.provider for r in chat.requests].count("groq") == groq_calls
 
 
-async def test_a_short_retry_after_is_waited_for_and_the_same_provider_answers(fake, replayed, whale) -> None:
-    fake.script("groq", Reply(status=429, retry_after=0.2))
-    fake.answer_with("groq", grounded_answer)
-    explanation = await analyst_for(fake, replayed).explain(whale)
+async def test_a_short_retry_after_is_waited_for_and_the_same_provider_answers(chat, replayed, whale) -> None:
+    chat.script("groq", Reply(status=429, retry_after=0.2))
+    chat.answer_with("groq", grounded_answer)
+    explanation = await analyst_for(chat, replayed).explain(whale)
     assert explanation.provider == "groq"
-    first, second = fake.requests
+    first, second = chat.requests
     assert second.received_at - first.received_at >= 0.2
 
 
-async def test_every_provider_down_gives_the_marked_offline_text_grounded_in_the_same_facts(fake, replayed,
+async def test_every_provider_down_gives_the_marked_offline_text_grounded_in_the_same_facts(chat, replayed,
                                                                                             whale) -> None:
     for provider in ("groq", "dashscope", "openai"):
-        fake.script(provider, Reply(status=503), Reply(status=503))
-    explanation = await analyst_for(fake, replayed).explain(whale)
+        chat.script(provider, Reply(status=503), Reply(status=503))
+    explanation = await analyst_for(chat, replayed).explain(whale)
     assert explanation.provider == "offline" and explanation.text.startswith(OFFLINE_MARK)
-    assert check_grounding(explanation.text, snapshot_of(fake.requests[0]))
+    assert check_grounding(explanation.text, snapshot_of(chat.requests[0]))
     assert len(explanation.text) <= 600
 
 
-async def test_no_keys_means_no_calls_and_the_offline_text(fake, replayed, whale) -> None:
-    explanation = await analyst_for(fake, replayed, keys=()).explain(whale)
-    assert explanation.provider == "offline" and fake.requests == []
+async def test_no_keys_means_no_calls_and_the_offline_text(chat, replayed, whale) -> None:
+    explanation = await analyst_for(chat, replayed, keys=()).explain(whale)
+    assert explanation.provider == "offline" and chat.requests == []
 
 
-async def test_a_failing_provider_is_skipped_while_its_circuit_is_open(fake, replayed) -> None:
+async def test_a_failing_provider_is_skipped_while_its_circuit_is_open(chat, replayed) -> None:
     signals = [s for s in replayed.found if s.kind == "whale"][:3]  # type: ignore[attr-defined]
-    fake.script("groq", *[Reply(status=500)] * 4)
-    fake.answer_with("dashscope", grounded_answer)
-    analyst = analyst_for(fake, replayed)
+    chat.script("groq", *[Reply(status=500)] * 4)
+    chat.answer_with("dashscope", grounded_answer)
+    analyst = analyst_for(chat, replayed)
     for signal in signals:
         assert (await analyst.explain(signal)).provider == "dashscope"
-    assert [r.provider for r in fake.requests].count("groq") == 3  # 2 calls, then 1, then the circuit opened
+    assert [r.provider for r in chat.requests].count("groq") == 3  # 2 calls, then 1, then the circuit opened
 
 
-async def test_one_model_call_per_signal_however_many_subscribers_ask(fake, replayed, whale, tmp_path) -> None:
-    fake.answer_with("groq", grounded_answer)
+async def test_one_model_call_per_signal_however_many_subscribers_ask(chat, replayed, whale, tmp_path) -> None:
+    chat.answer_with("groq", grounded_answer)
     store = SignalStore(tmp_path / "flowbot.db")
     store.save(whale)
-    analyst = analyst_for(fake, replayed, store=store)
+    analyst = analyst_for(chat, replayed, store=store)
     results = await asyncio.gather(*[analyst.explain(whale) for _ in range(20)])
-    assert len({r.text for r in results}) == 1 and len(fake.requests) == 1
+    assert len({r.text for r in results}) == 1 and len(chat.requests) == 1
     assert store.explanation(whale.id) == (results[0].text, "groq")
     store.close()
 
 
-async def test_keys_never_appear_in_settings_text_or_logs(fake, replayed, whale, caplog) -> None:
-    fake.script("groq", Reply(status=500), Reply(status=500))
-    fake.answer_with("dashscope", grounded_answer)
-    analyst = analyst_for(fake, replayed)
+async def test_keys_never_appear_in_settings_text_or_logs(chat, replayed, whale, caplog) -> None:
+    chat.script("groq", Reply(status=500), Reply(status=500))
+    chat.answer_with("dashscope", grounded_answer)
+    analyst = analyst_for(chat, replayed)
     with caplog.at_level("DEBUG"):
         await analyst.explain(whale)
     assert "secret" not in caplog.text

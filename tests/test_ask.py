@@ -31,14 +31,6 @@ def data_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return folder
 
 
-@pytest.fixture
-async def chat():
-    server = FakeChatServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
 def asker_for(data_dir: Path, chat: FakeChatServer | None = None, *, rate_limit: int = 5) -> Asker:
     env = {"DATA_DIR": str(data_dir)}
     if chat is not None:

@@ -8,16 +8,8 @@ from answers import grounded_answer
 from ai.analyst import Analyst
 from ai.offline import OFFLINE_MARK
 from ai.worker import ModelWorker
-from fakes.chat_completions import FakeChatServer, Reply
+from fakes.chat_completions import Reply
 from flowbot.settings import Settings
-
-
-@pytest.fixture
-async def chat():
-    server = FakeChatServer()
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
