@@ -1,4 +1,4 @@
-"""The AI analyst against a chat chat-completions server, through the real groq and openai SDK clients."""
+"""The AI analyst against a fake chat-completions server, through the real groq and openai SDK clients."""
 
 from __future__ import annotations
 
