@@ -14,25 +14,24 @@ import pyarrow.parquet as pq
 from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording
 
+RATE = 400.0
 
-async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_c(shared_data, tmp_path) -> None:
+
+def live_btc_tape(shared_data) -> tuple[list[dict], list[dict], list[int]]:
+    """The recording's BTCUSDT trades made "live": real prices and sizes, stamped at the pace the fake plays them,
+    starting a few seconds ahead so that however slowly the process starts, no trade is older than its window."""
     recording = load_ws_recording(shared_data / "binance-spot-aggtrade-ws.jsonl")
     btc = [m for m in recording if m["data"]["s"] == "BTCUSDT"]
-    # make the recording "live": real prices and sizes, stamped at the pace the fake plays them, starting a few
-    # seconds ahead so that however slowly the process starts, no trade is older than its window's printing
-    rate = 400.0
     start_ms = int(time.time() * 1000) + 6_000
-    stamps = [start_ms + int(i * 1000 / rate) for i in range(len(btc))]
+    stamps = [start_ms + int(i * 1000 / RATE) for i in range(len(btc))]
     live = [{**m, "data": {**m["data"], "E": ms, "T": ms}} for m, ms in zip(btc, stamps, strict=True)]
-    fake = FakeBinance(live, rate=rate)
-    await fake.start()
-    env = {
-        **os.environ, "SYMBOLS": "BTCUSDT,ETHUSDT", "BINANCE_WS_URL": fake.ws_url,
-        "BINANCE_REST_URL": fake.rest_url, "WINDOW_DURATION": "1", "LOG_LEVEL": "WARNING",
-        "DATA_DIR": str(tmp_path), "WINDOW_GRACE": "1",
-    }
+    return btc, live, stamps
+
+
+async def run_until_played(fake: FakeBinance, env: dict[str, str], stamps: list[int]) -> tuple[int, str, str]:
+    """`flowbot run` as a process until the tape is played and its last 1 s window printed, then Ctrl-C."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flowbot.cli", "run", env=env,
+        sys.executable, "-m", "flowbot.cli", "run", env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -47,9 +46,24 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
     finally:
         if process.returncode is None:
             process.kill()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_c(shared_data, tmp_path) -> None:
+    btc, live, stamps = live_btc_tape(shared_data)
+    fake = FakeBinance(live, rate=RATE)
+    await fake.start()
+    env = {
+        "SYMBOLS": "BTCUSDT,ETHUSDT", "BINANCE_WS_URL": fake.ws_url, "BINANCE_REST_URL": fake.rest_url,
+        "WINDOW_DURATION": "1", "LOG_LEVEL": "WARNING", "DATA_DIR": str(tmp_path), "WINDOW_GRACE": "1",
+    }
+    try:
+        returncode, out, err = await run_until_played(fake, env, stamps)
+    finally:
         await fake.close()
-    assert process.returncode == 0, stderr.decode()
-    lines = stdout.decode().splitlines()
+    assert returncode == 0, err
+    lines = out.splitlines()
     assert lines[0].startswith("flowbot: streaming BTCUSDT, ETHUSDT")
     btc_lines = [line for line in lines if " BTCUSDT " in line and "trades=" in line]
     eth_lines = [line for line in lines if " ETHUSDT " in line and "trades=" in line]
@@ -58,52 +72,32 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
     printed_volume = sum(Decimal(line.split("volume=")[1].split()[0]) for line in btc_lines)
     assert printed_trades == len(btc)
     assert printed_volume == sum(Decimal(m["data"]["q"]) for m in btc)
-    assert "stopped" in stderr.decode() and "Traceback" not in stderr.decode()
+    assert "stopped" in err and "Traceback" not in err
     stored = pq.read_table(tmp_path / "features").to_pylist()  # the live pipeline wrote every window on the way
     assert sum(row["trade_count"] for row in stored) == len(btc)
     assert sum(Decimal(repr(row["volume"])) for row in stored) == printed_volume
 
 
-async def test_flowbot_run_explains_its_signals_through_the_first_provider(shared_data, tmp_path) -> None:
+async def test_flowbot_run_explains_its_signals_through_the_first_provider(shared_data, tmp_path, chat) -> None:
     import sqlite3
 
-    from fakes.chat_completions import FakeChatServer, Reply
+    from fakes.chat_completions import Reply
 
-    recording = load_ws_recording(shared_data / "binance-spot-aggtrade-ws.jsonl")
-    btc = [m for m in recording if m["data"]["s"] == "BTCUSDT"]
-    rate = 400.0
-    now_ms = int(time.time() * 1000) + 500
-    live = [{**m, "data": {**m["data"], "E": now_ms + int(i * 1000 / rate), "T": now_ms + int(i * 1000 / rate)}}
-            for i, m in enumerate(btc)]
-    fake = FakeBinance(live, rate=rate)
-    chat = FakeChatServer(default=Reply(text="Large buyers and sellers were active; flow is worth watching."))
+    _, live, stamps = live_btc_tape(shared_data)
+    chat.answer_with("groq", lambda body: Reply(text="Large buyers and sellers were active; flow is worth watching."))
+    fake = FakeBinance(live, rate=RATE)
     await fake.start()
-    await chat.start()
     env = {
-        **os.environ, "SYMBOLS": "BTCUSDT", "BINANCE_WS_URL": fake.ws_url, "BINANCE_REST_URL": fake.rest_url,
+        "SYMBOLS": "BTCUSDT", "BINANCE_WS_URL": fake.ws_url, "BINANCE_REST_URL": fake.rest_url,
         "DATA_DIR": str(tmp_path), "WINDOW_DURATION": "1", "WINDOW_GRACE": "1", "WHALE_MIN_NOTIONAL": "2000",
         "WHALE_PERCENTILE": "0", "GROQ_API_KEY": "gsk-test-secret", "GROQ_BASE_URL": chat.groq_base_url,
         "LOG_LEVEL": "INFO",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flowbot.cli", "run", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        while fake.open_connections() < 1:
-            await asyncio.sleep(0.05)
-        fake.play()
-        await fake.wait_played()
-        await asyncio.sleep(3.5)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 10)
+        returncode, out, err = await run_until_played(fake, env, stamps)
     finally:
-        if process.returncode is None:
-            process.kill()
         await fake.close()
-        await chat.close()
-    out = stdout.decode()
-    assert process.returncode == 0, stderr.decode()
+    assert returncode == 0, err
     signals = [line for line in out.splitlines() if line.startswith("SIGNAL")]
     explained = [line for line in out.splitlines() if line.startswith("EXPLANATION ")]
     assert signals and any(line.startswith("EXPLANATION BTCUSDT-whale-") for line in explained)
@@ -113,4 +107,4 @@ async def test_flowbot_run_explains_its_signals_through_the_first_provider(share
     with sqlite3.connect(tmp_path / "flowbot.db") as db:
         stored = db.execute("select count(*) from signals where provider = 'groq'").fetchone()[0]
     assert stored == len(explained)
-    assert "gsk-test-secret" not in stderr.decode() + out
+    assert "gsk-test-secret" not in err + out
