@@ -1,0 +1,93 @@
+"""The bot's tables in `DATA_DIR/flowbot.db` (sqlite-utils), created and upgraded by numbered migrations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+MIGRATIONS_TABLE = "bot_migrations"
+
+
+def _chats_and_subscriptions(db: sqlite_utils.Database) -> None:
+    db["chats"].create(
+        {
+            "platform": str, "chat_id": str, "thread_id": int, "guild_id": str, "channel_id": str,
+            "is_private": int, "language": str, "min_severity": int, "kind_modes": str,
+            "quiet_start": int, "quiet_end": int, "digest_hour": int, "active": int,
+            "deactivated_reason": str, "created_at": float,
+        },
+        pk=("platform", "chat_id", "thread_id"),
+        defaults={"language": "en", "min_severity": 1, "kind_modes": "{}", "active": 1, "is_private": 1},
+        not_null={"platform", "chat_id", "thread_id"},
+    )
+    db["subscriptions"].create(
+        {"platform": str, "chat_id": str, "thread_id": int, "symbol": str, "kinds": str, "created_at": float},
+        pk=("platform", "chat_id", "thread_id", "symbol"),
+        not_null={"platform", "chat_id", "thread_id", "symbol"},
+    )
+    db["subscriptions"].create_index(["symbol"])
+
+
+def _outbox(db: sqlite_utils.Database) -> None:
+    db["outbox"].create(
+        {
+            "id": int, "platform": str, "chat_id": str, "thread_id": int, "key": str, "kind": str,
+            "symbol": str, "merge_until": float, "language": str, "message": str, "sent_text": str, "silent": int,
+            "state": str, "message_id": str, "attempts": int, "next_attempt_at": float, "needs_edit": int,
+            "last_error": str, "created_at": float, "sent_at": float,
+        },
+        pk="id",
+        defaults={"state": "pending", "attempts": 0, "next_attempt_at": 0.0, "needs_edit": 0, "silent": 0},
+        not_null={"platform", "chat_id", "thread_id", "key", "kind", "state"},
+    )
+    db["outbox"].create_index(["platform", "chat_id", "thread_id", "key"], unique=True)
+    db["outbox"].create_index(["platform", "state", "next_attempt_at"])
+    db["outbox"].create_index(["platform", "needs_edit"])
+    db["outbox_signals"].create(
+        {
+            "outbox_id": int, "signal_id": str, "platform": str, "chat_id": str, "thread_id": int,
+            "signal": str,
+        },
+        pk=("outbox_id", "signal_id"),
+        foreign_keys=[("outbox_id", "outbox", "id")],
+    )
+    db["outbox_signals"].create_index(["platform", "chat_id", "thread_id", "signal_id"], unique=True)
+    db["outbox_signals"].create_index(["signal_id"])
+    db["alert_explanations"].create({"signal_id": str, "text": str, "provider": str}, pk="signal_id")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("chats and subscriptions", _chats_and_subscriptions),
+    ("outbox", _outbox),
+]
+
+
+def open_database(path: str | Path) -> sqlite_utils.Database:
+    """The database at `path`, in WAL mode, with every migration applied (each once, in order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.enable_wal()
+    db.execute("PRAGMA synchronous=NORMAL")
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply the migrations this database has not had yet; returns their numbers."""
+    applied_table = db[MIGRATIONS_TABLE]
+    if not applied_table.exists():
+        applied_table.create({"version": int, "name": str, "applied_at": float}, pk="version")
+    done = {row["version"] for row in applied_table.rows}
+    applied = []
+    for version, (name, step) in enumerate(MIGRATIONS, start=1):
+        if version in done:
+            continue
+        with db.conn:
+            step(db)
+            applied_table.insert({"version": version, "name": name, "applied_at": time.time()})
+        applied.append(version)
+    return applied

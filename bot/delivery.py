@@ -1,0 +1,214 @@
+"""Delivery: one worker per platform takes due outbox rows and sends or edits them through a Sender.
+
+It honours the platform's pauses (Telegram's retry_after stops every send), spaces messages to one chat,
+retries 5xx and timeouts with backoff, and deactivates destinations that are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+import orjson
+
+from bot.alert_text import render_alert
+from bot.errors import DeliveryError, DestinationGone, Rejected, RetryLater, TemporaryFailure
+from bot.models import Destination, Message
+from bot.outbox import Outbox, OutboxRow
+from bot.subscriptions import Subscriptions
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 60.0
+IDLE_WAIT_S = 0.5
+
+
+class Sender(Protocol):
+    """A platform's way to send and edit messages; raises bot.errors.DeliveryError subclasses."""
+
+    platform: str
+
+    async def send(self, destination: Destination, message: Message) -> str: ...
+
+    async def edit(self, destination: Destination, message_id: str, message: Message) -> None: ...
+
+
+def text_of(message: Message) -> str:
+    return orjson.dumps([message.title, message.body]).decode()
+
+
+class Dispatcher:
+    """Sends a platform's outbox rows: at most `concurrency` at once, one at a time per destination."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        outbox: Outbox,
+        subscriptions: Subscriptions,
+        *,
+        concurrency: int = 16,
+        per_destination_interval: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sender = sender
+        self.platform = sender.platform
+        self.outbox = outbox
+        self.subscriptions = subscriptions
+        self.concurrency = concurrency
+        self.per_destination_interval = per_destination_interval
+        self.clock = clock
+        self.paused_until = 0.0
+        self.stats: Counter[str] = Counter()  # sent, edited, retried, failed, gone, paused
+        self._busy: set[Destination] = set()
+        self._next_allowed: dict[Destination, float] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for work now (new rows were queued)."""
+        self._wake.set()
+
+    def render(self, row: OutboxRow) -> Message:
+        """The message a row stands for now."""
+        if row.message is not None:
+            return Message(row.message.title, row.message.body, direction=row.message.direction, silent=row.silent)
+        alert = render_alert(self.outbox.items(row.id), row.language)
+        return Message(alert.title, alert.body, direction=alert.direction, silent=row.silent)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._start_due()
+                self._wake.clear()
+                await self._sleep()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self, timeout: float) -> bool:
+        """Work until nothing is due or in flight (tests, benchmarks, shutdown); True if it got there."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await self._start_due()
+            if not self._tasks and not self.outbox.due(self.platform, float("inf"), 1):
+                return True
+            self._wake.clear()
+            await self._sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return False
+
+    async def _sleep(self, longest: float = IDLE_WAIT_S) -> None:
+        now = self.clock()
+        wait = longest
+        if self.paused_until > now:
+            wait = min(wait, self.paused_until - now)
+        due = self.outbox.next_due_at(self.platform)
+        if due is not None and due > now:
+            wait = min(wait, due - now)
+        if self._next_allowed:
+            wait = min(wait, max(0.0, min(self._next_allowed.values()) - now))
+        if wait <= 0 and not self._tasks and self.paused_until <= now:
+            wait = 0.01  # everything due is spaced or busy: do not spin
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
+
+    async def _start_due(self) -> None:
+        now = self.clock()
+        if now < self.paused_until:
+            return
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            return
+        for destination, allowed in list(self._next_allowed.items()):
+            if allowed <= now:
+                del self._next_allowed[destination]
+        for row in self.outbox.due(self.platform, now, free * 4 + len(self._busy)):
+            if free <= 0:
+                break
+            if row.destination in self._busy or row.destination in self._next_allowed:
+                continue
+            self._busy.add(row.destination)
+            task = asyncio.create_task(self._deliver(row), name=f"deliver-{row.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+            free -= 1
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        try:
+            if row.state == "pending":
+                await self._send(row)
+            else:
+                await self._edit(row)
+        except Exception:  # a bug in one delivery must not stop the worker
+            log.exception("delivering outbox row %s failed", row.id)
+            self.outbox.retry(row.id, self.clock() + MAX_BACKOFF_S, "internal error")
+        finally:
+            self._busy.discard(row.destination)
+            if self.per_destination_interval:
+                self._next_allowed[row.destination] = self.clock() + self.per_destination_interval
+
+    async def _send(self, row: OutboxRow) -> None:
+        message = self.render(row)
+        text = text_of(message)
+        if row.sent_text is not None and row.sent_text != text:
+            title, body = orjson.loads(row.sent_text)
+            message = Message(title, body, direction=message.direction, silent=message.silent)
+        self.outbox.attempting(row.id, text_of(message))
+        try:
+            message_id = await self.sender.send(row.destination, message)
+        except DeliveryError as exc:
+            self._failed(row, exc, edit=False)
+            return
+        self.outbox.sent(row.id, message_id)
+        self.stats["sent"] += 1
+        if text_of(self.render(row)) != text_of(message):
+            self.outbox.mark_edit(row.id)
+
+    async def _edit(self, row: OutboxRow) -> None:
+        self.outbox.editing(row.id)
+        message = self.render(row)
+        text = text_of(message)
+        if text == row.sent_text:
+            return
+        try:
+            await self.sender.edit(row.destination, row.message_id or "", message)
+        except DeliveryError as exc:
+            self._failed(row, exc, edit=True)
+            return
+        self.outbox.edited(row.id, text)
+        self.stats["edited"] += 1
+
+    def _failed(self, row: OutboxRow, exc: DeliveryError, *, edit: bool) -> None:
+        now = self.clock()
+        if isinstance(exc, RetryLater):
+            self.stats["paused" if exc.whole_platform else "retried"] += 1
+            if exc.whole_platform:
+                self.paused_until = max(self.paused_until, now + exc.seconds)
+            self.outbox.retry(row.id, now + exc.seconds, exc.reason, edit=edit)
+            log.warning("%s asked to wait %.1f s (%s)", self.platform, exc.seconds, exc.reason)
+        elif isinstance(exc, TemporaryFailure):
+            self.stats["retried"] += 1
+            delay = min(MAX_BACKOFF_S, 2.0 ** min(row.attempts, 6))
+            self.outbox.retry(row.id, now + delay, exc.reason, edit=edit)
+            log.warning("sending to %s failed (%s); retrying in %.0f s", row.destination, exc.reason, delay)
+        elif isinstance(exc, DestinationGone):
+            self.stats["gone"] += 1
+            self.outbox.failed(row.id, exc.reason)
+            stopped = self.outbox.gone(row.destination, exc.reason)
+            self.subscriptions.deactivate(row.destination, exc.reason)
+            log.info("%s is gone (%s): subscription deactivated, %d queued rows stopped",
+                     row.destination, exc.reason, stopped)
+        elif isinstance(exc, Rejected):
+            self.stats["failed"] += 1
+            if not edit:
+                self.outbox.failed(row.id, exc.reason)
+            log.warning("%s rejected a message to %s: %s", self.platform, row.destination, exc.reason)

@@ -1,0 +1,245 @@
+"""The outbox: each alert to each destination is a row, sent once and marked with the platform's message id.
+
+Rows survive restarts: what was not sent is sent after one, and a sent row is never sent again. Signals of
+one symbol within the merge window (market time) join one row: before it is sent they are simply part of
+it, after it is sent the message is edited. An explanation arriving later marks sent rows for an edit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import orjson
+import sqlite_utils
+
+from bot.models import Destination, Message
+from engine.events import Signal
+
+PENDING, SENT, FAILED, GONE = "pending", "sent", "failed", "gone"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    destination: Destination
+    kind: str  # alert | digest | notice | broadcast
+    symbol: str | None
+    language: str
+    message: Message | None  # set for everything but alerts, which are rendered from their signals
+    sent_text: str | None  # the text of the first attempt (a retry repeats it) or of the last edit
+    state: str
+    message_id: str | None
+    attempts: int
+    needs_edit: bool
+    silent: bool
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    signal: Signal
+    explanation: str | None
+    provider: str | None
+
+
+def message_json(message: Message) -> str:
+    return orjson.dumps({"title": message.title, "body": message.body, "direction": message.direction}).decode()
+
+
+def _message(text: str | None) -> Message | None:
+    if not text:
+        return None
+    data = orjson.loads(text)
+    return Message(data["title"], data["body"], direction=data.get("direction"))
+
+
+def signal_json(signal: Signal) -> str:
+    return orjson.dumps({
+        "id": signal.id, "symbol": signal.symbol, "kind": signal.kind, "direction": signal.direction,
+        "severity": signal.severity, "window_start": signal.window_start, "window_end": signal.window_end,
+        "evidence": signal.evidence, "created_at": signal.created_at,
+    }).decode()
+
+
+def _row(row: dict) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"], destination=Destination(row["platform"], row["chat_id"], row["thread_id"]), kind=row["kind"],
+        symbol=row["symbol"], language=row["language"] or "en", message=_message(row["message"]),
+        sent_text=row["sent_text"], state=row["state"], message_id=row["message_id"], attempts=row["attempts"],
+        needs_edit=bool(row["needs_edit"]), silent=bool(row["silent"]),
+    )
+
+
+class Outbox:
+    """Queue and ledger of every message to every destination."""
+
+    def __init__(self, db: sqlite_utils.Database, merge_window_s: float, clock: Callable[[], float] = time.time):
+        self.db = db
+        self.merge_window_ms = int(merge_window_s * 1000)
+        self.clock = clock
+
+    def add_alerts(self, signal: Signal, routes: Iterable[tuple[Destination, bool, str]]) -> int:
+        """Queue the signal for each (destination, silent, language); returns rows created or merged into.
+
+        A signal already queued for a destination is ignored (a signal delivered twice is alerted once)."""
+        touched = 0
+        now = self.clock()
+        payload = signal_json(signal)
+        with self.db.conn:
+            for destination, silent, language in routes:
+                where = (destination.platform, destination.chat_id, destination.thread_id)
+                known = self.db.execute(
+                    "SELECT 1 FROM outbox_signals WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+                    " AND signal_id = ?", [*where, signal.id],
+                ).fetchone()
+                if known:
+                    continue
+                merge = self.db.execute(
+                    "SELECT id, state FROM outbox WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+                    " AND kind = 'alert' AND symbol = ? AND merge_until > ? AND state IN ('pending', 'sent')"
+                    " ORDER BY id DESC LIMIT 1",
+                    [*where, signal.symbol, signal.window_start],
+                ).fetchone()
+                if merge is None:
+                    outbox_id = self.db.execute(
+                        "INSERT INTO outbox (platform, chat_id, thread_id, key, kind, symbol, merge_until, language,"
+                        " silent, state, attempts, next_attempt_at, needs_edit, created_at)"
+                        " VALUES (?, ?, ?, ?, 'alert', ?, ?, ?, ?, 'pending', 0, 0, 0, ?)",
+                        [*where, f"alert:{signal.id}", signal.symbol, signal.window_start + self.merge_window_ms,
+                         language, int(silent), now],
+                    ).lastrowid
+                else:
+                    outbox_id = merge[0]
+                    if merge[1] == SENT:
+                        self.db.execute("UPDATE outbox SET needs_edit = 1 WHERE id = ?", [outbox_id])
+                self.db.execute(
+                    "INSERT INTO outbox_signals (outbox_id, signal_id, platform, chat_id, thread_id, signal)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", [outbox_id, signal.id, *where, payload],
+                )
+                touched += 1
+        return touched
+
+    def add_message(self, destination: Destination, key: str, kind: str, message: Message) -> bool:
+        """Queue a digest, notice or broadcast once per (destination, key); False if it was already queued."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO outbox (platform, chat_id, thread_id, key, kind, message, language, silent,"
+                " state, attempts, next_attempt_at, needs_edit, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'en', ?, 'pending', 0, 0, 0, ?)",
+                [destination.platform, destination.chat_id, destination.thread_id, key, kind,
+                 message_json(message), int(message.silent), self.clock()],
+            )
+        return cursor.rowcount == 1
+
+    def add_explanation(self, signal_id: str, text: str, provider: str) -> int:
+        """Keep the explanation for rendering and mark sent rows holding the signal for an edit."""
+        with self.db.conn:
+            self.db.execute(
+                "INSERT OR REPLACE INTO alert_explanations (signal_id, text, provider) VALUES (?, ?, ?)",
+                [signal_id, text, provider],
+            )
+            cursor = self.db.execute(
+                "UPDATE outbox SET needs_edit = 1 WHERE state = 'sent' AND id IN"
+                " (SELECT outbox_id FROM outbox_signals WHERE signal_id = ?)", [signal_id],
+            )
+        return cursor.rowcount
+
+    def due(self, platform: str, now: float, limit: int) -> list[OutboxRow]:
+        """Rows to work on now: unsent ones due for a try, then sent ones waiting for an edit, oldest first."""
+        rows = list(self.db.query(
+            "SELECT * FROM outbox WHERE platform = ? AND state = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?", [platform, now, limit],
+        ))
+        if len(rows) < limit:
+            rows += self.db.query(
+                "SELECT * FROM outbox WHERE platform = ? AND needs_edit = 1 AND state = 'sent'"
+                " AND next_attempt_at <= ? ORDER BY id LIMIT ?", [platform, now, limit - len(rows)],
+            )
+        return [_row(row) for row in rows]
+
+    def next_due_at(self, platform: str) -> float | None:
+        """When the earliest waiting row becomes due (None when nothing waits)."""
+        found = self.db.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE platform = ?"
+            " AND (state = 'pending' OR (state = 'sent' AND needs_edit = 1))", [platform],
+        ).fetchone()
+        return found[0]
+
+    def items(self, outbox_id: int) -> list[AlertItem]:
+        """The signals of an alert row with their explanations, oldest window first."""
+        rows = self.db.execute(
+            "SELECT s.signal, e.text, e.provider FROM outbox_signals s LEFT JOIN alert_explanations e"
+            " ON e.signal_id = s.signal_id WHERE s.outbox_id = ?", [outbox_id],
+        ).fetchall()
+        items = [AlertItem(_signal(orjson.loads(signal)), text, provider) for signal, text, provider in rows]
+        return sorted(items, key=lambda item: (item.signal.window_start, item.signal.id))
+
+    def attempting(self, outbox_id: int, text: str) -> None:
+        """Record an attempt and freeze its text, so that a retry sends the same."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, sent_text = coalesce(sent_text, ?) WHERE id = ?",
+                [text, outbox_id],
+            )
+
+    def sent(self, outbox_id: int, message_id: str) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, next_attempt_at = 0, last_error = NULL"
+                " WHERE id = ?", [message_id, self.clock(), outbox_id],
+            )
+
+    def editing(self, outbox_id: int) -> None:
+        """Clear the edit mark before editing: a change arriving meanwhile marks the row again."""
+        with self.db.conn:
+            self.db.execute("UPDATE outbox SET needs_edit = 0 WHERE id = ?", [outbox_id])
+
+    def edited(self, outbox_id: int, text: str) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE outbox SET sent_text = ?, last_error = NULL WHERE id = ?", [text, outbox_id])
+
+    def mark_edit(self, outbox_id: int) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE outbox SET needs_edit = 1 WHERE id = ?", [outbox_id])
+
+    def retry(self, outbox_id: int, at: float, error: str, *, edit: bool = False) -> None:
+        """Try again at `at` (an edit: mark it again)."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, last_error = ?, needs_edit = max(needs_edit, ?) WHERE id = ?",
+                [at, error, int(edit), outbox_id],
+            )
+
+    def failed(self, outbox_id: int, error: str) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", [error, outbox_id])
+
+    def gone(self, destination: Destination, error: str) -> int:
+        """Stop every unsent row to a destination that no longer takes messages; returns rows stopped."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "UPDATE outbox SET state = 'gone', last_error = ? WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+                " AND state = 'pending'", [error, destination.platform, destination.chat_id, destination.thread_id],
+            )
+        return cursor.rowcount
+
+    def depth(self) -> dict[str, int]:
+        """Unsent rows per platform."""
+        rows = self.db.execute("SELECT platform, count(*) FROM outbox WHERE state = 'pending' GROUP BY platform")
+        return dict(rows.fetchall())
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state, for /admin and the benchmark."""
+        return dict(self.db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+
+    def delivered_count(self, signal_id: str) -> int:
+        """How many destinations have received this signal."""
+        return self.db.execute(
+            "SELECT count(*) FROM outbox_signals s JOIN outbox o ON o.id = s.outbox_id"
+            " WHERE s.signal_id = ? AND o.state = 'sent'", [signal_id],
+        ).fetchone()[0]
+
+
+def _signal(data: dict) -> Signal:
+    return Signal(**data)

@@ -1,0 +1,214 @@
+"""Subscribers, their symbols and their alert settings, stored in the bot's SQLite tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+import sqlite_utils
+
+from bot.models import Destination
+from engine.analysis.signals import DETECTORS
+from engine.events import Signal
+
+SIGNAL_KINDS: tuple[str, ...] = tuple(DETECTORS)
+KIND_MODES = ("on", "silent", "off")
+LANGUAGES = ("en", "pt")
+
+
+@dataclass
+class ChatSettings:
+    """A subscriber's choices: minimum severity, each kind on/silent/off, quiet hours, language, digest hour."""
+
+    language: str = "en"
+    min_severity: int = 1
+    kind_modes: dict[str, str] = field(default_factory=dict)
+    quiet_start: int | None = None  # UTC hour, quiet from its start ...
+    quiet_end: int | None = None  # ... to the start of this hour
+    digest_hour: int | None = None  # UTC hour of the daily digest; None = no digest
+
+    def mode(self, kind: str) -> str:
+        return self.kind_modes.get(kind, "on")
+
+    def is_quiet(self, hour: int) -> bool:
+        if self.quiet_start is None or self.quiet_end is None or self.quiet_start == self.quiet_end:
+            return False
+        if self.quiet_start < self.quiet_end:
+            return self.quiet_start <= hour < self.quiet_end
+        return hour >= self.quiet_start or hour < self.quiet_end
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One chat (or Discord server) that subscribed, with where its alerts go."""
+
+    key: Destination  # platform, chat (Discord: the server) and topic
+    delivery: Destination  # where alerts are sent (Discord: the server's alert channel)
+    settings: ChatSettings
+    kinds: tuple[str, ...] = ()  # kinds chosen with /subscribe; empty = all
+
+
+@dataclass(frozen=True)
+class Routed:
+    destination: Destination
+    silent: bool
+    language: str
+
+
+def _settings(row: dict) -> ChatSettings:
+    return ChatSettings(
+        language=row["language"] or "en", min_severity=row["min_severity"] or 1,
+        kind_modes=orjson.loads(row["kind_modes"] or "{}"), quiet_start=row["quiet_start"],
+        quiet_end=row["quiet_end"], digest_hour=row["digest_hour"],
+    )
+
+
+def _key(row: dict) -> Destination:
+    return Destination(row["platform"], row["chat_id"], row["thread_id"])
+
+
+def _delivery(row: dict) -> Destination:
+    return Destination(row["platform"], row["channel_id"] or row["chat_id"], row["thread_id"])
+
+
+class Subscriptions:
+    """Reads and changes the `chats` and `subscriptions` tables."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def _row(self, key: Destination) -> dict | None:
+        rows = list(self.db["chats"].rows_where(
+            "platform = ? AND chat_id = ? AND thread_id = ?", [key.platform, key.chat_id, key.thread_id], limit=1
+        ))
+        return rows[0] if rows else None
+
+    def ensure_chat(self, key: Destination, *, is_private: bool, channel_id: str | None = None) -> ChatSettings:
+        """The chat's settings, creating its row (or re-activating it) on first contact."""
+        row = self._row(key)
+        with self.db.conn:
+            if row is None:
+                self.db["chats"].insert({
+                    "platform": key.platform, "chat_id": key.chat_id, "thread_id": key.thread_id,
+                    "channel_id": channel_id, "is_private": int(is_private), "language": "en", "min_severity": 1,
+                    "kind_modes": "{}", "active": 1, "created_at": time.time(),
+                })
+                return ChatSettings()
+            if not row["active"]:
+                self.db["chats"].update((key.platform, key.chat_id, key.thread_id),
+                                        {"active": 1, "deactivated_reason": None})
+            if channel_id is not None and not row["channel_id"]:
+                self.db["chats"].update((key.platform, key.chat_id, key.thread_id), {"channel_id": channel_id})
+        return _settings(row)
+
+    def settings(self, key: Destination) -> ChatSettings:
+        row = self._row(key)
+        return ChatSettings() if row is None else _settings(row)
+
+    def save_settings(self, key: Destination, settings: ChatSettings) -> None:
+        with self.db.conn:
+            self.db["chats"].update((key.platform, key.chat_id, key.thread_id), {
+                "language": settings.language, "min_severity": settings.min_severity,
+                "kind_modes": orjson.dumps(settings.kind_modes).decode(), "quiet_start": settings.quiet_start,
+                "quiet_end": settings.quiet_end, "digest_hour": settings.digest_hour,
+            })
+
+    def alert_channel(self, key: Destination) -> str | None:
+        row = self._row(key)
+        return None if row is None else row["channel_id"]
+
+    def set_alert_channel(self, key: Destination, channel_id: str) -> None:
+        with self.db.conn:
+            self.db["chats"].update((key.platform, key.chat_id, key.thread_id), {"channel_id": channel_id})
+
+    def subscribe(self, key: Destination, symbols: Iterable[str], kinds: Iterable[str] = ()) -> None:
+        kinds_text = ",".join(kinds)
+        now = time.time()
+        with self.db.conn:
+            self.db["subscriptions"].upsert_all(
+                [{"platform": key.platform, "chat_id": key.chat_id, "thread_id": key.thread_id, "symbol": symbol,
+                  "kinds": kinds_text, "created_at": now} for symbol in symbols],
+                pk=("platform", "chat_id", "thread_id", "symbol"),
+            )
+
+    def unsubscribe(self, key: Destination, symbols: Iterable[str]) -> list[str]:
+        """Remove these symbols; returns those that were subscribed."""
+        held = dict(self.symbols(key))
+        removed = [s for s in symbols if s in held]
+        with self.db.conn:
+            for symbol in removed:
+                self.db["subscriptions"].delete((key.platform, key.chat_id, key.thread_id, symbol))
+        return removed
+
+    def symbols(self, key: Destination) -> list[tuple[str, tuple[str, ...]]]:
+        """(symbol, kinds) of the chat's subscriptions, by symbol."""
+        rows = self.db["subscriptions"].rows_where(
+            "platform = ? AND chat_id = ? AND thread_id = ?", [key.platform, key.chat_id, key.thread_id],
+            order_by="symbol",
+        )
+        return [(row["symbol"], tuple(k for k in (row["kinds"] or "").split(",") if k)) for row in rows]
+
+    def routes(self, signal: Signal, hour_utc: int) -> list[Routed]:
+        """Where this signal's alert goes: active subscribers of its symbol whose settings let it through."""
+        rows = self.db.query(
+            "SELECT c.*, s.kinds AS kinds FROM subscriptions s JOIN chats c"
+            " ON c.platform = s.platform AND c.chat_id = s.chat_id AND c.thread_id = s.thread_id"
+            " WHERE s.symbol = ? AND c.active = 1",
+            [signal.symbol],
+        )
+        routed = []
+        for row in rows:
+            settings = _settings(row)
+            mode = settings.mode(signal.kind)
+            kinds = [k for k in (row["kinds"] or "").split(",") if k]
+            if mode == "off" or signal.severity < settings.min_severity or (kinds and signal.kind not in kinds):
+                continue
+            silent = mode == "silent" or settings.is_quiet(hour_utc)
+            routed.append(Routed(_delivery(row), silent, settings.language))
+        return routed
+
+    def with_digest_at(self, hour_utc: int) -> list[Subscriber]:
+        """Active subscribers whose daily digest is due at this UTC hour."""
+        rows = self.db["chats"].rows_where("active = 1 AND digest_hour = ?", [hour_utc])
+        return [Subscriber(_key(row), _delivery(row), _settings(row)) for row in rows]
+
+    def deactivate(self, delivery: Destination, reason: str) -> int:
+        """Stop alerts to a destination that is gone (blocked bot, deleted channel); returns chats affected."""
+        column = "channel_id" if delivery.platform == "discord" else "chat_id"
+        with self.db.conn:
+            cursor = self.db.execute(
+                f"UPDATE chats SET active = 0, deactivated_reason = ? WHERE platform = ? AND {column} = ?"
+                " AND thread_id = ? AND active = 1",
+                [reason, delivery.platform, delivery.chat_id, delivery.thread_id],
+            )
+        return cursor.rowcount
+
+    def is_active(self, key: Destination) -> bool:
+        row = self._row(key)
+        return bool(row and row["active"])
+
+    def admins_reach(self, platform: str, user_ids: Iterable[str]) -> list[Destination]:
+        """Private chats of these admin users (Telegram: the private chat id is the user id)."""
+        ids = list(user_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.db["chats"].rows_where(
+            f"platform = ? AND is_private = 1 AND active = 1 AND chat_id IN ({marks})", [platform, *ids]
+        )
+        return [_delivery(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Chats, active chats and subscriptions, for /admin."""
+        one = self.db.execute
+        return {
+            "chats": one("SELECT count(*) FROM chats").fetchone()[0],
+            "active_chats": one("SELECT count(*) FROM chats WHERE active = 1").fetchone()[0],
+            "subscriptions": one("SELECT count(*) FROM subscriptions").fetchone()[0],
+        }
+
+    def all_active(self) -> list[Destination]:
+        """Delivery destinations of every active chat (for /broadcast)."""
+        return [_delivery(row) for row in self.db["chats"].rows_where("active = 1")]
