@@ -224,6 +224,18 @@ class Outbox:
             )
         return cursor.rowcount
 
+    def prune(self, before: float) -> int:
+        """Remove finished rows (sent, failed, gone) created before `before`; returns how many."""
+        with self.db.conn:
+            self.db.execute(
+                "DELETE FROM outbox_signals WHERE outbox_id IN (SELECT id FROM outbox WHERE created_at < ?"
+                " AND state != 'pending' AND needs_edit = 0)", [before],
+            )
+            cursor = self.db.execute(
+                "DELETE FROM outbox WHERE created_at < ? AND state != 'pending' AND needs_edit = 0", [before]
+            )
+        return cursor.rowcount
+
     def depth(self) -> dict[str, int]:
         """Unsent rows per platform."""
         rows = self.db.execute("SELECT platform, count(*) FROM outbox WHERE state = 'pending' GROUP BY platform")

@@ -84,6 +84,29 @@ class Settings(BaseSettings):
     ai_timeout: float = Field(15.0, gt=0, validation_alias="AI_TIMEOUT")
     ai_concurrency: int = Field(4, ge=1, validation_alias="AI_CONCURRENCY")
     ask_rate_limit: int = Field(5, ge=1, validation_alias="ASK_RATE_LIMIT")
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_base_url: str = Field("https://api.telegram.org", validation_alias="TELEGRAM_API_BASE_URL")
+    telegram_webhook_url: str | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_listen: str = Field("127.0.0.1", validation_alias="TELEGRAM_WEBHOOK_LISTEN")
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535, validation_alias="TELEGRAM_WEBHOOK_PORT")
+    telegram_admin_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="TELEGRAM_ADMIN_IDS"
+    )
+    telegram_allowed_chat_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="TELEGRAM_ALLOWED_CHAT_IDS"
+    )
+    telegram_rate_limit: float = Field(30.0, gt=0, validation_alias="TELEGRAM_RATE_LIMIT")
+    telegram_chat_interval: float = Field(1.0, ge=0, validation_alias="TELEGRAM_CHAT_INTERVAL")
+    telegram_group_per_minute: int = Field(20, ge=1, validation_alias="TELEGRAM_GROUP_PER_MINUTE")
+    discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
+    discord_api_base_url: str = Field("https://discord.com/api/v10", validation_alias="DISCORD_API_BASE_URL")
+    discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
+    discord_alert_channel_id: str | None = Field(None, validation_alias="DISCORD_ALERT_CHANNEL_ID")
+    discord_webhook_url: SecretStr | None = Field(None, validation_alias="DISCORD_WEBHOOK_URL")
+    discord_admin_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="DISCORD_ADMIN_IDS"
+    )
+    alert_merge_window: float = Field(30.0, ge=0, validation_alias="ALERT_MERGE_WINDOW")
     bus_queue_size: int = Field(10_000, ge=1, validation_alias="BUS_QUEUE_SIZE")
     data_dir: str = Field("./data", validation_alias="DATA_DIR")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
@@ -102,7 +125,23 @@ class Settings(BaseSettings):
             return list(dict.fromkeys(symbols))
         return value
 
-    @field_validator("groq_api_key", "dashscope_api_key", "openai_api_key", mode="before")
+    @field_validator("telegram_admin_ids", "telegram_allowed_chat_ids", "discord_admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """TELEGRAM_ADMIN_IDS=123,456: numeric ids, comma separated."""
+        if isinstance(value, str | int):
+            value = [item.strip() for item in str(value).split(",") if item.strip()]
+        if isinstance(value, list | tuple):
+            ids = [str(item).strip() for item in value]
+            if any(not item.lstrip("-").isdigit() for item in ids):
+                raise ValueError("ids must be numbers separated by commas, e.g. 12345,67890")
+            return ids
+        return value
+
+    @field_validator(
+        "groq_api_key", "dashscope_api_key", "openai_api_key", "telegram_bot_token", "discord_bot_token",
+        "discord_webhook_url", mode="before",
+    )
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 from pathlib import Path
 
 import hypothesis  # noqa: F401  (imported first: avoids pytest+hypothesis AST recursion crash on 3.11.7)
 import pytest
 from expected_flow import columns, load_csv
+from rich.console import Console
 
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.events import Signal
 from fakes.chat_completions import FakeChatServer
 from fakes.recordings import shared_data_dir
+from flowbot.replay import replay
 from flowbot.settings import Settings
 
 
@@ -49,3 +53,13 @@ async def chat():
     await server.start()
     yield server
     await server.close()
+
+
+@pytest.fixture(scope="session")
+def btc_data_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DATA_DIR holding the feature store and signals of the real BTCUSDT dump (flowbot replay, in process)."""
+    data_dir = tmp_path_factory.mktemp("btc-store")
+    settings = Settings(_env_file=None, DATA_DIR=str(data_dir), WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0")
+    asyncio.run(replay([shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"], settings, out=io.StringIO(),
+                       err=Console(file=io.StringIO())))
+    return data_dir

@@ -1,0 +1,141 @@
+"""The bot side of Flowbot in one object: database, outbox, router, commands, delivery workers, scheduler and
+the adapters that the settings ask for (the console when no bot token is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from ai.ask import Asker
+from bot.console import CONSOLE, ConsoleSender
+from bot.database import open_database
+from bot.delivery import Dispatcher, Sender
+from bot.handlers.commands import Commands
+from bot.models import Destination
+from bot.outbox import Outbox
+from bot.router import AlertRouter
+from bot.scheduler import BotScheduler
+from bot.subscriptions import Subscriptions
+from engine.bus import Subscription
+from engine.events import Signal
+from flowbot.settings import Settings
+from storage.feature_store import FeatureStore
+from storage.signal_store import SignalStore
+
+log = logging.getLogger(__name__)
+
+
+class Adapter(Protocol):
+    """A chat platform front end: receives commands, and offers a Sender for the outbox."""
+
+    sender: Sender
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class BotService:
+    """Everything between the bus's signals and the users."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: FeatureStore,
+        signal_store: SignalStore | None,
+        asker: Asker | None,
+        feed_health: Callable[[], dict[str, Any] | None] = lambda: None,
+        provider_health: Callable[[], dict[str, str]] = dict,
+        out: TextIO | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = open_database(Path(settings.data_dir) / "flowbot.db")
+        self.subscriptions = Subscriptions(self.db)
+        self.outbox = Outbox(self.db, settings.alert_merge_window)
+        self.commands = Commands(
+            subscriptions=self.subscriptions, outbox=self.outbox, store=store, symbols=settings.symbols,
+            asker=asker, feed_health=feed_health, provider_health=provider_health, on_queued=self.wake,
+        )
+        self.adapters: list[Adapter] = self._adapters()
+        static: list[Destination] = []
+        senders: list[tuple[Sender, float]] = [(a.sender, _spacing(settings, a.sender.platform)) for a in self.adapters]
+        if settings.discord_alert_channel_id and settings.discord_bot_token is not None:
+            static.append(Destination("discord", settings.discord_alert_channel_id))
+        if settings.discord_webhook_url is not None:
+            from bot.discord.webhook import WebhookSender
+
+            senders.append((WebhookSender(settings.discord_webhook_url.get_secret_value()), 0.0))
+            static.append(Destination("webhook", "default"))
+        if not self.adapters and out is not None:
+            senders.append((ConsoleSender(out), 0.0))
+            static.append(CONSOLE)
+        self.dispatchers = {
+            sender.platform: Dispatcher(sender, self.outbox, self.subscriptions, per_destination_interval=spacing)
+            for sender, spacing in senders
+        }
+        self.router = AlertRouter(self.subscriptions, self.outbox, static=static, on_queued=self.wake)
+        self.scheduler = BotScheduler(
+            subscriptions=self.subscriptions, outbox=self.outbox, store=store, signal_store=signal_store,
+            admins=self.admin_destinations, feed_health=feed_health,
+            health_interval_s=settings.health_check_interval, on_queued=self.wake,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _adapters(self) -> list[Adapter]:
+        adapters: list[Adapter] = []
+        if self.settings.telegram_bot_token is not None:
+            from bot.telegram.adapter import TelegramAdapter
+
+            adapters.append(TelegramAdapter(self.settings, self.commands))
+        if self.settings.discord_bot_token is not None:
+            from bot.discord.adapter import DiscordAdapter
+
+            adapters.append(DiscordAdapter(self.settings, self.commands))
+        return adapters
+
+    def admin_destinations(self) -> list[Destination]:
+        return self.subscriptions.admins_reach("telegram", self.settings.telegram_admin_ids)
+
+    def wake(self) -> None:
+        for dispatcher in self.dispatchers.values():
+            dispatcher.wake()
+
+    def on_signal(self, signal: Signal) -> int:
+        return self.router.on_signal(signal)
+
+    def on_explanation(self, signal_id: str, text: str, provider: str) -> None:
+        self.router.on_explanation(signal_id, text, provider)
+
+    async def consume(self, signals: Subscription) -> None:
+        """Route every signal from the bus (idempotent: a signal seen twice is alerted once)."""
+        async for event in signals:
+            if isinstance(event, Signal):
+                self.on_signal(event)
+
+    async def start(self) -> None:
+        for adapter in self.adapters:
+            await adapter.start()
+        self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.dispatchers.items()]
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """Stop sending (rows in flight stay pending and are sent after a restart), then the adapters."""
+        self.scheduler.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for adapter in reversed(self.adapters):
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(adapter).__name__)
+        self.db.close()
+
+
+def _spacing(settings: Settings, platform: str) -> float:
+    """Seconds between two messages to one destination."""
+    return settings.telegram_chat_interval if platform == "telegram" else 0.0

@@ -1,0 +1,150 @@
+"""The Telegram adapter: python-telegram-bot's Application, long polling (or a webhook), commands in, replies out."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.constants import ChatAction, ChatType
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler
+from telegram.ext import filters as tg_filters
+
+from bot.handlers.commands import COMMANDS, Commands
+from bot.models import Caller, Destination, Message
+from bot.telegram.format import caption, keyboard, split_html
+from bot.telegram.sender import TelegramSender
+from flowbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 10
+
+
+def build_application(settings: Settings) -> Application:
+    """The Application with the configured API base, Telegram's flood limits and our rate settings."""
+    assert settings.telegram_bot_token is not None
+    base = settings.telegram_api_base_url.rstrip("/")
+    limiter = AIORateLimiter(
+        overall_max_rate=settings.telegram_rate_limit, overall_time_period=1,
+        group_max_rate=settings.telegram_group_per_minute, group_time_period=60, max_retries=1,
+    )
+    return (
+        Application.builder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{base}/bot")
+        .base_file_url(f"{base}/file/bot")
+        .rate_limiter(limiter)
+        .connection_pool_size(max(8, int(settings.telegram_rate_limit) + 8))
+        .build()
+    )
+
+
+class TelegramAdapter:
+    """Long polling by default; `TELEGRAM_WEBHOOK_URL` switches to a webhook served on the configured port."""
+
+    def __init__(self, settings: Settings, commands: Commands) -> None:
+        self.settings = settings
+        self.commands = commands
+        self.admins = set(settings.telegram_admin_ids)
+        self.allowed = set(settings.telegram_allowed_chat_ids)
+        self.app = build_application(settings)
+        self.sender = TelegramSender(self.app.bot)
+        for info in COMMANDS:
+            self.app.add_handler(CommandHandler(info.name, self._command))
+        self.app.add_handler(MessageHandler(tg_filters.COMMAND, self._unknown))
+        self.app.add_handler(CallbackQueryHandler(self._button))
+        self.app.add_error_handler(self._error)
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.bot.set_my_commands(
+            [BotCommand(c.name, c.description[:256]) for c in COMMANDS if not c.admin]
+        )
+        await self.app.start()
+        assert self.app.updater is not None
+        if self.settings.telegram_webhook_url:
+            await self.app.updater.start_webhook(
+                listen=self.settings.telegram_webhook_listen, port=self.settings.telegram_webhook_port,
+                url_path="telegram", webhook_url=self.settings.telegram_webhook_url,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await self.app.updater.start_polling(timeout=POLL_TIMEOUT_S, allowed_updates=Update.ALL_TYPES)
+        log.info("telegram: started as @%s", self.app.bot.username)
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    def _caller(self, update: Update) -> Caller | None:
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None:
+            return None
+        message = update.effective_message
+        thread = message.message_thread_id if message is not None and message.is_topic_message else None
+        return Caller(
+            destination=Destination("telegram", str(chat.id), thread or 0), user_id=str(user.id),
+            is_admin=str(user.id) in self.admins, is_private=chat.type == ChatType.PRIVATE,
+        )
+
+    def _refused(self, caller: Caller) -> bool:
+        return bool(self.allowed) and caller.destination.chat_id not in self.allowed
+
+    async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        caller = self._caller(update)
+        message = update.effective_message
+        if caller is None or message is None or not message.text:
+            return
+        if self._refused(caller):
+            await self._reply(update, Message("This Flowbot is private.", "Ask its owner for access."))
+            return
+        name = message.text.split()[0][1:].split("@")[0].lower()
+        if name == "ask":
+            await update.effective_chat.send_action(ChatAction.TYPING, message_thread_id=message.message_thread_id)
+        reply = await self.commands.run(caller, name, list(context.args or []))
+        await self._reply(update, reply)
+
+    async def _unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        caller = self._caller(update)
+        message = update.effective_message
+        if caller is None or message is None or not message.text or self._refused(caller):
+            return
+        name = message.text.split()[0][1:].split("@")[0]
+        await self._reply(update, await self.commands.run(caller, name.lower(), []))
+
+    async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        caller = self._caller(update)
+        if query is None or caller is None:
+            return
+        if self._refused(caller):
+            await query.answer("This Flowbot is private.")
+            return
+        reply = await self.commands.on_button(caller, query.data or "")
+        await query.answer(reply.title[:200])
+        if query.message is not None:
+            try:
+                await query.edit_message_text(split_html(reply)[0], parse_mode="HTML", reply_markup=keyboard(reply))
+            except TelegramError as exc:
+                log.info("telegram: could not update the settings message: %s", exc.message)
+
+    async def _reply(self, update: Update, reply: Message) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        if reply.png is not None:
+            await message.reply_photo(reply.png, caption=caption(reply), parse_mode="HTML", do_quote=False)
+            return
+        texts = split_html(reply)
+        for index, text in enumerate(texts):
+            last = index == len(texts) - 1
+            await message.reply_text(
+                text, parse_mode="HTML", do_quote=False, reply_markup=keyboard(reply) if last else None
+            )
+
+    async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.warning("telegram: handling an update failed: %s", type(context.error).__name__, exc_info=context.error)
