@@ -53,6 +53,7 @@ class Dispatcher:
         *,
         concurrency: int = 16,
         per_destination_interval: float = 0.0,
+        retry_base_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sender = sender
@@ -61,6 +62,7 @@ class Dispatcher:
         self.subscriptions = subscriptions
         self.concurrency = concurrency
         self.per_destination_interval = per_destination_interval
+        self.retry_base_s = retry_base_s
         self.clock = clock
         self.paused_until = 0.0
         self.stats: Counter[str] = Counter()  # sent, edited, retried, failed, gone, paused
@@ -115,7 +117,8 @@ class Dispatcher:
         if wait <= 0 and not self._tasks and self.paused_until <= now:
             wait = 0.01  # everything due is spaced or busy: do not spin
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
+            async with asyncio.timeout(max(wait, 0.001)):  # unlike wait_for, never swallows a cancellation
+                await self._wake.wait()
 
     async def _start_due(self) -> None:
         now = self.clock()
@@ -197,7 +200,7 @@ class Dispatcher:
             log.warning("%s asked to wait %.1f s (%s)", self.platform, exc.seconds, exc.reason)
         elif isinstance(exc, TemporaryFailure):
             self.stats["retried"] += 1
-            delay = min(MAX_BACKOFF_S, 2.0 ** min(row.attempts, 6))
+            delay = min(MAX_BACKOFF_S, self.retry_base_s * 2.0 ** min(row.attempts, 6))
             self.outbox.retry(row.id, now + delay, exc.reason, edit=edit)
             log.warning("sending to %s failed (%s); retrying in %.0f s", row.destination, exc.reason, delay)
         elif isinstance(exc, DestinationGone):

