@@ -20,12 +20,13 @@ from ai.ask import Asker
 from ai.providers import ProviderChain, providers_from
 from ai.worker import ModelWorker
 from bot.handlers.flow_text import format_flow
+from bot.service import BotService
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
 from engine.events import Signal
 from engine.trades import Trade
-from flowbot.replay import replay, signal_line
+from flowbot.replay import replay
 from flowbot.settings import Settings, StreamKind
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
@@ -36,16 +37,16 @@ COMPACT_EVERY_S = 600
 
 
 async def run_feed(settings: Settings) -> None:
-    """Stream the configured symbols through the pipeline; print a line per symbol per window, and signals."""
+    """Stream the configured symbols through the pipeline to the store, signals to the bots (or the console)."""
     bus = InMemoryBus(settings.bus_queue_size)
     data_dir = Path(settings.data_dir)
     store = FeatureStore(data_dir, flush_interval=settings.flush_interval)
     signal_store = SignalStore(data_dir / "flowbot.db")
     pipeline = FlowPipeline(
-        settings, bus, store=store, signal_store=signal_store, by_trade_ids=settings.stream is StreamKind.TRADE,
-        on_signal=lambda signal: print("SIGNAL " + signal_line(signal, as_json=False), flush=True),
+        settings, bus, store=store, signal_store=signal_store, by_trade_ids=settings.stream is StreamKind.TRADE
     )
-    worker = ModelWorker(settings) if providers_from(settings) else None  # model calls off the engine's loop
+    providers = providers_from(settings)
+    worker = ModelWorker(settings) if providers else None  # model calls off the engine's loop
     if worker is not None:
         await worker.start()
     complete = worker.answer if worker is not None else ProviderChain([], timeout=settings.ai_timeout).answer
@@ -53,6 +54,13 @@ async def run_feed(settings: Settings) -> None:
         complete, contexts=pipeline.contexts.get, signal_store=signal_store, concurrency=settings.ai_concurrency
     )
     feed = BinanceFeed(settings, bus)
+    bots = BotService(
+        settings, store=store, signal_store=signal_store,
+        asker=Asker(complete, store, symbols=settings.symbols, signal_store=signal_store,
+                    rate_limit=settings.ask_rate_limit),
+        feed_health=feed.health.snapshot, provider_health=lambda: {p.name: "configured" for p in providers},
+        out=sys.stdout,
+    )
     ticker = WindowTicker(feed.symbols, settings.window_duration, feed.health, sys.stdout)
 
     def on_trades(symbol: str, trades: list[Trade]) -> None:
@@ -81,13 +89,16 @@ async def run_feed(settings: Settings) -> None:
                     store.compact(symbol, today)
                 compacted = time.monotonic()
 
-    def print_explanation(signal: Signal, explanation: Explanation) -> None:
-        print(f"EXPLANATION {signal.id} ({explanation.provider}): {explanation.text}", flush=True)
+    def explained(signal: Signal, explanation: Explanation) -> None:
+        bots.on_explanation(signal.id, explanation.text, explanation.provider)
 
-    signals = bus.subscribe(Signal, name="analyst", maxsize=1_000)
+    to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
+    to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
+    await bots.start()
     tasks = [
         asyncio.create_task(housekeeping()),
-        asyncio.create_task(explain_from_bus(analyst, signals, print_explanation)),
+        asyncio.create_task(explain_from_bus(analyst, to_analyst, explained)),
+        asyncio.create_task(bots.consume(to_bots)),
     ]
     try:
         await feed.run()
@@ -95,6 +106,7 @@ async def run_feed(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await bots.stop()
         if worker is not None:
             await worker.close()
         store.close()

@@ -98,13 +98,33 @@ async def test_flowbot_run_explains_its_signals_through_the_first_provider(share
     finally:
         await fake.close()
     assert returncode == 0, err
-    signals = [line for line in out.splitlines() if line.startswith("SIGNAL")]
-    explained = [line for line in out.splitlines() if line.startswith("EXPLANATION ")]
-    assert signals and any(line.startswith("EXPLANATION BTCUSDT-whale-") for line in explained)
-    assert len(explained) == len(signals)  # every signal explained once
-    assert all("(groq): Large buyers and sellers were active" in line for line in explained)
+    alerts = [line for line in out.splitlines() if line.startswith("ALERT #")]
+    updates = [line for line in out.splitlines() if line.startswith("UPDATE #")]
+    assert alerts and all(line.split(" ", 3)[2] == "BTCUSDT" for line in alerts)
+    last_text: dict[str, str] = {}
+    for line, body in _printed_messages(out):
+        last_text[line.split()[1]] = body
+    assert set(last_text) == {line.split()[1] for line in alerts}  # every update edits a printed alert
+    assert all("Analysis (groq): Large buyers and sellers were active" in text for text in last_text.values())
+    assert updates
     assert chat.requests and all(r.provider == "groq" for r in chat.requests)
     with sqlite3.connect(tmp_path / "flowbot.db") as db:
-        stored = db.execute("select count(*) from signals where provider = 'groq'").fetchone()[0]
-    assert stored == len(explained)
+        stored = db.execute("select count(*) from signals").fetchone()[0]
+        explained = db.execute("select count(*) from signals where provider = 'groq'").fetchone()[0]
+        alerted = db.execute(
+            "select count(distinct s.signal_id) from outbox_signals s join outbox o on o.id = s.outbox_id"
+            " where o.platform = 'console' and o.state = 'sent'"
+        ).fetchone()[0]
+    assert stored and explained == stored and alerted == stored  # every signal alerted once and explained
     assert "gsk-test-secret" not in err + out
+
+
+def _printed_messages(out: str) -> list[tuple[str, str]]:
+    """(first line, whole text) of each ALERT or UPDATE the console adapter printed (lines below are indented)."""
+    messages: list[tuple[str, str]] = []
+    for line in out.splitlines():
+        if line.startswith(("ALERT #", "UPDATE #")):
+            messages.append((line, line))
+        elif line.startswith("    ") and messages:
+            messages[-1] = (messages[-1][0], messages[-1][1] + "\n" + line.strip())
+    return messages
