@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -19,7 +21,7 @@ from engine.analysis.columns import TradeColumns
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.events import Signal
-from engine.replay.readers import ReplayInputError, RowProblem, detect_format, read_replay
+from engine.replay.readers import ReplayBatch, ReplayInputError, RowProblem, detect_format, read_replay
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
@@ -113,7 +115,7 @@ async def replay(
                 report.files += 1
                 total = None if kind == "json-rest" or progress.disable else _line_count(path)
                 task = progress.add_task(f"{path.name} ({kind})", total=total)
-                for batch in read_replay(path, symbol=symbol):
+                for batch in _read_ahead(read_replay(path, symbol=symbol)):
                     report.problems.extend(batch.problems)
                     for chunk in _paced_chunks(batch.columns, speed):
                         if len(chunk):
@@ -131,6 +133,15 @@ async def replay(
     report.signals = pipeline.signals_emitted
     _print_problems(report, err)
     return report
+
+
+def _read_ahead(batches: Iterator[ReplayBatch]) -> Iterator[ReplayBatch]:
+    """The batches, the next one read in a worker thread while this one is processed (parsing releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(next, batches, None)
+        while (batch := pending.result()) is not None:
+            pending = reader.submit(next, batches, None)
+            yield batch
 
 
 def _line_count(path: Path) -> int:

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from engine.analysis.features import FEATURE_COLUMNS, PRICE_SCALE, QUOTE_SCALE, WindowFeatures
+from engine.analysis.features import FEATURE_COLUMNS, PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
+from engine.analysis.window_batch import WindowBatch
 
 DAY_MS = 86_400_000
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
@@ -91,34 +92,59 @@ class FeatureStore:
         self._max_buffered_rows = max_buffered_rows
         self._clock = clock
         self._last_flush = clock()
-        self._rows: list[WindowFeatures] = []
+        self._rows: list[WindowFeatures] = []  # added one by one, not yet turned into columns
         self._revisions: list[int] = []
+        self._pieces: list[dict[str, np.ndarray]] = []  # buffered columns, in add order
+        self._buffered = 0
         self._checked_symbols: set[str] = set()
 
     def add(self, features: WindowFeatures, revision: int = 0) -> None:
         """Buffer a row; flush when the buffer is full or flush_interval has passed since the last flush."""
-        if features.symbol not in self._checked_symbols:  # rejected here, not in a flush that would then fail forever
-            self._symbol_dir(features.symbol)
-            self._checked_symbols.add(features.symbol)
+        self._check(features.symbol)
         self._rows.append(features)
         self._revisions.append(revision)
-        if len(self._rows) >= self._max_buffered_rows or self._clock() - self._last_flush >= self._flush_interval:
-            self.flush()
+        self._buffered += 1
+        self._maybe_flush()
+
+    def add_batch(self, batch: WindowBatch) -> None:
+        """Buffer a batch of new windows (revision 0), as add() does row by row."""
+        self._check(batch.symbol)
+        self._seal()
+        self._pieces.append(batch.parquet_columns() | {"revision": np.zeros(len(batch), dtype=np.int64)})
+        self._buffered += len(batch)
+        self._maybe_flush()
 
     def flush(self) -> int:
         """Write the buffer, one new file per (symbol, date); returns rows written (one per window of the buffer)."""
         self._last_flush = self._clock()
-        if not self._rows:
+        self._seal()
+        if not self._pieces:
             return 0
-        table, symbols, codes, days = _buffer_table(self._rows, self._revisions)
+        table, symbols, codes, days = _buffer_table(self._pieces)
         starts = np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])])
         for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(table)], strict=True):
             folder = self._symbol_dir(symbols[codes[start]]) / f"date={_day_iso(int(days[start]))}"
             _write_atomic(table.slice(start, end - start), folder, _NAMES.next())
         # Cleared only once every file is in place: a failed flush is retried whole, and the rewritten duplicates
         # (same window, same revision, same values) are harmless to readers.
-        self._rows, self._revisions = [], []
+        self._pieces, self._buffered = [], 0
         return len(table)
+
+    def _check(self, symbol: str) -> None:
+        """Reject a bad symbol here, not in a flush that would then fail forever."""
+        if symbol not in self._checked_symbols:
+            self._symbol_dir(symbol)
+            self._checked_symbols.add(symbol)
+
+    def _maybe_flush(self) -> None:
+        if self._buffered >= self._max_buffered_rows or self._clock() - self._last_flush >= self._flush_interval:
+            self.flush()
+
+    def _seal(self) -> None:
+        """Turn the rows added one by one into a piece of columns (keeping the add order)."""
+        if self._rows:
+            self._pieces.append(_row_columns(self._rows, self._revisions))
+            self._rows, self._revisions = [], []
 
     def close(self) -> None:
         """Flush what is buffered."""
@@ -184,61 +210,45 @@ class FeatureStore:
         return self.root / f"symbol={symbol}"
 
 
-def _buffer_table(
-    rows: list[WindowFeatures], revisions: list[int]
-) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray]:
+def _row_columns(rows: list[WindowFeatures], revisions: list[int]) -> dict[str, np.ndarray]:
+    """Rows as Parquet columns, amounts converted exactly as WindowFeatures.row() does."""
+
+    def values(name: str, dtype: type) -> np.ndarray:
+        return np.fromiter(map(attrgetter(name), rows), dtype=dtype, count=len(rows))
+
+    columns = {
+        "symbol": np.array(list(map(attrgetter("symbol"), rows)), dtype=object),
+        "vwap": np.array([vwap_float(f.quote_volume, f.volume) for f in rows], dtype=np.float64),
+        "burst": values("burst", np.bool_),
+        "burst_ratio": values("burst_ratio", np.float64),
+        "revision": np.array(revisions, dtype=np.int64),
+    }
+    columns |= {name: values(name, np.int64) for name in TIME_COLUMNS + INT_COLUMNS}
+    columns |= {name: values(name, np.float64) / float(PRICE_SCALE) for name in PRICE_COLUMNS}
+    columns |= {name: values(name, np.float64) / float(QUOTE_SCALE) for name in QUOTE_COLUMNS}
+    return columns
+
+
+def _buffer_table(pieces: list[dict[str, np.ndarray]]) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray]:
     """The buffer as one table sorted by (symbol, window_start), one row per window, with per-row symbol codes/days.
 
-    Amounts are converted exactly as WindowFeatures.row() does; of rows for one window the highest revision wins,
-    and for equal revisions the one added last.
+    Of rows for one window the highest revision wins, and for equal revisions the one added last.
     """
-    symbols = pc.dictionary_encode(pa.array(list(map(attrgetter("symbol"), rows)), pa.string()))
+    merged = {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
+    symbols = pc.dictionary_encode(pa.array(merged.pop("symbol"), pa.string()))
     codes = symbols.indices.to_numpy()
-    window_start = np.fromiter(map(attrgetter("window_start"), rows), dtype=np.int64, count=len(rows))
-    revision = np.array(revisions, dtype=np.int64)
+    window_start, revision = merged["window_start"], merged["revision"]
     order = np.lexsort((revision, window_start, codes))  # stable: equal keys stay in add order
     sorted_codes, sorted_starts = codes[order], window_start[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = (sorted_codes[1:] != sorted_codes[:-1]) | (sorted_starts[1:] != sorted_starts[:-1])
     keep = order[last]
     kept_codes, kept_starts = codes[keep], window_start[keep]
-
-    def values(name: str, dtype: type) -> np.ndarray:
-        return np.fromiter(map(attrgetter(name), rows), dtype=dtype, count=len(rows))[keep]
-
-    columns = {
-        "symbol": pa.DictionaryArray.from_arrays(pa.array(kept_codes, pa.int32()), symbols.dictionary),
-        "window_start": pa.array(kept_starts, TIMESTAMP),
-        "window_end": pa.array(values("window_end", np.int64), TIMESTAMP),
-        "vwap": np.array(_vwaps(rows), dtype=np.float64)[keep],
-        "burst": values("burst", np.bool_),
-        "burst_ratio": values("burst_ratio", np.float64),
-        "revision": revision[keep],
-    }
-    columns |= {name: values(name, np.float64) / float(PRICE_SCALE) for name in PRICE_COLUMNS}
-    columns |= {name: values(name, np.float64) / float(QUOTE_SCALE) for name in QUOTE_COLUMNS}
-    columns |= {name: values(name, np.int64) for name in INT_COLUMNS}
+    columns = {name: values[keep] for name, values in merged.items()}
+    columns["symbol"] = pa.DictionaryArray.from_arrays(pa.array(kept_codes, pa.int32()), symbols.dictionary)
+    columns |= {name: pa.array(columns[name], TIMESTAMP) for name in TIME_COLUMNS}
     table = pa.Table.from_pydict(columns, schema=SCHEMA)
     return table, symbols.dictionary.to_pylist(), kept_codes, kept_starts // DAY_MS
-
-
-def _vwaps(rows: list[WindowFeatures]) -> list[float]:
-    """float(f.vwap) of each row, by integer rounding where that provably gives the same float (else by Decimal).
-
-    f.vwap rounds quote_volume / volume to 28 significant digits, then half-even to an integer n (of 1e-8), and
-    float() of n * 1e-8 is correctly rounded, as is Python's n / 10**8. With |n| < 1e16 the first rounding keeps 12
-    or more decimals, so its error (at most 0.5e-12) cannot move the quotient across or onto a .5 farther than that.
-    """
-    vwaps = []
-    for f in rows:
-        volume = f.volume
-        if volume > 0:
-            n, rest = divmod(f.quote_volume, volume)
-            if -(10**16) < n < 10**16 and abs(2 * rest - volume) * 10**12 > volume:
-                vwaps.append((n + (2 * rest > volume)) / PRICE_SCALE)
-                continue
-        vwaps.append(float(f.vwap))
-    return vwaps
 
 
 def _newest_per_window(table: pa.Table) -> pa.Table:

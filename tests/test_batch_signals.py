@@ -8,6 +8,7 @@ from expected_flow import columns, load_csv
 from engine.analysis.batch_signals import BatchJudge
 from engine.analysis.context import SymbolContext
 from engine.analysis.signals import SignalDetector, SignalThresholds
+from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import FlowRules, WindowBuilder
 
 EAGER = SignalThresholds(
@@ -40,7 +41,7 @@ def test_batch_judging_equals_window_by_window_judging(windows: list, batch_size
         batch = windows[start : start + batch_size]
         history = list(batch_context.windows)
         batch_context.extend(batch)
-        got.extend(judge.signals(history, batch))
+        got.extend(judge.signals(history, WindowBatch.from_features("BTCUSDT", batch)))
     assert got == expected
     assert {s.kind for s in expected} == {"whale", "burst", "imbalance", "cvd_divergence", "absorption"}
     assert batch_detector.suppressed == one_by_one.suppressed

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.analysis.features import FEATURE_COLUMNS, WindowFeatures
+from engine.analysis.features import FEATURE_COLUMNS, WindowFeatures, vwap_float
+from engine.analysis.window_batch import WindowBatch
 from storage import feature_store
 from storage.feature_store import FeatureStore
 
@@ -146,7 +147,8 @@ def test_read_gives_row_values_one_per_window(versions: list[tuple[WindowFeature
 def test_vwap_matches_the_decimal_property(volume: int, whole: int, offset: int) -> None:
     quote = max(0, whole * volume + volume // 2 + offset)  # near the .5 where rounding is delicate
     features = window(MIDNIGHT, volume=volume, quote_volume=quote)
-    assert feature_store._vwaps([features]) == [float(features.vwap)]
+    assert vwap_float(quote, volume) == float(features.vwap)
+    assert WindowBatch.from_features(features.symbol, [features]).parquet_columns()["vwap"][0] == float(features.vwap)
     assert Decimal(quote) / volume / 10**8 - features.vwap <= Decimal("0.5e-8")
 
 

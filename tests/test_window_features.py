@@ -8,11 +8,13 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from expected_flow import columns, expected_windows, load_csv
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.analysis.columns import TradeColumns
-from engine.analysis.windows import FlowRules, WindowBuilder, exact_quote_sums
+from engine.analysis.kernels import limbs_to_float, window_sums
+from engine.analysis.window_batch import limbs_to_ints
+from engine.analysis.windows import FlowRules, WindowBuilder
 
 E8 = Decimal(10**8)
 E16 = Decimal(10**16)
@@ -120,11 +122,19 @@ def test_invariants_hold_for_any_trades(cols: TradeColumns, batch: int) -> None:
     assert sum(w.quote_volume for w in windows) == exact_total
 
 
-@given(st.lists(st.tuples(st.integers(0, 2**62), st.integers(0, 2**62)), min_size=1, max_size=40))
-def test_exact_quote_sums_never_overflow(pairs) -> None:
-    price = np.array([p for p, _ in pairs], dtype=np.int64)
-    qty = np.array([q for _, q in pairs], dtype=np.int64)
-    starts = np.array([0, len(pairs) // 2] if len(pairs) > 1 else [0], dtype=np.int64)
-    got = exact_quote_sums(price, qty, starts)
-    bounds = [*starts.tolist(), len(pairs)]
-    assert got == [sum(p * q for p, q in pairs[a:b]) for a, b in itertools.pairwise(bounds)]
+@given(st.lists(st.tuples(st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1), st.booleans()), min_size=1,
+                max_size=40))
+@example([(2**63 - 1, 2**63 - 1, False)] * 3 + [(2**52 + 1, 2**53 - 1, True)])
+def test_quote_sums_are_exact_and_their_floats_correctly_rounded(trades) -> None:
+    price, qty, sells = (np.array(c, dtype=dtype) for c, dtype in zip(zip(*trades, strict=True),
+                                                                       (np.int64, np.int64, bool), strict=True))
+    starts = np.repeat(np.array([0, 5000], dtype=np.int64), [len(trades) // 2, len(trades) - len(trades) // 2])
+    ids = np.arange(len(trades), dtype=np.int64)
+    first, _, quotes = window_sums(starts, price, qty, sells, np.full(len(trades), np.inf), ids, ids, -1)
+    bounds = [*first.tolist(), len(trades)]
+    for w, (a, b) in enumerate(itertools.pairwise(bounds)):
+        chosen = trades[a:b]
+        buy = sum(p * q for p, q, sell in chosen if not sell)
+        sell = sum(p * q for p, q, s in chosen if s)
+        assert limbs_to_ints(quotes[w]) == [buy + sell, buy, sell, 0, 0]
+        assert limbs_to_float(quotes[w]).tolist() == [float(buy + sell), float(buy), float(sell), 0.0, 0.0]

@@ -15,36 +15,32 @@ import numpy as np
 from engine.analysis.context import CONTEXT_SPANS, FlowSummary
 from engine.analysis.features import WindowFeatures
 from engine.analysis.signals import ABSORPTION_MIN_HISTORY_MS, DETECTORS, Flows, SignalDetector
+from engine.analysis.window_batch import QUOTES, WindowBatch, limbs_to_ints
 from engine.events import Signal
 
 MARGIN = 1e-9  # far above float64's error on these ratios, far below any threshold's meaning
 
 
-def _ints(windows: list[WindowFeatures], name: str) -> np.ndarray:
-    return np.fromiter((getattr(w, name) for w in windows), dtype=np.int64, count=len(windows))
-
-
-def _running(windows: list[WindowFeatures], name: str) -> np.ndarray:
-    """Exact running sums with a leading 0: int64 when they fit, else Python ints (object array)."""
-    values = [getattr(w, name) for w in windows]
-    if sum(map(abs, values)) < 1 << 62:
-        return np.concatenate(([0], np.cumsum(np.array(values, dtype=np.int64))))
-    return np.concatenate(([0], np.cumsum(np.array(values, dtype=object)))).astype(object)
+def _running(values: np.ndarray) -> np.ndarray:
+    """Exact running sums along the first axis with a leading 0: int64 when they fit, else Python ints (object)."""
+    zero = np.zeros((1, *values.shape[1:]), dtype=np.int64)
+    if not len(values) or np.abs(values).max() < (1 << 62) // len(values):
+        return np.concatenate((zero, np.cumsum(values, axis=0, dtype=np.int64)))
+    return np.concatenate((zero.astype(object), np.cumsum(values.astype(object), axis=0)))
 
 
 SUMMED = ("trade_count", "volume", "buy_volume", "delta", "whale_count", "burst", "missing_ids")
-QUOTE = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote")
 
 
 class _Spans:
     """Running sums over the windows [history + batch], and exact span summaries on demand."""
 
-    def __init__(self, windows: list[WindowFeatures]) -> None:
+    def __init__(self, windows: WindowBatch) -> None:
         self.windows = windows
-        self.starts = _ints(windows, "window_start")
-        self.ends = _ints(windows, "window_end")
-        self.left = {span: np.searchsorted(self.starts, self.ends - ms, "left") for span, ms in CONTEXT_SPANS.items()}
-        self._sums = {name: _running(windows, name) for name in SUMMED}
+        self.left = {span: np.searchsorted(windows.window_start, windows.window_end - ms, "left")
+                     for span, ms in CONTEXT_SPANS.items()}
+        self._sums = {name: _running(getattr(windows, name).astype(np.int64)) for name in SUMMED}
+        self._quotes = _running(windows.quotes)
 
     def total(self, name: str, span: str) -> np.ndarray:
         """Per window: the sum of `name` over the span ending at that window, as float64 for comparisons."""
@@ -56,17 +52,17 @@ class _Spans:
         first = int(self.left[span][i])
         if first > i:
             return None
-        chosen = self.windows[first : i + 1]
+        w = self.windows
         sums = {name: int(self._sums[name][i + 1] - self._sums[name][first]) for name in SUMMED}
-        quotes = {name: sum(getattr(w, name) for w in chosen) for name in QUOTE}
-        last = self.windows[i]
+        quotes = dict(zip(QUOTES, limbs_to_ints(self._quotes[i + 1] - self._quotes[first]), strict=True))
+        end = int(w.window_end[i])
         return FlowSummary(
-            symbol=last.symbol, span=span, start=last.window_end - CONTEXT_SPANS[span], end=last.window_end,
-            windows=len(chosen), first_start=chosen[0].window_start, trade_count=sums["trade_count"],
+            symbol=w.symbol, span=span, start=end - CONTEXT_SPANS[span], end=end,
+            windows=i + 1 - first, first_start=int(w.window_start[first]), trade_count=sums["trade_count"],
             volume=sums["volume"], buy_volume=sums["buy_volume"], sell_volume=sums["volume"] - sums["buy_volume"],
-            delta=sums["delta"], cvd_end=last.cvd, whale_count=sums["whale_count"], bursts=sums["burst"],
-            missing_ids=sums["missing_ids"], open=chosen[0].open, high=max(w.high for w in chosen),
-            low=min(w.low for w in chosen), close=last.close, **quotes,
+            delta=sums["delta"], cvd_end=int(w.cvd[i]), whale_count=sums["whale_count"], bursts=sums["burst"],
+            missing_ids=sums["missing_ids"], open=int(w.open[first]), high=int(w.high[first : i + 1].max()),
+            low=int(w.low[first : i + 1].min()), close=int(w.close[i]), **quotes,
         )
 
 
@@ -81,15 +77,19 @@ class BatchJudge:
     def __init__(self, detector: SignalDetector) -> None:
         self.detector = detector
 
-    def signals(self, history: list[WindowFeatures], batch: list[WindowFeatures]) -> list[Signal]:
-        if not batch:
+    def signals(self, history: list[WindowFeatures], batch: WindowBatch) -> list[Signal]:
+        """The signals of the batch's windows, judged in order (history: the symbol's windows before the batch)."""
+        if not len(batch):
             return []
-        spans = _Spans(history + batch)
+        spans = _Spans(WindowBatch.concat(batch.symbol, [WindowBatch.from_features(batch.symbol, history), batch]))
         maybe, surely = self._candidates(spans, len(history))
         detector = self.detector
         out: list[Signal] = []
-        for i in sorted(set().union(*maybe.values())):
-            window = spans.windows[i]
+        candidates = sorted(set().union(*maybe.values()))
+        objects = dict(zip(candidates, batch.features(np.array(candidates, dtype=np.int64) - len(history)),
+                           strict=True))
+        for i in candidates:
+            window = objects[i]
             kinds = []
             for kind in DETECTORS:
                 if i not in maybe[kind]:
@@ -110,7 +110,7 @@ class BatchJudge:
         w = spans.windows
         n = len(w)
         batch = np.arange(n) >= first
-        opens, closes = _ints(w, "open"), _ints(w, "close")
+        opens, closes = w.open, w.close
         m_volume, m_buy, m_trades = (spans.total(k, "1m") for k in ("volume", "buy_volume", "trade_count"))
         m_share = np.maximum(m_buy, m_volume - m_buy) / np.maximum(m_volume, 1)
         m_pct = _pct(opens[spans.left["1m"]], closes)
@@ -118,10 +118,10 @@ class BatchJudge:
         f_pct = _pct(opens[spans.left["5m"]], closes)
         f_share = f_delta / np.maximum(f_volume, 1)
         h_volume = spans.total("volume", "1h")
-        covered = spans.ends - spans.starts[spans.left["1h"]]
+        covered = w.window_end - w.window_start[spans.left["1h"]]
         mean_per_minute = h_volume * 60_000.0 / np.maximum(covered, 1)
-        whale = _ints(w, "whale_count") > 0
-        burst = np.fromiter((x.burst for x in w), dtype=bool, count=n)
+        whale = w.whale_count > 0
+        burst = w.burst
         maybe, surely = {"whale": whale, "burst": burst}, {"whale": whale, "burst": burst}
         min_pct, min_share = t.divergence_min_price_pct, t.divergence_min_delta_share
         for margin, masks in ((MARGIN, maybe), (-MARGIN, surely)):  # a wider net, then a safely narrower one

@@ -51,9 +51,7 @@ class WindowFeatures:
     @property
     def vwap(self) -> Decimal:
         """quote_volume / volume, exact to 1e-8 (in price units)."""
-        if not self.volume:
-            return Decimal(0)
-        return (Decimal(self.quote_volume) / Decimal(self.volume) / PRICE_SCALE).quantize(Decimal("1e-8"))
+        return exact_vwap(self.quote_volume, self.volume)
 
     def row(self) -> dict[str, Any]:
         """The Parquet row: floats for amounts (converted only here), ints for counts and ids, ms times."""
@@ -86,3 +84,24 @@ class WindowFeatures:
             "burst": self.burst,
             "burst_ratio": self.burst_ratio,
         }
+
+
+def exact_vwap(quote_volume: int, volume: int) -> Decimal:
+    """quote_volume (1e-16) / volume (1e-8), exact to 1e-8 (in price units); 0 without volume."""
+    if not volume:
+        return Decimal(0)
+    return (Decimal(quote_volume) / Decimal(volume) / PRICE_SCALE).quantize(Decimal("1e-8"))
+
+
+def vwap_float(quote_volume: int, volume: int) -> float:
+    """float(exact_vwap(...)), by integer rounding where that provably gives the same float (else by Decimal).
+
+    exact_vwap rounds quote_volume / volume to 28 significant digits, then half-even to an integer n (of 1e-8), and
+    float() of n * 1e-8 is correctly rounded, as is Python's n / 10**8. With |n| < 1e16 the first rounding keeps 12
+    or more decimals, so its error (at most 0.5e-12) cannot move the quotient across or onto a .5 farther than that.
+    """
+    if volume > 0:
+        n, rest = divmod(quote_volume, volume)
+        if -(10**16) < n < 10**16 and abs(2 * rest - volume) * 10**12 > volume:
+            return (n + (2 * rest > volume)) / PRICE_SCALE
+    return float(exact_vwap(quote_volume, volume))

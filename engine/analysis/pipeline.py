@@ -21,9 +21,10 @@ import numpy as np
 
 from engine.analysis.batch_signals import BatchJudge
 from engine.analysis.columns import TradeColumns
-from engine.analysis.context import SymbolContext
+from engine.analysis.context import KEPT_MS, SymbolContext
 from engine.analysis.features import QUOTE_SCALE, WindowFeatures
 from engine.analysis.signals import SignalDetector, SignalThresholds
+from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import FlowRules, WindowBuilder
 from engine.bus import EventBus
 from engine.events import Signal, WindowClosed
@@ -160,24 +161,29 @@ class FlowPipeline:
             self.contexts[symbol] = SymbolContext(symbol)
         return builder
 
-    def _emit(self, windows: list[WindowFeatures], revision: int = 0) -> None:
-        """Store and publish closed windows of one symbol, then add them to its context and judge them."""
-        if not windows:
+    def _emit(self, batch: WindowBatch) -> None:
+        """Store and publish newly closed windows of one symbol, then add them to its context and judge them."""
+        if not len(batch):
             return
-        for features in windows:
-            if self.store is not None:
-                self.store.add(features, revision)
-            self.bus.publish(WindowClosed(features, revision))
-        self.windows_closed += len(windows)
-        context = self.contexts[windows[0].symbol]
-        if revision:  # a correction: the context learns it, no new alert
-            for features in windows:
-                context.add(features)
-            return
+        if self.store is not None:
+            self.store.add_batch(batch)
+        if self.bus.has_subscribers(WindowClosed):
+            for features in batch:
+                self.bus.publish(WindowClosed(features))
+        self.windows_closed += len(batch)
+        context = self.contexts[batch.symbol]
         history = list(context.windows)
-        context.extend(windows)
-        for signal in self.judge.signals(history, windows):
+        context.extend(batch.since(int(batch.window_end[-1]) - KEPT_MS))
+        for signal in self.judge.signals(history, batch):
             self._signal(signal)
+
+    def _emit_correction(self, features: WindowFeatures, revision: int) -> None:
+        """Store and publish a corrected window; the context learns it, no new alert."""
+        if self.store is not None:
+            self.store.add(features, revision)
+        self.bus.publish(WindowClosed(features, revision))
+        self.windows_closed += 1
+        self.contexts[features.symbol].add(features)
 
     def _signal(self, signal: Signal) -> None:
         if self.signal_store is not None and not self.signal_store.save(signal):
@@ -227,7 +233,7 @@ class FlowPipeline:
         for features in updated:
             key = (features.symbol, features.window_start)
             self._revisions[key] = self._revisions.get(key, 0) + 1
-            self._emit([features], revision=self._revisions[key])
+            self._emit_correction(features, self._revisions[key])
         self.builders[merged.symbol].shift_cvd(day, cvd_shift)
 
 

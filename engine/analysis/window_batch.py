@@ -1,0 +1,141 @@
+"""Closed windows of one symbol as columns: what the window stage hands to the store, the context and the signals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
+from engine.analysis.kernels import BITS, LIMBS, MASK, limbs_to_float
+
+QUOTES = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote")  # kernels.QUOTE_SUMS
+INTS = ("window_start", "window_end", "open", "high", "low", "close", "volume", "buy_volume", "delta", "cvd",
+        "trade_count", "whale_count", "first_id", "last_id", "missing_ids")
+_SAFE_VWAP = 2.0**50  # below this a float vwap far enough from a rounding tie is provably the exact one
+
+
+def limbs_to_ints(limbs: np.ndarray) -> list[int]:
+    """The exact integers of (..., LIMBS) base-2**21 limbs, flattened in row order (limbs but the top below 2**42)."""
+    flat = limbs.reshape(-1, LIMBS)
+    low = (flat[:, 0] + (flat[:, 1] << BITS)).tolist()
+    middle = (flat[:, 2] + (flat[:, 3] << BITS)).tolist()
+    return [a + (b << (2 * BITS)) + (c << (4 * BITS)) for a, b, c in zip(low, middle, flat[:, 4].tolist(), strict=True)]
+
+
+def ints_to_limbs(values: Sequence[int]) -> np.ndarray:
+    """Rows of base-2**21 limbs of integers (the top limb takes the rest, with the sign)."""
+    return np.array([[(v >> (BITS * j)) & MASK for j in range(LIMBS - 1)] + [v >> (BITS * (LIMBS - 1))]
+                     for v in values], dtype=np.int64).reshape(len(values), LIMBS)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowBatch:
+    """Consecutive windows of one symbol, in window order; amounts are exact (quote sums as limbs, 1e-16)."""
+
+    symbol: str
+    window_start: np.ndarray
+    window_end: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    buy_volume: np.ndarray
+    delta: np.ndarray
+    cvd: np.ndarray
+    trade_count: np.ndarray
+    whale_count: np.ndarray
+    first_id: np.ndarray
+    last_id: np.ndarray
+    missing_ids: np.ndarray
+    quotes: np.ndarray  # (windows, QUOTES, LIMBS)
+    whale_threshold: np.ndarray  # float64 notional (1e-16); the feature is its int()
+    burst: np.ndarray
+    burst_ratio: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.window_start)
+
+    def __iter__(self) -> Iterator[WindowFeatures]:
+        return iter(self.features(np.arange(len(self))))
+
+    @classmethod
+    def from_features(cls, symbol: str, windows: Sequence[WindowFeatures]) -> WindowBatch:
+        """Columns of window objects (of this symbol, in window order)."""
+        ints = {name: np.array([getattr(w, name) for w in windows], dtype=np.int64) for name in INTS}
+        quotes = np.stack([ints_to_limbs([getattr(w, name) for w in windows]) for name in QUOTES], axis=1)
+        return cls(
+            symbol, **ints, quotes=quotes.reshape(len(windows), len(QUOTES), LIMBS),
+            whale_threshold=np.array([float(w.whale_threshold) for w in windows], dtype=np.float64),
+            burst=np.array([w.burst for w in windows], dtype=bool),
+            burst_ratio=np.array([w.burst_ratio for w in windows], dtype=np.float64),
+        )
+
+    @classmethod
+    def empty(cls, symbol: str) -> WindowBatch:
+        return cls.from_features(symbol, [])
+
+    @staticmethod
+    def concat(symbol: str, parts: Sequence[WindowBatch]) -> WindowBatch:
+        return WindowBatch(symbol, *(np.concatenate([getattr(p, f.name) for p in parts])
+                                     for f in fields(WindowBatch)[1:]))
+
+    def features(self, rows: np.ndarray) -> list[WindowFeatures]:
+        """The windows at `rows` as exact WindowFeatures objects."""
+        ints = {name: getattr(self, name)[rows].tolist() for name in INTS}
+        flat = limbs_to_ints(self.quotes[rows])
+        quotes = [flat[k : k + len(QUOTES)] for k in range(0, len(flat), len(QUOTES))]  # per window, QUOTES order
+        thresholds = [int(t) for t in self.whale_threshold[rows].tolist()]
+        bursts, ratios = self.burst[rows].tolist(), self.burst_ratio[rows].tolist()
+        return [
+            WindowFeatures(
+                symbol=self.symbol, window_start=ints["window_start"][i], window_end=ints["window_end"][i],
+                open=ints["open"][i], high=ints["high"][i], low=ints["low"][i], close=ints["close"][i],
+                volume=ints["volume"][i], quote_volume=quotes[i][0], buy_volume=ints["buy_volume"][i],
+                sell_volume=ints["volume"][i] - ints["buy_volume"][i], buy_quote=quotes[i][1],
+                sell_quote=quotes[i][2], delta=ints["delta"][i], cvd=ints["cvd"][i],
+                trade_count=ints["trade_count"][i], whale_count=ints["whale_count"][i],
+                whale_buy_quote=quotes[i][3], whale_sell_quote=quotes[i][4],
+                first_id=ints["first_id"][i], last_id=ints["last_id"][i], missing_ids=ints["missing_ids"][i],
+                whale_threshold=thresholds[i], burst=bursts[i], burst_ratio=ratios[i],
+            )
+            for i in range(len(thresholds))
+        ]
+
+    def since(self, start_ms: int) -> list[WindowFeatures]:
+        """The windows starting at or after start_ms, as objects."""
+        return self.features(np.flatnonzero(self.window_start >= start_ms))
+
+    def parquet_columns(self) -> dict[str, np.ndarray]:
+        """The Parquet columns (feature_store.SCHEMA names), converted exactly as WindowFeatures.row() does."""
+        p, q = float(PRICE_SCALE), float(QUOTE_SCALE)
+        quote = {name: limbs_to_float(self.quotes[:, k]) for k, name in enumerate(QUOTES)}
+        columns = {name: getattr(self, name).astype(np.float64) / p for name in ("open", "high", "low", "close",
+                                                                                  "volume", "buy_volume", "delta",
+                                                                                  "cvd")}
+        columns["sell_volume"] = (self.volume - self.buy_volume).astype(np.float64) / p
+        columns |= {name: values / q for name, values in quote.items()}
+        columns |= {name: getattr(self, name) for name in ("window_start", "window_end", "trade_count", "whale_count",
+                                                            "first_id", "last_id", "missing_ids", "burst",
+                                                            "burst_ratio")}
+        columns["whale_threshold"] = np.trunc(self.whale_threshold) / q
+        columns["vwap"] = self._vwaps(quote["quote_volume"])
+        columns["symbol"] = np.full(len(self), self.symbol, dtype=object)
+        return columns
+
+    def _vwaps(self, quote: np.ndarray) -> np.ndarray:
+        """float(WindowFeatures.vwap) per window: from floats where no rounding tie is near, else exactly."""
+        volume = self.volume.astype(np.float64)
+        approx = quote / np.maximum(volume, 1.0)
+        whole = np.floor(approx)
+        tie_distance = np.abs(approx - whole - 0.5)
+        # float quote and volume and the division each err by at most 2**-53 relative: 2**-50 covers all three
+        safe = (self.volume > 0) & (approx < _SAFE_VWAP) & (tie_distance > approx * 2.0**-50 + 1e-9)
+        vwaps = (whole + (approx - whole > 0.5)) / float(PRICE_SCALE)
+        unsafe = np.flatnonzero(~safe)
+        quotes = limbs_to_ints(self.quotes[unsafe, 0])
+        for i, quote_volume, volume in zip(unsafe.tolist(), quotes, self.volume[unsafe].tolist(), strict=True):
+            vwaps[i] = vwap_float(quote_volume, volume)
+        return vwaps
