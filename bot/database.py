@@ -45,12 +45,10 @@ def _outbox(db: sqlite_utils.Database) -> None:
     )
     db["outbox"].create_index(["platform", "chat_id", "thread_id", "key"], unique=True)
     db["outbox"].create_index(["platform", "state", "next_attempt_at"])
-    db["outbox"].create_index(["platform", "needs_edit"])
+    db["outbox"].create_index(["platform", "needs_edit", "next_attempt_at"])
+    db["alert_signals"].create({"signal_id": str, "signal": str}, pk="signal_id")
     db["outbox_signals"].create(
-        {
-            "outbox_id": int, "signal_id": str, "platform": str, "chat_id": str, "thread_id": int,
-            "signal": str,
-        },
+        {"outbox_id": int, "signal_id": str, "platform": str, "chat_id": str, "thread_id": int},
         pk=("outbox_id", "signal_id"),
         foreign_keys=[("outbox_id", "outbox", "id")],
     )

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -66,26 +66,40 @@ class Dispatcher:
         self.clock = clock
         self.paused_until = 0.0
         self.stats: Counter[str] = Counter()  # sent, edited, retried, failed, gone, paused
+        self._queue: deque[OutboxRow] = deque()  # due rows fetched, not yet started
+        self._claimed: set[int] = set()  # ids queued or in flight
         self._busy: set[Destination] = set()
         self._next_allowed: dict[Destination, float] = {}
+        self._rendered: dict[tuple[str, tuple[tuple[str, str | None], ...]], Message] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Look for work now (new rows were queued)."""
+        self._queue.clear()
+        self._claimed.intersection_update(self._in_flight_ids())
         self._wake.set()
 
+    def _in_flight_ids(self) -> set[int]:
+        return {int(task.get_name().rpartition("-")[2]) for task in self._tasks}
+
     def render(self, row: OutboxRow) -> Message:
-        """The message a row stands for now."""
+        """The message a row stands for now (alerts: cached by their signals and explanations, so that ten
+        thousand subscribers of one alert cost one rendering)."""
         if row.message is not None:
             return Message(row.message.title, row.message.body, direction=row.message.direction, silent=row.silent)
-        alert = render_alert(self.outbox.items(row.id), row.language)
+        key = (row.language, self.outbox.item_keys(row.id))
+        alert = self._rendered.get(key)
+        if alert is None:
+            if len(self._rendered) > 1024:
+                self._rendered.clear()
+            alert = self._rendered[key] = render_alert(self.outbox.items(row.id), row.language)
         return Message(alert.title, alert.body, direction=alert.direction, silent=row.silent)
 
     async def run(self) -> None:
         try:
             while True:
-                await self._start_due()
+                self._start_due()
                 self._wake.clear()
                 await self._sleep()
         finally:
@@ -97,8 +111,8 @@ class Dispatcher:
         """Work until nothing is due or in flight (tests, benchmarks, shutdown); True if it got there."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            await self._start_due()
-            if not self._tasks and not self.outbox.due(self.platform, float("inf"), 1):
+            self._start_due()
+            if not self._tasks and not self._queue and not self.outbox.due(self.platform, float("inf"), 1):
                 return True
             self._wake.clear()
             await self._sleep(min(0.05, max(0.0, deadline - time.monotonic())))
@@ -109,40 +123,48 @@ class Dispatcher:
         wait = longest
         if self.paused_until > now:
             wait = min(wait, self.paused_until - now)
-        due = self.outbox.next_due_at(self.platform)
-        if due is not None and due > now:
-            wait = min(wait, due - now)
+        elif not self._queue:
+            due = self.outbox.next_due_at(self.platform)
+            if due is not None and due > now:
+                wait = min(wait, due - now)
         if self._next_allowed:
             wait = min(wait, max(0.0, min(self._next_allowed.values()) - now))
-        if wait <= 0 and not self._tasks and self.paused_until <= now:
-            wait = 0.01  # everything due is spaced or busy: do not spin
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(wait, 0.001)):  # unlike wait_for, never swallows a cancellation
+            async with asyncio.timeout(max(wait, 0.005)):  # unlike wait_for, never swallows a cancellation
                 await self._wake.wait()
 
-    async def _start_due(self) -> None:
+    def _start_due(self) -> None:
         now = self.clock()
         if now < self.paused_until:
-            return
-        free = self.concurrency - len(self._tasks)
-        if free <= 0:
             return
         for destination, allowed in list(self._next_allowed.items()):
             if allowed <= now:
                 del self._next_allowed[destination]
-        for row in self.outbox.due(self.platform, now, free * 4 + len(self._busy)):
-            if free <= 0:
-                break
+        if len(self._queue) < self.concurrency:
+            self._refill(now)
+        skipped: list[OutboxRow] = []
+        while self._queue and len(self._tasks) < self.concurrency:
+            row = self._queue.popleft()
             if row.destination in self._busy or row.destination in self._next_allowed:
+                skipped.append(row)
                 continue
             self._busy.add(row.destination)
             task = asyncio.create_task(self._deliver(row), name=f"deliver-{row.id}")
             self._tasks.add(task)
             task.add_done_callback(self._finished)
-            free -= 1
+        self._queue.extendleft(reversed(skipped))
+
+    def _refill(self, now: float) -> None:
+        """Fetch due rows that are not already queued or in flight."""
+        batch = max(64, self.concurrency * 4)
+        for row in self.outbox.due(self.platform, now, batch + len(self._claimed)):
+            if row.id not in self._claimed:
+                self._claimed.add(row.id)
+                self._queue.append(row)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._claimed.discard(int(task.get_name().rpartition("-")[2]))
         self._wake.set()
 
     async def _deliver(self, row: OutboxRow) -> None:
@@ -161,19 +183,18 @@ class Dispatcher:
 
     async def _send(self, row: OutboxRow) -> None:
         message = self.render(row)
-        text = text_of(message)
-        if row.sent_text is not None and row.sent_text != text:
+        if row.sent_text is not None:  # a retry carries the text of the first attempt
             title, body = orjson.loads(row.sent_text)
             message = Message(title, body, direction=message.direction, silent=message.silent)
-        self.outbox.attempting(row.id, text_of(message))
+        text = text_of(message)
         try:
             message_id = await self.sender.send(row.destination, message)
         except DeliveryError as exc:
-            self._failed(row, exc, edit=False)
+            self._failed(row, exc, text=text)
             return
-        self.outbox.sent(row.id, message_id)
+        self.outbox.sent(row.id, message_id, text)
         self.stats["sent"] += 1
-        if text_of(self.render(row)) != text_of(message):
+        if text_of(self.render(row)) != text:  # a signal merged or an explanation came while it was on its way
             self.outbox.mark_edit(row.id)
 
     async def _edit(self, row: OutboxRow) -> None:
@@ -190,19 +211,19 @@ class Dispatcher:
         self.outbox.edited(row.id, text)
         self.stats["edited"] += 1
 
-    def _failed(self, row: OutboxRow, exc: DeliveryError, *, edit: bool) -> None:
+    def _failed(self, row: OutboxRow, exc: DeliveryError, *, text: str | None = None, edit: bool = False) -> None:
         now = self.clock()
         if isinstance(exc, RetryLater):
             self.stats["paused" if exc.whole_platform else "retried"] += 1
             if exc.whole_platform:
                 self.paused_until = max(self.paused_until, now + exc.seconds)
-            self.outbox.retry(row.id, now + exc.seconds, exc.reason, edit=edit)
+            self.outbox.retry(row.id, now + exc.seconds, exc.reason, text=text, edit=edit)
             log.warning("%s asked to wait %.1f s (%s)", self.platform, exc.seconds, exc.reason)
         elif isinstance(exc, TemporaryFailure):
             self.stats["retried"] += 1
             delay = min(MAX_BACKOFF_S, self.retry_base_s * 2.0 ** min(row.attempts, 6))
-            self.outbox.retry(row.id, now + delay, exc.reason, edit=edit)
-            log.warning("sending to %s failed (%s); retrying in %.0f s", row.destination, exc.reason, delay)
+            self.outbox.retry(row.id, now + delay, exc.reason, text=text, edit=edit)
+            log.warning("sending to %s failed (%s); retrying in %.1f s", row.destination, exc.reason, delay)
         elif isinstance(exc, DestinationGone):
             self.stats["gone"] += 1
             self.outbox.failed(row.id, exc.reason)

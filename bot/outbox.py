@@ -79,46 +79,61 @@ class Outbox:
         self.merge_window_ms = int(merge_window_s * 1000)
         self.clock = clock
 
-    def add_alerts(self, signal: Signal, routes: Iterable[tuple[Destination, bool, str]]) -> int:
-        """Queue the signal for each (destination, silent, language); returns rows created or merged into.
+    def add_alerts(
+        self,
+        signal: Signal,
+        query: tuple[str, dict[str, object]],
+        extra: Iterable[tuple[Destination, bool, str]] = (),
+    ) -> int:
+        """Queue the signal for each (platform, chat_id, thread_id, silent, language) that `query` selects and
+        each (destination, silent, language) of `extra`; returns rows created or merged into.
 
-        A signal already queued for a destination is ignored (a signal delivered twice is alerted once)."""
-        touched = 0
-        now = self.clock()
-        payload = signal_json(signal)
+        A signal already queued for a destination is ignored (a signal delivered twice is alerted once).
+        Set-based SQL: thousands of subscribers cost a few statements, not a loop of them."""
+        rows = [(d.platform, d.chat_id, d.thread_id, int(silent), language) for d, silent, language in extra]
+        select, params = query
+        execute = self.db.execute
         with self.db.conn:
-            for destination, silent, language in routes:
-                where = (destination.platform, destination.chat_id, destination.thread_id)
-                known = self.db.execute(
-                    "SELECT 1 FROM outbox_signals WHERE platform = ? AND chat_id = ? AND thread_id = ?"
-                    " AND signal_id = ?", [*where, signal.id],
-                ).fetchone()
-                if known:
-                    continue
-                merge = self.db.execute(
-                    "SELECT id, state FROM outbox WHERE platform = ? AND chat_id = ? AND thread_id = ?"
-                    " AND kind = 'alert' AND symbol = ? AND merge_until > ? AND state IN ('pending', 'sent')"
-                    " ORDER BY id DESC LIMIT 1",
-                    [*where, signal.symbol, signal.window_start],
-                ).fetchone()
-                if merge is None:
-                    outbox_id = self.db.execute(
-                        "INSERT INTO outbox (platform, chat_id, thread_id, key, kind, symbol, merge_until, language,"
-                        " silent, state, attempts, next_attempt_at, needs_edit, created_at)"
-                        " VALUES (?, ?, ?, ?, 'alert', ?, ?, ?, ?, 'pending', 0, 0, 0, ?)",
-                        [*where, f"alert:{signal.id}", signal.symbol, signal.window_start + self.merge_window_ms,
-                         language, int(silent), now],
-                    ).lastrowid
-                else:
-                    outbox_id = merge[0]
-                    if merge[1] == SENT:
-                        self.db.execute("UPDATE outbox SET needs_edit = 1 WHERE id = ?", [outbox_id])
-                self.db.execute(
-                    "INSERT INTO outbox_signals (outbox_id, signal_id, platform, chat_id, thread_id, signal)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", [outbox_id, signal.id, *where, payload],
-                )
-                touched += 1
-        return touched
+            execute("CREATE TEMP TABLE IF NOT EXISTS routes (platform TEXT, chat_id TEXT, thread_id INTEGER,"
+                    " silent INTEGER, language TEXT, outbox_id INTEGER)")
+            execute("DELETE FROM temp.routes")
+            execute(f"INSERT INTO temp.routes (platform, chat_id, thread_id, silent, language) {select}", params)
+            self.db.conn.executemany(
+                "INSERT INTO temp.routes (platform, chat_id, thread_id, silent, language) VALUES (?, ?, ?, ?, ?)", rows
+            )
+            execute(
+                "DELETE FROM temp.routes WHERE EXISTS (SELECT 1 FROM outbox_signals s"
+                " WHERE s.platform = routes.platform AND s.chat_id = routes.chat_id"
+                " AND s.thread_id = routes.thread_id AND s.signal_id = ?)", [signal.id],
+            )
+            execute(
+                "UPDATE temp.routes SET outbox_id = (SELECT o.id FROM outbox o WHERE o.platform = routes.platform"
+                " AND o.chat_id = routes.chat_id AND o.thread_id = routes.thread_id AND o.kind = 'alert'"
+                " AND o.symbol = ? AND o.merge_until > ? AND o.state IN ('pending', 'sent')"
+                " ORDER BY o.id DESC LIMIT 1)",
+                [signal.symbol, signal.window_start],
+            )
+            execute("UPDATE outbox SET needs_edit = 1 WHERE state = 'sent'"
+                    " AND id IN (SELECT outbox_id FROM temp.routes WHERE outbox_id IS NOT NULL)")
+            key = f"alert:{signal.id}"
+            execute(
+                "INSERT INTO outbox (platform, chat_id, thread_id, key, kind, symbol, merge_until, language, silent,"
+                " state, attempts, next_attempt_at, needs_edit, created_at) SELECT platform, chat_id, thread_id, ?,"
+                " 'alert', ?, ?, language, silent, 'pending', 0, 0, 0, ? FROM temp.routes WHERE outbox_id IS NULL",
+                [key, signal.symbol, signal.window_start + self.merge_window_ms, self.clock()],
+            )
+            execute(
+                "UPDATE temp.routes SET outbox_id = (SELECT o.id FROM outbox o WHERE o.platform = routes.platform"
+                " AND o.chat_id = routes.chat_id AND o.thread_id = routes.thread_id AND o.key = ?)"
+                " WHERE outbox_id IS NULL", [key],
+            )
+            execute("INSERT OR IGNORE INTO alert_signals (signal_id, signal) VALUES (?, ?)",
+                    [signal.id, signal_json(signal)])
+            execute(
+                "INSERT INTO outbox_signals (outbox_id, signal_id, platform, chat_id, thread_id)"
+                " SELECT outbox_id, ?, platform, chat_id, thread_id FROM temp.routes", [signal.id],
+            )
+            return execute("SELECT count(*) FROM temp.routes").fetchone()[0]
 
     def add_message(self, destination: Destination, key: str, kind: str, message: Message) -> bool:
         """Queue a digest, notice or broadcast once per (destination, key); False if it was already queued."""
@@ -149,7 +164,7 @@ class Outbox:
         """Rows to work on now: unsent ones due for a try, then sent ones waiting for an edit, oldest first."""
         rows = list(self.db.query(
             "SELECT * FROM outbox WHERE platform = ? AND state = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?", [platform, now, limit],
+            " ORDER BY next_attempt_at, id LIMIT ?", [platform, now, limit],
         ))
         if len(rows) < limit:
             rows += self.db.query(
@@ -160,34 +175,39 @@ class Outbox:
 
     def next_due_at(self, platform: str) -> float | None:
         """When the earliest waiting row becomes due (None when nothing waits)."""
-        found = self.db.execute(
-            "SELECT min(next_attempt_at) FROM outbox WHERE platform = ?"
-            " AND (state = 'pending' OR (state = 'sent' AND needs_edit = 1))", [platform],
-        ).fetchone()
-        return found[0]
+        sends = self.db.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE platform = ? AND state = 'pending'", [platform]
+        ).fetchone()[0]
+        edits = self.db.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE platform = ? AND needs_edit = 1 AND state = 'sent'",
+            [platform],
+        ).fetchone()[0]
+        known = [at for at in (sends, edits) if at is not None]
+        return min(known) if known else None
+
+    def item_keys(self, outbox_id: int) -> tuple[tuple[str, str | None], ...]:
+        """(signal id, explanation provider or None) of an alert row: what its rendering depends on."""
+        return tuple(self.db.execute(
+            "SELECT s.signal_id, e.provider FROM outbox_signals s LEFT JOIN alert_explanations e"
+            " ON e.signal_id = s.signal_id WHERE s.outbox_id = ? ORDER BY s.signal_id", [outbox_id],
+        ).fetchall())
 
     def items(self, outbox_id: int) -> list[AlertItem]:
         """The signals of an alert row with their explanations, oldest window first."""
         rows = self.db.execute(
-            "SELECT s.signal, e.text, e.provider FROM outbox_signals s LEFT JOIN alert_explanations e"
-            " ON e.signal_id = s.signal_id WHERE s.outbox_id = ?", [outbox_id],
+            "SELECT a.signal, e.text, e.provider FROM outbox_signals s"
+            " JOIN alert_signals a ON a.signal_id = s.signal_id"
+            " LEFT JOIN alert_explanations e ON e.signal_id = s.signal_id WHERE s.outbox_id = ?", [outbox_id],
         ).fetchall()
         items = [AlertItem(_signal(orjson.loads(signal)), text, provider) for signal, text, provider in rows]
         return sorted(items, key=lambda item: (item.signal.window_start, item.signal.id))
 
-    def attempting(self, outbox_id: int, text: str) -> None:
-        """Record an attempt and freeze its text, so that a retry sends the same."""
+    def sent(self, outbox_id: int, message_id: str, text: str) -> None:
+        """Delivered: the platform's message id and the text it shows."""
         with self.db.conn:
             self.db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, sent_text = coalesce(sent_text, ?) WHERE id = ?",
-                [text, outbox_id],
-            )
-
-    def sent(self, outbox_id: int, message_id: str) -> None:
-        with self.db.conn:
-            self.db.execute(
-                "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, next_attempt_at = 0, last_error = NULL"
-                " WHERE id = ?", [message_id, self.clock(), outbox_id],
+                "UPDATE outbox SET state = 'sent', message_id = ?, sent_text = ?, sent_at = ?, next_attempt_at = 0,"
+                " attempts = attempts + 1, last_error = NULL WHERE id = ?", [message_id, text, self.clock(), outbox_id],
             )
 
     def editing(self, outbox_id: int) -> None:
@@ -203,17 +223,21 @@ class Outbox:
         with self.db.conn:
             self.db.execute("UPDATE outbox SET needs_edit = 1 WHERE id = ?", [outbox_id])
 
-    def retry(self, outbox_id: int, at: float, error: str, *, edit: bool = False) -> None:
-        """Try again at `at` (an edit: mark it again)."""
+    def retry(self, outbox_id: int, at: float, error: str, *, text: str | None = None, edit: bool = False) -> None:
+        """Try again at `at`; a failed send freezes its text so that the retry carries the same (an edit: mark it)."""
         with self.db.conn:
             self.db.execute(
-                "UPDATE outbox SET next_attempt_at = ?, last_error = ?, needs_edit = max(needs_edit, ?) WHERE id = ?",
-                [at, error, int(edit), outbox_id],
+                "UPDATE outbox SET next_attempt_at = ?, last_error = ?, needs_edit = max(needs_edit, ?),"
+                " attempts = attempts + 1, sent_text = coalesce(sent_text, ?) WHERE id = ?",
+                [at, error, int(edit), text, outbox_id],
             )
 
     def failed(self, outbox_id: int, error: str) -> None:
         with self.db.conn:
-            self.db.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", [error, outbox_id])
+            self.db.execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [error, outbox_id],
+            )
 
     def gone(self, destination: Destination, error: str) -> int:
         """Stop every unsent row to a destination that no longer takes messages; returns rows stopped."""
@@ -233,6 +257,12 @@ class Outbox:
             )
             cursor = self.db.execute(
                 "DELETE FROM outbox WHERE created_at < ? AND state != 'pending' AND needs_edit = 0", [before]
+            )
+            self.db.execute(
+                "DELETE FROM alert_signals WHERE signal_id NOT IN (SELECT signal_id FROM outbox_signals)"
+            )
+            self.db.execute(
+                "DELETE FROM alert_explanations WHERE signal_id NOT IN (SELECT signal_id FROM outbox_signals)"
             )
         return cursor.rowcount
 

@@ -32,10 +32,9 @@ class AlertRouter:
     def on_signal(self, signal: Signal) -> int:
         """Queue the signal's alert; returns how many destinations it reached (0 if it was already queued)."""
         hour = time.gmtime(self.clock()).tm_hour
-        routes = [(route.destination, route.silent, route.language)
-                  for route in self.subscriptions.routes(signal, hour)]
-        routes += [(destination, False, "en") for destination in self.static]
-        queued = self.outbox.add_alerts(signal, routes)
+        queued = self.outbox.add_alerts(
+            signal, self.subscriptions.routes_query(signal, hour), [(d, False, "en") for d in self.static]
+        )
         if queued:
             self.on_queued()
         return queued

@@ -19,6 +19,7 @@ from bot.outbox import Outbox
 from bot.router import AlertRouter
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
+from bot.telegram.adapter import telegram_concurrency
 from engine.bus import Subscription
 from engine.events import Signal
 from flowbot.settings import Settings
@@ -146,5 +147,6 @@ def _spacing(settings: Settings, platform: str) -> float:
 
 
 def _concurrency(settings: Settings, platform: str) -> int:
-    """Sends in flight at once: enough to keep Telegram's configured rate busy at ~1 s round trips."""
-    return min(256, int(settings.telegram_rate_limit) + 8) if platform == "telegram" else 16
+    """Sends in flight at once: enough for Telegram's configured rate at ~100 ms round trips (more would only
+    make the HTTP pool's bookkeeping, which grows with its size, cost more per request)."""
+    return telegram_concurrency(settings) if platform == "telegram" else 16

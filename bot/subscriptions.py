@@ -50,13 +50,6 @@ class Subscriber:
     kinds: tuple[str, ...] = ()  # kinds chosen with /subscribe; empty = all
 
 
-@dataclass(frozen=True)
-class Routed:
-    destination: Destination
-    silent: bool
-    language: str
-
-
 def _settings(row: dict) -> ChatSettings:
     return ChatSettings(
         language=row["language"] or "en", min_severity=row["min_severity"] or 1,
@@ -150,24 +143,24 @@ class Subscriptions:
         )
         return [(row["symbol"], tuple(k for k in (row["kinds"] or "").split(",") if k)) for row in rows]
 
-    def routes(self, signal: Signal, hour_utc: int) -> list[Routed]:
-        """Where this signal's alert goes: active subscribers of its symbol whose settings let it through."""
-        rows = self.db.query(
-            "SELECT c.*, s.kinds AS kinds FROM subscriptions s JOIN chats c"
+    def routes_query(self, signal: Signal, hour_utc: int) -> tuple[str, dict[str, object]]:
+        """A SELECT of (platform, chat_id, thread_id, silent, language) for the signal's alert: active
+        subscribers of its symbol whose settings let it through (in SQL: ten thousand cost milliseconds)."""
+        mode = "coalesce(json_extract(c.kind_modes, '$.' || :kind), 'on')"
+        sql = (
+            "SELECT c.platform, coalesce(nullif(c.channel_id, ''), c.chat_id), c.thread_id,"
+            f" CASE WHEN {mode} = 'silent' THEN 1"
+            " WHEN c.quiet_start IS NULL OR c.quiet_end IS NULL OR c.quiet_start = c.quiet_end THEN 0"
+            " WHEN c.quiet_start < c.quiet_end THEN (:hour >= c.quiet_start AND :hour < c.quiet_end)"
+            " ELSE (:hour >= c.quiet_start OR :hour < c.quiet_end) END,"
+            " coalesce(c.language, 'en')"
+            " FROM subscriptions s JOIN chats c"
             " ON c.platform = s.platform AND c.chat_id = s.chat_id AND c.thread_id = s.thread_id"
-            " WHERE s.symbol = ? AND c.active = 1",
-            [signal.symbol],
+            " WHERE s.symbol = :symbol AND c.active = 1 AND :severity >= coalesce(c.min_severity, 1)"
+            f" AND {mode} != 'off'"
+            " AND (coalesce(s.kinds, '') = '' OR instr(',' || s.kinds || ',', ',' || :kind || ',') > 0)"
         )
-        routed = []
-        for row in rows:
-            settings = _settings(row)
-            mode = settings.mode(signal.kind)
-            kinds = [k for k in (row["kinds"] or "").split(",") if k]
-            if mode == "off" or signal.severity < settings.min_severity or (kinds and signal.kind not in kinds):
-                continue
-            silent = mode == "silent" or settings.is_quiet(hour_utc)
-            routed.append(Routed(_delivery(row), silent, settings.language))
-        return routed
+        return sql, {"kind": signal.kind, "hour": hour_utc, "symbol": signal.symbol, "severity": signal.severity}
 
     def with_digest_at(self, hour_utc: int) -> list[Subscriber]:
         """Active subscribers whose daily digest is due at this UTC hour."""

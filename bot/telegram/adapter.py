@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 10
 
 
+def telegram_concurrency(settings: Settings) -> int:
+    """Requests in flight at once: the rate times a ~100 ms round trip, at least 8, at most 64."""
+    return min(64, max(8, int(settings.telegram_rate_limit / 10)))
+
+
 def build_application(settings: Settings) -> Application:
     """The Application with the configured API base, Telegram's flood limits and our rate settings."""
     assert settings.telegram_bot_token is not None
@@ -35,7 +40,7 @@ def build_application(settings: Settings) -> Application:
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
         .rate_limiter(limiter)
-        .connection_pool_size(max(8, int(settings.telegram_rate_limit) + 8))
+        .connection_pool_size(telegram_concurrency(settings) + 4)
         .build()
     )
 

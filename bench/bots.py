@@ -1,0 +1,197 @@
+"""Bot delivery benchmark: 10,000 Telegram subscribers to one symbol and a burst of 50 signals.
+
+The fake Telegram Bot API runs in a process of its own; Flowbot's bot service (the real python-telegram-bot
+Application, the SQLite outbox, the delivery worker) runs in one process with the feed ingesting a looped
+real recording from the fake Binance. Prints the delivery rate against the configured TELEGRAM_RATE_LIMIT
+(target: within 10%), lost and duplicated alerts (target: 0 and 0), and the ingestion rate beside a run
+of the same ingestion without the bots (target: it keeps its rate).
+
+    python bench/bots.py [--subscribers 10000] [--signals 50] [--rate 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+from ingest import build_tape
+
+from bot.service import BotService
+from engine.bus import InMemoryBus
+from engine.connection.feed import BinanceFeed
+from engine.events import Signal, TradeBatch
+from fakes.binance import FakeBinance
+from fakes.telegram_api import FakeTelegram
+from flowbot.settings import Settings
+from storage.feature_store import FeatureStore
+
+SYMBOL = "BTCUSDT"
+MERGE_S = 30
+FIRST_CHAT = 10_000_001
+TRADES = 200_000
+
+
+def burst(count: int) -> list[Signal]:
+    """`count` whale signals half a second apart in market time: each MERGE_S of them merge into one alert."""
+    start = 1_767_225_600_000
+    return [
+        Signal(id=f"bench-{i}", symbol=SYMBOL, kind="whale", direction="buy" if i % 2 else "sell", severity=2,
+               window_start=start + i * 500, window_end=start + i * 500 + 5000, created_at=time.time(),
+               evidence={"whale_count": 3, "whale_buy_quote": 250_000.5, "whale_sell_quote": 120_000.25,
+                         "whale_threshold_quote": 100_000.0, "close": 87_754.07, "delta": 1.5, "cvd": 17.6})
+        for i in range(count)
+    ]
+
+
+def report(fake: FakeTelegram) -> dict[str, object]:
+    """What the fake saw: messages per chat, duplicates, and the request rate."""
+    ok = [c for c in fake.requests if c.status == 200 and c.method in ("sendMessage", "editMessageText")]
+    times = sorted(c.at for c in ok)
+    busiest, window = 0, deque[float]()
+    for at in times:
+        window.append(at)
+        while window[0] <= at - 1.0:
+            window.popleft()
+        busiest = max(busiest, len(window))
+    per_chat = Counter(m.chat_id for m in fake.sent)
+    texts = Counter((m.chat_id, m.text) for m in fake.sent)
+    return {
+        "sent": len(fake.sent), "edits": len(fake.edits), "chats": len(per_chat),
+        "per_chat": sorted(Counter(per_chat.values()).items()), "duplicates": sum(n - 1 for n in texts.values()),
+        "seconds": times[-1] - times[0] if times else 0.0, "requests": len(ok), "busiest_second": busiest,
+    }
+
+
+async def serve_telegram() -> None:
+    """The fake Bot API's own process: print its URL; on each stdin line print a report; stop at EOF."""
+    async with FakeTelegram() as fake:
+        print(fake.url, flush=True)
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, sys.stdin.readline):
+            print(json.dumps(report(fake)), flush=True)
+
+
+def subscribe_many(service: BotService, count: int) -> None:
+    """Bulk-insert `count` private chats subscribed to SYMBOL (as /subscribe would leave them)."""
+    now = time.time()
+    db = service.db
+    with db.conn:
+        db["chats"].insert_all(
+            {"platform": "telegram", "chat_id": str(FIRST_CHAT + i), "thread_id": 0, "is_private": 1,
+             "language": "en", "min_severity": 1, "kind_modes": "{}", "active": 1, "created_at": now}
+            for i in range(count)
+        )
+        db["subscriptions"].insert_all(
+            {"platform": "telegram", "chat_id": str(FIRST_CHAT + i), "thread_id": 0, "symbol": SYMBOL, "kinds": "",
+             "created_at": now}
+            for i in range(count)
+        )
+
+
+async def ingest(binance: FakeBinance, counter, total: int) -> float:
+    """Trades per second for the feed to deliver `total` trades to the bus."""
+    started = time.perf_counter()
+    binance.play()
+    counted = 0
+    async for batch in counter:
+        counted += len(batch.trades)
+        if counted >= total:
+            break
+    return total / (time.perf_counter() - started)
+
+
+async def run(with_bots: bool, subscribers: int, signals: int, rate: float) -> dict[str, object]:
+    tape = build_tape(TRADES)
+    binance = FakeBinance(tape, batch=200)
+    await binance.start()
+    telegram = subprocess.Popen([sys.executable, __file__, "--child", "telegram"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+    assert telegram.stdout is not None and telegram.stdin is not None
+    telegram_url = telegram.stdout.readline().strip()
+    data_dir = Path(tempfile.mkdtemp(prefix="flowbot-bench-bots-"))
+    settings = Settings(
+        _env_file=None, SYMBOLS=",".join(sorted({m["data"]["s"] for m in tape})), BINANCE_WS_URL=binance.ws_url,
+        BINANCE_REST_URL=binance.rest_url, WS_STALL_TIMEOUT="60", DATA_DIR=str(data_dir),
+        TELEGRAM_BOT_TOKEN=FakeTelegram().token, TELEGRAM_API_BASE_URL=telegram_url,
+        TELEGRAM_RATE_LIMIT=str(rate), ALERT_MERGE_WINDOW=str(MERGE_S),
+    )
+    bus = InMemoryBus()
+    counter = bus.subscribe(TradeBatch, name="counter", maxsize=1_000_000)
+    feed = BinanceFeed(settings, bus)
+    feed_task = asyncio.create_task(feed.run())
+    while binance.open_connections() < 1:
+        await asyncio.sleep(0.01)
+    result: dict[str, object] = {"rate": rate}
+    service = None
+    if with_bots:
+        service = BotService(settings, store=FeatureStore(data_dir), signal_store=None, asker=None)
+        subscribe_many(service, subscribers)
+        await service.start()
+        started = time.perf_counter()
+        routed = [service.on_signal(signal) for signal in burst(signals)]
+        result["routing_seconds"] = time.perf_counter() - started
+        result["routed"] = sum(routed)
+    result["ingest_rate"] = await ingest(binance, counter, len(tape))
+    if service is not None:
+        dispatcher = service.dispatchers["telegram"]
+        result["drained"] = await dispatcher.drain(3600)
+        result["delivery_seconds"] = time.perf_counter() - started
+        result["outbox"] = service.outbox.counts()
+        telegram.stdin.write("report\n")
+        telegram.stdin.flush()
+        result["telegram"] = json.loads(telegram.stdout.readline())
+        await service.stop()
+    feed_task.cancel()
+    await asyncio.gather(feed_task, return_exceptions=True)
+    await binance.close()
+    telegram.communicate("")
+    return result
+
+
+def measure(mode: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--child", mode, "--subscribers", str(args.subscribers),
+               "--signals", str(args.signals), "--rate", str(args.rate)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--signals", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=30.0, help="TELEGRAM_RATE_LIMIT, messages per second")
+    parser.add_argument("--child", choices=["alone", "bots", "telegram"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "telegram":
+        asyncio.run(serve_telegram())
+        return
+    if args.child:
+        print(json.dumps(asyncio.run(run(args.child == "bots", args.subscribers, args.signals, args.rate))))
+        return
+    alone = measure("alone", args)
+    bots = measure("bots", args)
+    seen = bots["telegram"]
+    expected_per_chat = -(-args.signals // (MERGE_S * 2))
+    lost = args.subscribers * expected_per_chat - seen["sent"] + seen["duplicates"]
+    achieved = seen["requests"] / seen["seconds"]
+    print(f"bots benchmark: {args.subscribers:,} Telegram subscribers of {SYMBOL}, a burst of {args.signals} signals "
+          f"(merging into {expected_per_chat} alerts each), TELEGRAM_RATE_LIMIT={args.rate:g}/s")
+    print(f"routing the burst into the outbox: {bots['routing_seconds']:.2f} s; delivery finished in "
+          f"{bots['delivery_seconds']:.1f} s; outbox {bots['outbox']}")
+    print(f"sent {seen['sent']:,} messages and {seen['edits']:,} edits to {seen['chats']:,} chats "
+          f"(messages per chat: {seen['per_chat']}); lost {lost}, duplicated {seen['duplicates']}")
+    print(f"delivery rate {achieved:,.1f}/s = {achieved / args.rate:.1%} of the limit; busiest second "
+          f"{seen['busiest_second']} requests")
+    print(f"ingestion alone {alone['ingest_rate']:,.0f} trades/s; beside the delivery {bots['ingest_rate']:,.0f} "
+          f"trades/s ({(bots['ingest_rate'] - alone['ingest_rate']) / alone['ingest_rate']:+.1%})")
+
+
+if __name__ == "__main__":
+    main()
