@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from ai.ask import Asker
@@ -244,3 +246,34 @@ async def test_a_restart_in_the_middle_of_an_outage_loses_nothing_and_repeats_no
         assert len(fake.sent) == 2 * len(groups)
     finally:
         await second.stop()
+
+
+async def test_webhook_mode_registers_and_answers_updates_posted_with_the_secret(
+    fake: FakeTelegram, btc_data_dir: Path, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    public = "https://flowbot.example/telegram"  # TLS ends at a proxy that forwards to the local listener
+    url = f"http://127.0.0.1:{port}/telegram"
+    service = make_service(fake, tmp_path, btc_data_dir, TELEGRAM_WEBHOOK_URL=public,
+                           TELEGRAM_WEBHOOK_PORT=str(port))
+    await service.start()
+    try:
+        assert fake.webhook_url == public
+        secret = fake.calls("setWebhook")[-1]["secret_token"]
+        assert secret and fake.token not in secret
+        update = {"update_id": 1, "message": {
+            "message_id": 5, "date": 1_767_225_600, "text": "/list", "chat": {"id": 1001, "type": "private"},
+            "from": {"id": 1001, "is_bot": False, "first_name": "Tester"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+        }}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json=update) as refused:
+                assert refused.status == 403
+            async with session.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as ok:
+                assert ok.status == 200
+        sent = await fake.wait_for_sent(1)
+        assert sent[0].chat_id == 1001 and "No subscriptions yet" in (sent[0].text or "")
+    finally:
+        await service.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from telegram import BotCommand, Update
@@ -24,6 +25,12 @@ POLL_TIMEOUT_S = 10
 def telegram_concurrency(settings: Settings) -> int:
     """Requests in flight at once: the rate times a ~100 ms round trip, at least 8, at most 64."""
     return min(64, max(8, int(settings.telegram_rate_limit / 10)))
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The secret Telegram sends with each webhook call, derived from the token (never the token itself)."""
+    assert settings.telegram_bot_token is not None
+    return hashlib.sha256(b"flowbot-webhook:" + settings.telegram_bot_token.get_secret_value().encode()).hexdigest()
 
 
 def build_application(settings: Settings) -> Application:
@@ -72,7 +79,7 @@ class TelegramAdapter:
             await self.app.updater.start_webhook(
                 listen=self.settings.telegram_webhook_listen, port=self.settings.telegram_webhook_port,
                 url_path="telegram", webhook_url=self.settings.telegram_webhook_url,
-                allowed_updates=Update.ALL_TYPES,
+                allowed_updates=Update.ALL_TYPES, secret_token=webhook_secret(self.settings),
             )
         else:
             await self.app.updater.start_polling(timeout=POLL_TIMEOUT_S, allowed_updates=Update.ALL_TYPES)
