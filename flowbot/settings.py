@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     )
     alert_merge_window: float = Field(30.0, ge=0, validation_alias="ALERT_MERGE_WINDOW")
     bus_queue_size: int = Field(10_000, ge=1, validation_alias="BUS_QUEUE_SIZE")
+    shard_count: int = Field(1, ge=1, validation_alias="SHARD_COUNT")
+    shard_index: int = Field(0, ge=0, validation_alias="SHARD_INDEX")
     data_dir: str = Field("./data", validation_alias="DATA_DIR")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
@@ -156,6 +158,17 @@ class Settings(BaseSettings):
                 raise ValueError("WHALE_MIN_NOTIONAL_OVERRIDES must look like BTCUSDT=500000,ETHUSDT=200000")
             return {symbol.strip().upper(): amount.strip() for symbol, amount in pairs}
         return value
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> Settings:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(f"SHARD_INDEX must be below SHARD_COUNT ({self.shard_count}): 0 to {self.shard_count - 1}")
+        return self
+
+    @property
+    def shard_symbols(self) -> list[str]:
+        """This engine shard's symbols: those of SYMBOLS, sorted, whose position modulo SHARD_COUNT is SHARD_INDEX."""
+        return [s for i, s in enumerate(sorted(self.symbols)) if i % self.shard_count == self.shard_index]
 
     def whale_min_notional_for(self, symbol: str) -> Decimal:
         return self.whale_overrides.get(symbol, self.whale_min_notional)
