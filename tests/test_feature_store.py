@@ -13,11 +13,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from expected_flow import columns, load_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.analysis.features import FEATURE_COLUMNS, WindowFeatures, vwap_float
 from engine.analysis.window_batch import WindowBatch
+from engine.analysis.windows import FlowRules, WindowBuilder
 from storage import feature_store
 from storage.feature_store import FeatureStore
 
@@ -150,6 +152,20 @@ def test_vwap_matches_the_decimal_property(volume: int, whole: int, offset: int)
     assert vwap_float(quote, volume) == float(features.vwap)
     assert WindowBatch.from_features(features.symbol, [features]).parquet_columns()["vwap"][0] == float(features.vwap)
     assert Decimal(quote) / volume / 10**8 - features.vwap <= Decimal("0.5e-8")
+
+
+def test_a_batch_of_columns_is_stored_as_its_windows_added_one_by_one(shared_data: Path, tmp_path: Path) -> None:
+    rows = load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")
+    rules = FlowRules(window_ms=1000, whale_min_notional=5_000 * 10**16, whale_percentile=90)
+    batch = WindowBuilder("BTCUSDT", rules).add(columns(rows))
+    by_batch, one_by_one = FeatureStore(tmp_path / "batch"), FeatureStore(tmp_path / "rows")
+    by_batch.add(window(MIDNIGHT - 60_000))  # rows added one by one before a batch keep their order
+    by_batch.add_batch(batch)
+    one_by_one.add(window(MIDNIGHT - 60_000))
+    for features in batch:
+        one_by_one.add(features)
+    assert by_batch.flush() == one_by_one.flush() == len(batch) + 1 > 500
+    assert by_batch.read("BTCUSDT") == one_by_one.read("BTCUSDT")
 
 
 def test_read_time_range_is_half_open(tmp_path: Path) -> None:

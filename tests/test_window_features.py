@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from engine.analysis.columns import TradeColumns
 from engine.analysis.kernels import limbs_to_float, window_sums
 from engine.analysis.window_batch import limbs_to_ints
-from engine.analysis.windows import FlowRules, WindowBuilder
+from engine.analysis.windows import FlowRules, WindowBuilder, round_4
 
 E8 = Decimal(10**8)
 E16 = Decimal(10**16)
@@ -138,3 +138,9 @@ def test_quote_sums_are_exact_and_their_floats_correctly_rounded(trades) -> None
         sell = sum(p * q for p, q, s in chosen if s)
         assert limbs_to_ints(quotes[w]) == [buy + sell, buy, sell, 0, 0]
         assert limbs_to_float(quotes[w]).tolist() == [float(buy + sell), float(buy), float(sell), 0.0, 0.0]
+
+
+@given(st.lists(st.one_of(st.floats(0, 1e6), st.integers(0, 10**8).map(lambda k: k / 20_000),
+                          st.integers(0, 10**6).map(lambda k: (k + 0.5) / 10**4)), max_size=50))
+def test_round_4_is_pythons_round(values) -> None:
+    assert round_4(np.array(values, dtype=np.float64)).tolist() == [round(v, 4) for v in values]

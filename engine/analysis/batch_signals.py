@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from engine.analysis.context import CONTEXT_SPANS, FlowSummary
-from engine.analysis.features import WindowFeatures
 from engine.analysis.signals import ABSORPTION_MIN_HISTORY_MS, DETECTORS, Flows, SignalDetector
 from engine.analysis.window_batch import QUOTES, WindowBatch, limbs_to_ints
 from engine.events import Signal
@@ -39,12 +38,12 @@ class _Spans:
         self.windows = windows
         self.left = {span: np.searchsorted(windows.window_start, windows.window_end - ms, "left")
                      for span, ms in CONTEXT_SPANS.items()}
-        self._sums = {name: _running(getattr(windows, name).astype(np.int64)) for name in SUMMED}
+        self._sums = _running(np.stack([getattr(windows, name).astype(np.int64) for name in SUMMED], axis=1))
         self._quotes = _running(windows.quotes)
 
     def total(self, name: str, span: str) -> np.ndarray:
         """Per window: the sum of `name` over the span ending at that window, as float64 for comparisons."""
-        sums = self._sums[name]
+        sums = self._sums[:, SUMMED.index(name)]
         return (sums[1:] - sums[self.left[span]]).astype(np.float64)
 
     def summary(self, i: int, span: str) -> FlowSummary | None:
@@ -53,7 +52,7 @@ class _Spans:
         if first > i:
             return None
         w = self.windows
-        sums = {name: int(self._sums[name][i + 1] - self._sums[name][first]) for name in SUMMED}
+        sums = dict(zip(SUMMED, (self._sums[i + 1] - self._sums[first]).tolist(), strict=True))
         quotes = dict(zip(QUOTES, limbs_to_ints(self._quotes[i + 1] - self._quotes[first]), strict=True))
         end = int(w.window_end[i])
         return FlowSummary(
@@ -77,11 +76,11 @@ class BatchJudge:
     def __init__(self, detector: SignalDetector) -> None:
         self.detector = detector
 
-    def signals(self, history: list[WindowFeatures], batch: WindowBatch) -> list[Signal]:
-        """The signals of the batch's windows, judged in order (history: the symbol's windows before the batch)."""
+    def signals(self, history: WindowBatch, batch: WindowBatch) -> list[Signal]:
+        """The signals of the batch's windows, judged in order (history: the symbol's last hour before the batch)."""
         if not len(batch):
             return []
-        spans = _Spans(WindowBatch.concat(batch.symbol, [WindowBatch.from_features(batch.symbol, history), batch]))
+        spans = _Spans(WindowBatch.concat(batch.symbol, [history, batch]))
         maybe, surely = self._candidates(spans, len(history))
         detector = self.detector
         out: list[Signal] = []

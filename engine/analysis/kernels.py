@@ -6,6 +6,8 @@ in floats; a float is only made (correctly rounded, as Python's float(int) does)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import njit
 
@@ -19,7 +21,15 @@ QUOTE_SUMS = 5  # quote_volume, buy_quote, sell_quote, whale_buy_quote, whale_se
 UNSET = -(2**62)  # no CVD day / first window yet
 
 
-@njit(cache=True, nogil=True)
+def _compiled(function: Callable) -> Callable:
+    """njit, cached on disk; without the cache where numba finds no writable cache folder at all."""
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:
+        return njit(nogil=True)(function)
+
+
+@_compiled
 def kth_largest_recent(minute, entry_minute, bounds, top, values, q):
     """The whale percentile for `minute`: numpy's "higher" q-quantile of the values of entries in the hour before.
 
@@ -56,7 +66,7 @@ def kth_largest_recent(minute, entry_minute, bounds, top, values, q):
     return best
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _sort_top(values, start, end, top, e, need):
     """Make at least `need` (or all) of the largest values of values[start:end] sorted at its end (from top[e])."""
     have = end - top[e]
@@ -70,7 +80,7 @@ def _sort_top(values, start, end, top, e, need):
     top[e] -= extra
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _sift_up(heap, i, heads, values):
     """Restore the max-heap (by each entry's next value, values[heads[e] - 1]) after a push at i."""
     while i > 0:
@@ -81,7 +91,7 @@ def _sift_up(heap, i, heads, values):
         i = parent
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _sift_down(heap, size, heads, values):
     """Restore the max-heap after its top changed."""
     i = 0
@@ -97,7 +107,7 @@ def _sift_down(heap, size, heads, values):
         i = largest
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def whale_thresholds(times, price, qty, entry_minute, bounds, top, values, cached_minute, cached, minimum, q):
     """Each trade's whale threshold (notional: float price x float qty) and the hour of history after the trades.
 
@@ -149,7 +159,7 @@ def whale_thresholds(times, price, qty, entry_minute, bounds, top, values, cache
             vals[first : e_bnd[count]].copy(), cached_minute, cached)
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _add_product(acc, p, q):
     """acc += p x q (0 <= p, q < 2**63) in normalised base-2**21 limbs."""
     p0, p1, p2 = p & MASK, (p >> BITS) & MASK, p >> (2 * BITS)
@@ -164,7 +174,7 @@ def _add_product(acc, p, q):
         acc[j] &= MASK
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def window_sums(starts, price, qty, is_sell, thresholds, lo, hi, prev_hi):
     """One pass over trades sorted by window: per window its sums and extremes (amounts need 0 <= price, qty).
 
@@ -215,7 +225,7 @@ def window_sums(starts, price, qty, is_sell, thresholds, lo, hi, prev_hi):
     return first, ints, quotes
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def limbs_to_float(limbs):
     """float() of each non-negative limb value, correctly rounded (half to even) like Python's float(int)."""
     out = np.empty(len(limbs), dtype=np.float64)
@@ -248,7 +258,7 @@ def limbs_to_float(limbs):
     return out
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def flow_state(starts, counts, deltas, window_ms, cvd_day, cvd, recent_starts, recent_counts, first_window, span):
     """Per window in order: CVD (restarting each UTC day) and the mean trade count of the `span` windows before.
 

@@ -90,6 +90,7 @@ class FlowPipeline:
         self.corrections = 0
         self._last_id: dict[str, int] = {}
         self._revisions: dict[tuple[str, int], int] = {}
+        self._recent: dict[str, WindowBatch] = {}  # each symbol's context windows as columns (until a correction)
 
     # -- input --------------------------------------------------------------------------------
 
@@ -172,8 +173,12 @@ class FlowPipeline:
                 self.bus.publish(WindowClosed(features))
         self.windows_closed += len(batch)
         context = self.contexts[batch.symbol]
-        history = list(context.windows)
-        context.extend(batch.since(int(batch.window_end[-1]) - KEPT_MS))
+        history = self._recent.get(batch.symbol)
+        if history is None:
+            history = WindowBatch.from_features(batch.symbol, context.windows)
+        horizon = int(batch.window_end[-1]) - KEPT_MS
+        context.extend(batch.since(horizon))
+        self._recent[batch.symbol] = WindowBatch.concat(batch.symbol, [history, batch]).since_columns(horizon)
         for signal in self.judge.signals(history, batch):
             self._signal(signal)
 
@@ -184,6 +189,7 @@ class FlowPipeline:
         self.bus.publish(WindowClosed(features, revision))
         self.windows_closed += 1
         self.contexts[features.symbol].add(features)
+        self._recent.pop(features.symbol, None)
 
     def _signal(self, signal: Signal) -> None:
         if self.signal_store is not None and not self.signal_store.save(signal):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -84,29 +85,23 @@ class WindowBatch:
 
     def features(self, rows: np.ndarray) -> list[WindowFeatures]:
         """The windows at `rows` as exact WindowFeatures objects."""
-        ints = {name: getattr(self, name)[rows].tolist() for name in INTS}
+        columns: dict[str, Iterable[object]] = {name: getattr(self, name)[rows].tolist() for name in INTS}
+        columns["sell_volume"] = (self.volume[rows] - self.buy_volume[rows]).tolist()
         flat = limbs_to_ints(self.quotes[rows])
-        quotes = [flat[k : k + len(QUOTES)] for k in range(0, len(flat), len(QUOTES))]  # per window, QUOTES order
-        thresholds = [int(t) for t in self.whale_threshold[rows].tolist()]
-        bursts, ratios = self.burst[rows].tolist(), self.burst_ratio[rows].tolist()
-        return [
-            WindowFeatures(
-                symbol=self.symbol, window_start=ints["window_start"][i], window_end=ints["window_end"][i],
-                open=ints["open"][i], high=ints["high"][i], low=ints["low"][i], close=ints["close"][i],
-                volume=ints["volume"][i], quote_volume=quotes[i][0], buy_volume=ints["buy_volume"][i],
-                sell_volume=ints["volume"][i] - ints["buy_volume"][i], buy_quote=quotes[i][1],
-                sell_quote=quotes[i][2], delta=ints["delta"][i], cvd=ints["cvd"][i],
-                trade_count=ints["trade_count"][i], whale_count=ints["whale_count"][i],
-                whale_buy_quote=quotes[i][3], whale_sell_quote=quotes[i][4],
-                first_id=ints["first_id"][i], last_id=ints["last_id"][i], missing_ids=ints["missing_ids"][i],
-                whale_threshold=thresholds[i], burst=bursts[i], burst_ratio=ratios[i],
-            )
-            for i in range(len(thresholds))
-        ]
+        columns |= {name: flat[k :: len(QUOTES)] for k, name in enumerate(QUOTES)}
+        columns["whale_threshold"] = map(int, self.whale_threshold[rows].tolist())
+        columns["burst"], columns["burst_ratio"] = self.burst[rows].tolist(), self.burst_ratio[rows].tolist()
+        columns["symbol"] = itertools.repeat(self.symbol)
+        return list(map(WindowFeatures, *(columns[f.name] for f in fields(WindowFeatures))))
 
     def since(self, start_ms: int) -> list[WindowFeatures]:
         """The windows starting at or after start_ms, as objects."""
         return self.features(np.flatnonzero(self.window_start >= start_ms))
+
+    def since_columns(self, start_ms: int) -> WindowBatch:
+        """The windows starting at or after start_ms."""
+        first = int(np.searchsorted(self.window_start, start_ms))
+        return WindowBatch(self.symbol, *(getattr(self, f.name)[first:] for f in fields(WindowBatch)[1:]))
 
     def parquet_columns(self) -> dict[str, np.ndarray]:
         """The Parquet columns (feature_store.SCHEMA names), converted exactly as WindowFeatures.row() does."""

@@ -14,6 +14,20 @@ from engine.analysis.window_batch import WindowBatch
 MINUTE_MS = 60_000
 
 
+def round_4(values: np.ndarray) -> np.ndarray:
+    """Python's round(v, 4) of each value: numpy's rint(v * 1e4) / 1e4 where v * 1e4 is clear of a rounding tie.
+
+    Python rounds the exact value half to even; numpy rounds v * 1e4, which errs by at most 2**-53 relative, so the
+    two agree unless that product is that close to a .5; those few values are rounded by Python.
+    """
+    scaled = values * 1e4
+    out = np.rint(scaled) / 1e4
+    near_tie = (np.abs(scaled - np.floor(scaled) - 0.5) <= np.abs(scaled) * 2.0**-50) | ~(np.abs(values) < 2.0**30)
+    for i in np.flatnonzero(near_tie).tolist():
+        out[i] = round(float(values[i]), 4)
+    return out
+
+
 @dataclass(frozen=True)
 class FlowRules:
     """Per-symbol thresholds of the features stage."""
@@ -156,5 +170,5 @@ class WindowBuilder:
             first_id=t.id[first], last_id=t.id[np.append(first[1:], len(t)) - 1], missing_ids=ints[:, 5],
             quotes=quotes, whale_threshold=thresholds[first],
             burst=(baseline > 0) & (counts >= rules.burst_min_trades) & (ratio >= rules.burst_factor),
-            burst_ratio=np.array([round(r, 4) for r in ratio.tolist()], dtype=np.float64),
+            burst_ratio=round_4(ratio),
         )
