@@ -58,7 +58,8 @@ class Analyst:
             async with self._slots:
                 explanation = await self._write(signal)
             self._cache[signal.id] = explanation
-            if self.signal_store is not None:
+            if self.signal_store is not None:  # saved first: in a bot process the router may not have yet
+                self.signal_store.save(signal)
                 self.signal_store.set_explanation(signal.id, explanation.text, explanation.provider)
             future.set_result(explanation)
             return explanation

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -89,3 +91,31 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
             applied_table.insert({"version": version, "name": name, "applied_at": time.time()})
         applied.append(version)
     return applied
+
+
+class WalCheckpointer:
+    """Copies the write-ahead log into the database file from a thread of its own, every `interval` seconds,
+    so that no commit on the event loop pays for a large checkpoint (the main connection turns its own off)."""
+
+    def __init__(self, path: str | Path, interval: float = 1.0) -> None:
+        self.path = Path(path)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, timeout=30)
+        try:
+            while not self._stop.wait(self.interval):
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()

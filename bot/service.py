@@ -7,11 +7,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ai.ask import Asker
 from bot.console import CONSOLE, ConsoleSender
-from bot.database import open_database
+from bot.database import WalCheckpointer, open_database
 from bot.delivery import Dispatcher, Sender
 from bot.handlers.commands import Commands
 from bot.models import Destination
@@ -25,6 +25,9 @@ from engine.events import Signal
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+
+if TYPE_CHECKING:
+    from bot.discord.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ class BotService:
     ) -> None:
         self.settings = settings
         self.db = open_database(Path(settings.data_dir) / "flowbot.db")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the event loop
+        self.checkpointer = WalCheckpointer(Path(settings.data_dir) / "flowbot.db")
         self.subscriptions = Subscriptions(self.db)
         self.outbox = Outbox(self.db, settings.alert_merge_window)
         self.commands = Commands(
@@ -67,10 +72,13 @@ class BotService:
         senders: list[tuple[Sender, float]] = [(a.sender, _spacing(settings, a.sender.platform)) for a in self.adapters]
         if settings.discord_alert_channel_id and settings.discord_bot_token is not None:
             static.append(Destination("discord", settings.discord_alert_channel_id))
+        self._webhook: WebhookSender | None = None
         if settings.discord_webhook_url is not None:
             from bot.discord.webhook import WebhookSender
 
-            senders.append((WebhookSender(settings.discord_webhook_url.get_secret_value()), 0.0))
+            self._webhook = WebhookSender(settings.discord_webhook_url.get_secret_value(),
+                                          settings.discord_api_base_url)
+            senders.append((self._webhook, 0.0))
             static.append(Destination("webhook", "default"))
         if not self.adapters and out is not None:
             senders.append((ConsoleSender(out), 0.0))
@@ -126,6 +134,7 @@ class BotService:
             await adapter.start()
         self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.dispatchers.items()]
         self.scheduler.start()
+        self.checkpointer.start()
 
     async def stop(self) -> None:
         """Stop sending (rows in flight stay pending and are sent after a restart), then the adapters."""
@@ -138,7 +147,10 @@ class BotService:
                 await adapter.stop()
             except Exception:
                 log.exception("stopping %s failed", type(adapter).__name__)
+        if self._webhook is not None:
+            await self._webhook.close()
         self.db.close()
+        self.checkpointer.stop()
 
 
 def _spacing(settings: Settings, platform: str) -> float:
