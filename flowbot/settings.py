@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -108,10 +108,14 @@ class Settings(BaseSettings):
     )
     alert_merge_window: float = Field(30.0, ge=0, validation_alias="ALERT_MERGE_WINDOW")
     bus_queue_size: int = Field(10_000, ge=1, validation_alias="BUS_QUEUE_SIZE")
+    bus_url: str = Field("memory://", validation_alias="BUS_URL")
     shard_count: int = Field(1, ge=1, validation_alias="SHARD_COUNT")
     shard_index: int = Field(0, ge=0, validation_alias="SHARD_INDEX")
     data_dir: str = Field("./data", validation_alias="DATA_DIR")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
+    health_host: str = Field("127.0.0.1", validation_alias="HEALTH_HOST")
+    health_port: int = Field(8080, ge=0, le=65535, validation_alias="HEALTH_PORT")
 
     @field_validator("symbols", mode="before")
     @classmethod
