@@ -130,6 +130,10 @@ class BotService:
                 self.on_signal(event)
 
     async def start(self) -> None:
+        unconfirmed = self.outbox.recover()
+        if unconfirmed:
+            log.warning("%d alert(s) were on their way when the process stopped; kept as unconfirmed, not resent",
+                        unconfirmed)
         for adapter in self.adapters:
             await adapter.start()
         self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.dispatchers.items()]

@@ -1,0 +1,1 @@
+"""The Discord front end (discord.py 2.x): slash commands in, embeds out; alerts through the bot or a webhook."""

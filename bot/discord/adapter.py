@@ -1,0 +1,138 @@
+"""The Discord adapter: a discord.py Client with slash commands; each interaction becomes a Caller and a command,
+its reply an embed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.discord.connection import (
+    DEFAULT_API_BASE,
+    Endpoints,
+    discover_gateway,
+    point_discord_at,
+    restore_endpoints,
+)
+from bot.discord.embeds import send_kwargs
+from bot.discord.sender import DiscordSender
+from bot.discord.slash import add_commands
+from bot.handlers.commands import Commands
+from bot.models import Caller, Destination, Message
+from flowbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GUILD_READY_TIMEOUT_S = 2.0  # discord.py waits this long after the last GUILD_CREATE before it is ready
+READY_TIMEOUT_S = 30.0
+SLOW_COMMANDS = frozenset({"ask", "chart"})  # may take longer than the 3 s Discord allows: deferred first
+
+
+class DiscordAdapter:
+    """Slash commands over the gateway; alerts to channels through `sender`."""
+
+    def __init__(self, settings: Settings, commands: Commands) -> None:
+        self.settings = settings
+        self.commands = commands
+        self.admins = set(settings.discord_admin_ids)
+        self.client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=GUILD_READY_TIMEOUT_S)
+        self.tree = app_commands.CommandTree(self.client)
+        self.tree.error(self._on_error)
+        add_commands(self.tree, settings.symbols, self._answer, self._alerts_here)
+        self.sender = DiscordSender(self.client)
+        self._runner: asyncio.Task[None] | None = None
+        self._endpoints: Endpoints | None = None
+
+    async def start(self) -> None:
+        """Log in, sync the slash commands globally, connect to the gateway and wait until ready."""
+        settings = self.settings
+        assert settings.discord_bot_token is not None
+        self._endpoints = point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
+        try:
+            await self.client.login(settings.discord_bot_token.get_secret_value())
+            if settings.discord_gateway_url is None and settings.discord_api_base_url.rstrip("/") != DEFAULT_API_BASE:
+                await discover_gateway(self.client.http)
+            await self.tree.sync()
+            self._runner = asyncio.create_task(self.client.connect(), name="discord-gateway")
+            self._runner.add_done_callback(_gateway_ended)
+            await self._wait_until_ready(self._runner)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("discord: started as %s", self.client.user)
+
+    async def _wait_until_ready(self, runner: asyncio.Task[None]) -> None:
+        """Until READY and the guilds arrived; the gateway's error if it ends first (a rejected token)."""
+        ready = asyncio.create_task(self.client.wait_until_ready())
+        done, _ = await asyncio.wait({ready, runner}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if ready in done:
+            return
+        ready.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ready
+        if runner in done:
+            runner.result()
+            raise RuntimeError("discord: the gateway connection ended before it was ready")
+        log.warning("discord: not ready after %.0f s; still connecting", READY_TIMEOUT_S)
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self._runner is not None:
+            with contextlib.suppress(Exception):  # already logged by _gateway_ended
+                await self._runner
+            self._runner = None
+        if self._endpoints is not None:
+            restore_endpoints(self._endpoints)
+            self._endpoints = None
+
+    def _caller(self, interaction: discord.Interaction) -> Caller:
+        user_id = str(interaction.user.id)
+        return Caller(
+            destination=Destination("discord", str(interaction.channel_id)), user_id=user_id,
+            is_admin=user_id in self.admins, is_private=interaction.guild_id is None,
+            guild_id=None if interaction.guild_id is None else str(interaction.guild_id),
+            can_manage_channels=interaction.permissions.manage_channels,
+        )
+
+    async def _answer(self, interaction: discord.Interaction, name: str, args: list[str]) -> None:
+        if name in SLOW_COMMANDS:
+            await interaction.response.defer(thinking=True)
+        await self._reply(interaction, await self.commands.run(self._caller(interaction), name, args))
+
+    async def _alerts_here(self, interaction: discord.Interaction) -> None:
+        await self._reply(interaction, await self.commands.alerts_here(self._caller(interaction)))
+
+    async def _reply(self, interaction: discord.Interaction, reply: Message) -> None:
+        """The reply as the interaction's response, or as the edit of a deferred one."""
+        kwargs = send_kwargs(reply)
+        if not interaction.response.is_done():
+            await interaction.response.send_message(**kwargs)
+            return
+        chart = kwargs.pop("file", None)
+        await interaction.edit_original_response(attachments=[] if chart is None else [chart], **kwargs)
+
+    async def _on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Commands Discord still lists but we no longer have, arguments we cannot read, and failures."""
+        if isinstance(error, app_commands.CommandNotFound):
+            reply = await self.commands.run(self._caller(interaction), error.name, [])
+        elif isinstance(error, app_commands.TransformerError):
+            reply = Message(f"I could not read {str(error.value)[:20]!r}.", "See /help for what each command takes.")
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            reply = Message("Use that in a server channel.")
+        else:
+            log.warning("discord: a command failed: %s", type(error).__name__, exc_info=error)
+            reply = Message("Sorry, that did not work.", "Something went wrong on our side; please try again later.")
+        try:
+            await self._reply(interaction, reply)
+        except discord.HTTPException as exc:
+            log.warning("discord: could not answer an interaction: %s", exc)
+
+
+def _gateway_ended(task: asyncio.Task[None]) -> None:
+    """Log why the gateway connection stopped, unless it was closed on purpose."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("discord: the gateway connection failed: %s", type(task.exception()).__name__,
+                  exc_info=task.exception())
