@@ -1,0 +1,111 @@
+"""Logging: plain text or one JSON object per line, and no secret from the settings in any log line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from urllib.parse import quote, unquote, urlsplit
+
+import orjson
+
+from flowbot.settings import Settings
+
+MASK = "***"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, with the parts that travel on their own (a webhook's token, a password)."""
+    values: list[str] = []
+    for secret in (
+        settings.telegram_bot_token, settings.discord_bot_token, settings.discord_webhook_url,
+        settings.groq_api_key, settings.dashscope_api_key, settings.openai_api_key,
+    ):
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    if settings.discord_webhook_url is not None:
+        values.append(settings.discord_webhook_url.get_secret_value().rstrip("/").rpartition("/")[2])
+    password = urlsplit(getattr(settings, "bus_url", "memory://")).password
+    if password:
+        values.append(unquote(password))
+    return values
+
+
+class Masker:
+    """Replaces each secret (as given, and URL-quoted) with ***; the longest first, so none leaves a tail."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms = {form for secret in secrets if secret for form in (secret, quote(secret, safe=""), quote(secret))}
+        self.secrets = sorted(forms, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+class SecretFilter(logging.Filter):
+    """A handler filter: masks secrets in a record's message, args, exception and stack text and extra fields."""
+
+    def __init__(self, mask: Masker) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.mask(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        if record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.mask(record.stack_info)
+        for name, value in list(vars(record).items()):
+            if name in _RECORD_FIELDS or value is None or isinstance(value, bool | int | float):
+                continue
+            text = value if isinstance(value, str) else str(value)
+            masked = self.mask(text)
+            if masked != text:
+                setattr(record, name, masked)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, exception and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        for name, value in vars(record).items():
+            if name not in _RECORD_FIELDS and name not in entry:
+                entry[name] = value
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
+    """Replace the root logger's handlers with one on `stream` (stderr) in LOG_FORMAT that masks every secret."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(SecretFilter(Masker(secret_values(settings))))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    return handler
