@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from types import SimpleNamespace
 
+import aiohttp
 import discord
 import pytest
 from discord.gateway import DiscordWebSocket
@@ -12,6 +15,8 @@ import bot.discord.adapter as discord_adapter
 from ai.ask import Asker
 from ai.providers import ProviderChain
 from bot.discord.embeds import DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT, TITLE_LIMIT, embed_of
+from bot.discord.sender import delivery_error
+from bot.errors import DeliveryError, DestinationGone, Rejected, RetryLater, TemporaryFailure
 from bot.handlers.commands import COMMANDS
 from bot.models import Destination, Message
 from bot.service import BotService
@@ -263,17 +268,18 @@ async def test_a_forbidden_or_deleted_alert_channel_deactivates_the_subscription
         await service.stop()
 
 
-async def test_a_rate_limited_channel_still_gets_the_alert_exactly_once(
-    fake: FakeDiscord, btc_data_dir: Path, tmp_path: Path, real_signals: list[Signal]
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_rate_limited_or_failing_channel_still_gets_the_alert_exactly_once(
+    status: int, fake: FakeDiscord, btc_data_dir: Path, tmp_path: Path, real_signals: list[Signal]
 ) -> None:
     service = bot_service(fake, tmp_path, btc_data_dir, DISCORD_ALERT_CHANNEL_ID=str(ALERTS_CHANNEL_ID))
     await service.start()
     try:
-        fake.fail_next(f"POST /channels/{ALERTS_CHANNEL_ID}/messages", 1, retry_after=0.05)
+        fake.fail_next(f"POST /channels/{ALERTS_CHANNEL_ID}/messages", 1, status=status, retry_after=0.05)
         service.on_signal(real_signals[0])
         assert await service.dispatchers["discord"].drain(10)
         posts = [c.status for c in fake.rest_calls if c.path == f"/channels/{ALERTS_CHANNEL_ID}/messages"]
-        assert posts == [429, 200]
+        assert posts == [status, 200]
         assert len(fake.messages) == 1
     finally:
         await service.stop()
@@ -298,8 +304,9 @@ async def test_the_alert_channel_setting_gets_every_signal(
 
 
 async def test_the_webhook_gets_every_alert_without_a_bot(
-    fake: FakeDiscord, btc_data_dir: Path, tmp_path: Path, real_signals: list[Signal]
+    fake: FakeDiscord, btc_data_dir: Path, tmp_path: Path, real_signals: list[Signal], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     webhook = fake.add_webhook(ALERTS_CHANNEL_ID)
     service = make_service(tmp_path, btc_data_dir, DISCORD_WEBHOOK_URL=webhook.url,
                            DISCORD_API_BASE_URL=fake.api_base)
@@ -321,6 +328,46 @@ async def test_the_webhook_gets_every_alert_without_a_bot(
             assert f"Analysis (groq): Why {group[-1].id} happened." in message.embeds[0]["description"]
     finally:
         await service.stop()
+    assert webhook.token not in caplog.text  # the URL holds the webhook's token
+
+
+async def test_without_a_gateway_setting_the_gateway_is_looked_up_at_the_api_base(
+    fake: FakeDiscord, btc_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    service = make_service(tmp_path, btc_data_dir, DISCORD_BOT_TOKEN=fake.token, DISCORD_API_BASE_URL=fake.api_base)
+    await service.start()
+    try:
+        assert ("GET", "/gateway/bot", 200) in fake.rest_calls
+        assert await reply_title(fake, "list") == "No subscriptions yet."
+    finally:
+        await service.stop()
+    assert discord.http.Route.BASE == "https://discord.com/api/v10"  # stop puts discord.py back
+    assert fake.token not in caplog.text
+
+
+def _http_error(kind: type[discord.HTTPException], status: int, code: int, text: str) -> discord.HTTPException:
+    response = SimpleNamespace(status=status, reason=text, headers={})
+    return kind(response, {"code": code, "message": text})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("error", "meaning"), [
+    (_http_error(discord.Forbidden, 403, 50013, "Missing Permissions"), DestinationGone),
+    (_http_error(discord.NotFound, 404, 10003, "Unknown Channel"), DestinationGone),
+    (_http_error(discord.NotFound, 404, 10015, "Unknown Webhook"), DestinationGone),
+    (_http_error(discord.NotFound, 404, 10008, "Unknown Message"), Rejected),  # deleted alert: channel stays
+    (_http_error(discord.HTTPException, 400, 50035, "Invalid Form Body"), Rejected),
+    (_http_error(discord.DiscordServerError, 503, 0, "Service Unavailable"), TemporaryFailure),
+    (_http_error(discord.HTTPException, 429, 0, "Too Many Requests"), RetryLater),
+    (discord.RateLimited(12.5), RetryLater),
+    (aiohttp.ServerDisconnectedError(), TemporaryFailure),
+    (TimeoutError(), TemporaryFailure),
+])
+def test_discord_errors_mean_what_the_outbox_expects(error: Exception, meaning: type[DeliveryError]) -> None:
+    found = delivery_error(error)
+    assert type(found) is meaning
+    if isinstance(found, RetryLater):
+        assert not found.whole_platform  # Discord's limits are per route
 
 
 async def test_oversized_messages_are_cut_to_discords_limits_and_accepted(
