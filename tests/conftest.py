@@ -63,3 +63,22 @@ def btc_data_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     asyncio.run(replay([shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"], settings, out=io.StringIO(),
                        err=Console(file=io.StringIO())))
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis ($REDIS_URL, default redis://127.0.0.1:6379/0); skips without one, fails if REQUIRE_REDIS=1."""
+    import os
+
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        message = f"no Redis reachable at $REDIS_URL or 127.0.0.1:6379 ({type(exc).__name__})"
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail(f"REQUIRE_REDIS=1 but {message}")
+        pytest.skip(message)
+    return url
