@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 IDLE_WAIT_S = 0.5
+SHUTDOWN_GRACE_S = 5.0
 
 
 class Sender(Protocol):
@@ -103,9 +104,15 @@ class Dispatcher:
                 self._wake.clear()
                 await self._sleep()
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._finish_in_flight()
+
+    async def _finish_in_flight(self) -> None:
+        """On shutdown, let messages already on the wire finish (briefly), so that their rows stay truthful."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_S)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def drain(self, timeout: float) -> bool:
         """Work until nothing is due or in flight (tests, benchmarks, shutdown); True if it got there."""
@@ -187,6 +194,7 @@ class Dispatcher:
             title, body = orjson.loads(row.sent_text)
             message = Message(title, body, direction=message.direction, silent=message.silent)
         text = text_of(message)
+        self.outbox.sending(row.id)
         try:
             message_id = await self.sender.send(row.destination, message)
         except DeliveryError as exc:
@@ -198,10 +206,10 @@ class Dispatcher:
             self.outbox.mark_edit(row.id)
 
     async def _edit(self, row: OutboxRow) -> None:
-        self.outbox.editing(row.id)
         message = self.render(row)
         text = text_of(message)
         if text == row.sent_text:
+            self.outbox.edited(row.id, text)
             return
         try:
             await self.sender.edit(row.destination, row.message_id or "", message)
@@ -210,6 +218,8 @@ class Dispatcher:
             return
         self.outbox.edited(row.id, text)
         self.stats["edited"] += 1
+        if text_of(self.render(row)) != text:  # changed again while the edit was on its way
+            self.outbox.mark_edit(row.id)
 
     def _failed(self, row: OutboxRow, exc: DeliveryError, *, text: str | None = None, edit: bool = False) -> None:
         now = self.clock()

@@ -17,7 +17,7 @@ import sqlite_utils
 from bot.models import Destination, Message
 from engine.events import Signal
 
-PENDING, SENT, FAILED, GONE = "pending", "sent", "failed", "gone"
+PENDING, SENDING, SENT, FAILED, GONE, UNCONFIRMED = "pending", "sending", "sent", "failed", "gone", "unconfirmed"
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Outbox:
             execute(
                 "UPDATE temp.routes SET outbox_id = (SELECT o.id FROM outbox o WHERE o.platform = routes.platform"
                 " AND o.chat_id = routes.chat_id AND o.thread_id = routes.thread_id AND o.kind = 'alert'"
-                " AND o.symbol = ? AND o.merge_until > ? AND o.state IN ('pending', 'sent')"
+                " AND o.symbol = ? AND o.merge_until > ? AND o.state IN ('pending', 'sending', 'sent')"
                 " ORDER BY o.id DESC LIMIT 1)",
                 [signal.symbol, signal.window_start],
             )
@@ -210,14 +210,22 @@ class Outbox:
                 " attempts = attempts + 1, last_error = NULL WHERE id = ?", [message_id, text, self.clock(), outbox_id],
             )
 
-    def editing(self, outbox_id: int) -> None:
-        """Clear the edit mark before editing: a change arriving meanwhile marks the row again."""
+    def sending(self, outbox_id: int) -> None:
+        """Mark a row as on the wire before sending it: a crash now must not make it go out twice."""
         with self.db.conn:
-            self.db.execute("UPDATE outbox SET needs_edit = 0 WHERE id = ?", [outbox_id])
+            self.db.execute("UPDATE outbox SET state = 'sending' WHERE id = ?", [outbox_id])
+
+    def recover(self) -> int:
+        """After a crash: rows that were on the wire may or may not have arrived; they are kept as
+        'unconfirmed' and not sent again (no duplicates). Returns how many."""
+        with self.db.conn:
+            return self.db.execute("UPDATE outbox SET state = 'unconfirmed' WHERE state = 'sending'").rowcount
 
     def edited(self, outbox_id: int, text: str) -> None:
         with self.db.conn:
-            self.db.execute("UPDATE outbox SET sent_text = ?, last_error = NULL WHERE id = ?", [text, outbox_id])
+            self.db.execute(
+                "UPDATE outbox SET sent_text = ?, needs_edit = 0, last_error = NULL WHERE id = ?", [text, outbox_id]
+            )
 
     def mark_edit(self, outbox_id: int) -> None:
         with self.db.conn:
@@ -227,7 +235,8 @@ class Outbox:
         """Try again at `at`; a failed send freezes its text so that the retry carries the same (an edit: mark it)."""
         with self.db.conn:
             self.db.execute(
-                "UPDATE outbox SET next_attempt_at = ?, last_error = ?, needs_edit = max(needs_edit, ?),"
+                "UPDATE outbox SET state = CASE state WHEN 'sending' THEN 'pending' ELSE state END,"
+                " next_attempt_at = ?, last_error = ?, needs_edit = max(needs_edit, ?),"
                 " attempts = attempts + 1, sent_text = coalesce(sent_text, ?) WHERE id = ?",
                 [at, error, int(edit), text, outbox_id],
             )
@@ -253,10 +262,11 @@ class Outbox:
         with self.db.conn:
             self.db.execute(
                 "DELETE FROM outbox_signals WHERE outbox_id IN (SELECT id FROM outbox WHERE created_at < ?"
-                " AND state != 'pending' AND needs_edit = 0)", [before],
+                " AND state NOT IN ('pending', 'sending') AND needs_edit = 0)", [before],
             )
             cursor = self.db.execute(
-                "DELETE FROM outbox WHERE created_at < ? AND state != 'pending' AND needs_edit = 0", [before]
+                "DELETE FROM outbox WHERE created_at < ? AND state NOT IN ('pending', 'sending') AND needs_edit = 0",
+                [before],
             )
             self.db.execute(
                 "DELETE FROM alert_signals WHERE signal_id NOT IN (SELECT signal_id FROM outbox_signals)"
