@@ -15,103 +15,84 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ai.analyst import Analyst, Explanation, explain_from_bus
 from ai.ask import Asker
 from ai.providers import ProviderChain, providers_from
-from ai.worker import ModelWorker
 from bot.handlers.flow_text import format_flow
-from bot.service import BotService
-from engine.analysis.pipeline import FlowPipeline
-from engine.bus import InMemoryBus
-from engine.connection.feed import BinanceFeed
-from engine.events import Signal
-from engine.trades import Trade
+from engine.bus_factory import make_bus
+from engine.events import FeedHealthReport, WindowClosed
+from flowbot.compose import BotSide, BusMirror, Engine
 from flowbot.replay import replay
-from flowbot.settings import Settings, StreamKind
-from flowbot.ticker import WindowTicker
+from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.flow_query import FLOW_SPANS_MS, flow_report
 from storage.signal_store import SignalStore
 
-COMPACT_EVERY_S = 600
+
+async def run_all(settings: Settings) -> None:
+    """`flowbot run`: engine, bus, store, analyst and bots in one process."""
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
+    engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store)
+    bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
+                   feed_health=engine.feed.health.snapshot)
+    _announce(settings, engine.feed.symbols)
+    try:
+        await _until_first_ends(engine.run(), bots.run())
+    finally:
+        signal_store.close()
+        await bus.close()
 
 
-async def run_feed(settings: Settings) -> None:
-    """Stream the configured symbols through the pipeline to the store, signals to the bots (or the console)."""
-    bus = InMemoryBus(settings.bus_queue_size)
-    data_dir = Path(settings.data_dir)
-    store = FeatureStore(data_dir, flush_interval=settings.flush_interval)
-    signal_store = SignalStore(data_dir / "flowbot.db")
-    pipeline = FlowPipeline(
-        settings, bus, store=store, signal_store=signal_store, by_trade_ids=settings.stream is StreamKind.TRADE
-    )
-    providers = providers_from(settings)
-    worker = ModelWorker(settings) if providers else None  # model calls off the engine's loop
-    if worker is not None:
-        await worker.start()
-    complete = worker.answer if worker is not None else ProviderChain([], timeout=settings.ai_timeout).answer
-    analyst = Analyst(
-        complete, contexts=pipeline.contexts.get, signal_store=signal_store, concurrency=settings.ai_concurrency
-    )
-    feed = BinanceFeed(settings, bus)
-    bots = BotService(
-        settings, store=store, signal_store=signal_store,
-        asker=Asker(complete, store, symbols=settings.symbols, signal_store=signal_store,
-                    rate_limit=settings.ask_rate_limit),
-        feed_health=feed.health.snapshot, provider_health=lambda: {p.name: "configured" for p in providers},
-        out=sys.stdout,
-    )
-    ticker = WindowTicker(feed.symbols, settings.window_duration, feed.health, sys.stdout)
+async def run_engine(settings: Settings) -> None:
+    """`flowbot engine`: one shard of the symbols, publishing on the bus."""
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None)
+    _announce(settings, engine.feed.symbols)
+    try:
+        await engine.run()
+    finally:
+        await bus.close()
 
-    def on_trades(symbol: str, trades: list[Trade]) -> None:
-        ticker.add(symbol, trades)
-        pipeline.on_trades(symbol, trades)
 
-    feed.on_trades = on_trades
+async def run_bots(settings: Settings) -> None:
+    """`flowbot bot`: the analyst and the bots, consuming the engine shards' events from the bus."""
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
+    mirror = BusMirror()
+    following = bus.subscribe(WindowClosed, FeedHealthReport, name="bot-mirror", maxsize=100_000)
+    bots = BotSide(settings, bus, signal_store=signal_store, contexts=mirror.contexts.get,
+                   feed_health=mirror.feed_health)
+    print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
+    try:
+        await _until_first_ends(mirror.follow(following), bots.run())
+    finally:
+        signal_store.close()
+        await bus.close()
+
+
+def _announce(settings: Settings, symbols: list[str]) -> None:
     print(
-        f"flowbot: streaming {', '.join(feed.symbols)} ({settings.market.value} {settings.stream.value}) "
+        f"flowbot: streaming {', '.join(symbols)} ({settings.market.value} {settings.stream.value}) "
         f"from {settings.ws_url}; Ctrl-C stops",
         flush=True,
     )
 
-    async def housekeeping() -> None:
-        flushed = compacted = time.monotonic()
-        while True:
-            await asyncio.sleep(min(1.0, settings.window_duration / 2))
-            ticker.print_closed()
-            pipeline.close_idle(int(time.time() * 1000), feed.is_whole)
-            if time.monotonic() - flushed >= settings.flush_interval:
-                store.flush()
-                flushed = time.monotonic()
-            if time.monotonic() - compacted >= COMPACT_EVERY_S:  # one file per flush would pile up
-                today = time.strftime("%Y-%m-%d", time.gmtime())
-                for symbol in store.symbols():
-                    store.compact(symbol, today)
-                compacted = time.monotonic()
 
-    def explained(signal: Signal, explanation: Explanation) -> None:
-        bots.on_explanation(signal.id, explanation.text, explanation.provider)
+def _bus_name(settings: Settings) -> str:
+    return "the in-process bus" if settings.bus_url.startswith("memory") else "Redis Streams"
 
-    to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
-    to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
-    await bots.start()
-    tasks = [
-        asyncio.create_task(housekeeping()),
-        asyncio.create_task(explain_from_bus(analyst, to_analyst, explained)),
-        asyncio.create_task(bots.consume(to_bots)),
-    ]
+
+async def _until_first_ends(*parts: Coroutine[Any, Any, None]) -> None:
+    """Run the parts together; when one ends (or fails, or all are cancelled) the others stop in order."""
+    tasks = [asyncio.create_task(part) for part in parts]
     try:
-        await feed.run()
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
     finally:
-        for task in tasks:
+        for task in reversed(tasks):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await bots.stop()
-        if worker is not None:
-            await worker.close()
-        store.close()
-        signal_store.close()
-        await bus.close()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -184,7 +165,9 @@ def _speed(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowbot", description="Order-flow alerts for Binance markets.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="stream the configured symbols, store flow features and print signals")
+    commands.add_parser("run", help="engine, analyst and bots in one process (alerts on the console without a bot)")
+    commands.add_parser("engine", help="an engine shard (SHARD_COUNT, SHARD_INDEX) publishing on BUS_URL")
+    commands.add_parser("bot", help="the analyst and the bots, consuming the engine shards' events from BUS_URL")
     replay_parser = commands.add_parser("replay", help="replay Binance data files through the pipeline")
     replay_parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                                help="aggTrades/trades CSV dumps, JSON lines of WebSocket messages, REST JSON arrays")
@@ -212,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.command == "run":
-            return _run_until_signalled(run_feed(settings))
+            return _run_until_signalled(run_all(settings))
+        if args.command == "engine":
+            return _run_until_signalled(run_engine(settings))
+        if args.command == "bot":
+            return _run_until_signalled(run_bots(settings))
         if args.command == "replay":
             return asyncio.run(run_replay(settings, args))
         if args.command == "flow":

@@ -1,0 +1,169 @@
+"""The parts of a Flowbot process and how they are joined: an engine shard publishing on the bus, and the bot
+side (AI analyst, bot service) consuming from it. `flowbot run` builds both on one bus; `flowbot engine` and
+`flowbot bot` build one each, joined by Redis Streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ai.analyst import Analyst, Explanation, explain_from_bus
+from ai.ask import Asker
+from ai.providers import Completer, ProviderChain, providers_from
+from ai.worker import ModelWorker
+from bot.service import BotService
+from engine.analysis.context import SymbolContext
+from engine.analysis.pipeline import FlowPipeline
+from engine.bus import EventBus, Subscription
+from engine.connection.feed import BinanceFeed
+from engine.events import FeedHealthReport, Signal, WindowClosed
+from engine.trades import Trade
+from flowbot.settings import Settings, StreamKind
+from flowbot.ticker import WindowTicker
+from storage.feature_store import FeatureStore
+from storage.signal_store import SignalStore
+
+log = logging.getLogger(__name__)
+
+COMPACT_EVERY_S = 600
+
+
+class Engine:
+    """One shard: the feed of its symbols through the pipeline into the feature store, events on the bus."""
+
+    def __init__(
+        self, settings: Settings, bus: EventBus, *, symbols: list[str], signal_store: SignalStore | None,
+        out: TextIO | None = sys.stdout,
+    ) -> None:
+        self.settings = settings
+        self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval)
+        self.pipeline = FlowPipeline(
+            settings, bus, store=self.store, signal_store=signal_store,
+            by_trade_ids=settings.stream is StreamKind.TRADE,
+        )
+        self.feed = BinanceFeed(settings, bus, symbols=symbols)
+        self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out) if out else None
+        self.feed.on_trades = self._on_trades
+
+    def _on_trades(self, symbol: str, trades: list[Trade]) -> None:
+        if self.ticker is not None:
+            self.ticker.add(symbol, trades)
+        self.pipeline.on_trades(symbol, trades)
+
+    async def run(self) -> None:
+        """Stream until cancelled; the store is flushed on the way out."""
+        housekeeping = asyncio.create_task(self._housekeeping(), name="engine-housekeeping")
+        try:
+            await self.feed.run()
+        finally:
+            housekeeping.cancel()
+            await asyncio.gather(housekeeping, return_exceptions=True)
+            self.store.close()
+
+    async def _housekeeping(self) -> None:
+        flushed = compacted = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.window_duration / 2))
+            if self.ticker is not None:
+                self.ticker.print_closed()
+            self.pipeline.close_idle(int(time.time() * 1000), self.feed.is_whole)
+            if time.monotonic() - flushed >= self.settings.flush_interval:
+                self.store.flush()
+                flushed = time.monotonic()
+            if time.monotonic() - compacted >= COMPACT_EVERY_S:  # one file per flush would pile up
+                today = time.strftime("%Y-%m-%d", time.gmtime())
+                for symbol in self.feed.symbols:
+                    self.store.compact(symbol, today)
+                compacted = time.monotonic()
+
+
+class BusMirror:
+    """What the bot side knows of the engine from the bus: each symbol's recent windows and the feed's health."""
+
+    def __init__(self) -> None:
+        self.contexts: dict[str, SymbolContext] = {}
+        self._health: dict[str, dict[str, Any]] = {}
+
+    def feed_health(self) -> dict[str, Any] | None:
+        """The shards' latest health reports merged into one snapshot (None before the first report)."""
+        if not self._health:
+            return None
+        reports = list(self._health.values())
+        return {
+            "healthy": all(r.get("healthy", True) for r in reports),
+            "symbols": {s: h for r in reports for s, h in r.get("symbols", {}).items()},
+            "connections": {c: h for r in reports for c, h in r.get("connections", {}).items()},
+        }
+
+    async def follow(self, events: Subscription) -> None:
+        async for event in events:
+            if isinstance(event, WindowClosed):
+                symbol = event.features.symbol
+                self.contexts.setdefault(symbol, SymbolContext(symbol)).add(event.features)
+            elif isinstance(event, FeedHealthReport):
+                key = ",".join(sorted(event.snapshot.get("symbols", {}))) or "feed"
+                self._health[key] = event.snapshot
+
+
+class BotSide:
+    """The AI analyst and the bot service, fed by the bus's signals."""
+
+    def __init__(
+        self, settings: Settings, bus: EventBus, *, signal_store: SignalStore,
+        contexts: Callable[[str], SymbolContext | None], feed_health: Callable[[], dict[str, Any] | None],
+        out: TextIO | None = sys.stdout,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.signal_store = signal_store
+        self.providers = providers_from(settings)
+        self.worker = ModelWorker(settings) if self.providers else None  # model calls off this loop
+        store = FeatureStore(Path(settings.data_dir))
+        complete: Completer = (self.worker.answer if self.worker is not None
+                               else ProviderChain([], timeout=settings.ai_timeout).answer)
+        self.analyst = Analyst(
+            complete, contexts=contexts, signal_store=signal_store, concurrency=settings.ai_concurrency
+        )
+        self.bots = BotService(
+            settings, store=store, signal_store=signal_store,
+            asker=Asker(complete, store, symbols=settings.symbols, signal_store=signal_store,
+                        rate_limit=settings.ask_rate_limit),
+            feed_health=feed_health, provider_health=lambda: {p.name: "configured" for p in self.providers},
+            out=out,
+        )
+        self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
+        self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
+
+    def _explained(self, signal: Signal, explanation: Explanation) -> None:
+        self.bots.on_explanation(signal.id, explanation.text, explanation.provider)
+
+    async def run(self) -> None:
+        """Explain and deliver until cancelled; then stop sending with the outbox consistent."""
+        if self.worker is not None:
+            await self.worker.start()
+        await self.bots.start()
+        tasks = [
+            asyncio.create_task(explain_from_bus(self.analyst, self.to_analyst, self._explained), name="analyst"),
+            asyncio.create_task(self._route(), name="bots"),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.bots.stop()
+            if self.worker is not None:
+                await self.worker.close()
+
+    async def _route(self) -> None:
+        """Store each signal (the bot owns the database) and route it; a signal seen twice is alerted once."""
+        async for event in self.to_bots:
+            if isinstance(event, Signal):
+                self.signal_store.save(event)
+                self.bots.on_signal(event)
