@@ -22,7 +22,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import redis.asyncio as redis
@@ -184,9 +184,9 @@ class RedisStreamsBus:
         self._buffer.append((self.stream_key(type(event)).encode(), payload))
         self._trim_buffer()
         self._wake.set()
-        if self._writer is None:
+        if self._writer is None or self._writer.done():
             with contextlib.suppress(RuntimeError):  # no running loop yet: the first publish inside one starts it
-                self._writer = asyncio.get_running_loop().create_task(self._write_forever(), name="bus-redis-writer")
+                self._writer = _spawn(self._write_forever(), "bus-redis-writer")
 
     def subscribe(self, *kinds: type[Event], name: str = "", maxsize: int | None = None) -> StreamSubscription:
         """Join (or create) the consumer group `name` on each kind's stream; call inside the running loop."""
@@ -195,13 +195,8 @@ class RedisStreamsBus:
         consumer = f"{name}@{self.consumer_id}" + (f"#{same + 1}" if same else "")
         subscription = StreamSubscription(name, kinds, maxsize or self.default_maxsize, consumer)
         self._subscriptions.append(subscription)
-        loop = asyncio.get_running_loop()
-        setup = loop.create_task(self._create_groups(name, kinds), name=f"bus-redis-group-{name}")
-        self._setups.add(setup)
-        setup.add_done_callback(self._setups.discard)
-        reader = loop.create_task(self._read(subscription, setup), name=f"bus-redis-reader-{consumer}")
-        self._readers.add(reader)
-        reader.add_done_callback(self._readers.discard)
+        setup = _spawn(self._create_groups(name, kinds), f"bus-redis-group-{name}", self._setups)
+        _spawn(self._read(subscription, setup), f"bus-redis-reader-{consumer}", self._readers)
         return subscription
 
     def has_subscribers(self, kind: type[Event]) -> bool:
@@ -211,7 +206,7 @@ class RedisStreamsBus:
         known = self._groups.get(kind)
         if (known is None or time.monotonic() - known[1] > self.groups_ttl) and kind not in self._refreshing:
             with contextlib.suppress(RuntimeError):
-                task = asyncio.get_running_loop().create_task(self._refresh_groups(kind))
+                task = _spawn(self._refresh_groups(kind), f"bus-redis-groups-{kind.__name__}")
                 self._refreshing[kind] = task
                 task.add_done_callback(lambda _: self._refreshing.pop(kind, None))
         return True if known is None else known[0]  # unknown yet: publish rather than lose events
@@ -229,8 +224,8 @@ class RedisStreamsBus:
         """Wait until every published event is written (True) or `timeout` seconds pass (False)."""
         deadline = time.monotonic() + timeout
         while self._buffer or self._writing:
-            if self._writer is None:
-                self._writer = asyncio.create_task(self._write_forever(), name="bus-redis-writer")
+            if self._writer is None or self._writer.done():
+                self._writer = _spawn(self._write_forever(), "bus-redis-writer")
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.01)
@@ -242,7 +237,8 @@ class RedisStreamsBus:
             return
         self._closed = True
         if not await self.flush(timeout):
-            log.warning("bus: %d events not written to Redis at %s before closing", len(self._buffer), self.where)
+            log.warning("bus: %d events not written to Redis at %s before closing", len(self._buffer) + self._writing,
+                        self.where)
         for subscription in self._subscriptions:
             subscription.close()
         tasks = [*self._readers, *self._setups, *self._refreshing.values()]
@@ -423,6 +419,23 @@ class RedisStreamsBus:
             pipe.xack(stream, sub.name, *ids)
         await pipe.execute()
         sub.acknowledged(len(done))
+
+
+def _spawn(
+    work: Coroutine[Any, Any, None], name: str, into: set[asyncio.Task[None]] | None = None
+) -> asyncio.Task[None]:
+    """A background task of the running loop whose failure is logged, kept in `into` while it runs."""
+    task = asyncio.get_running_loop().create_task(work, name=name)
+    if into is not None:
+        into.add(task)
+        task.add_done_callback(into.discard)
+    task.add_done_callback(_log_failure)
+    return task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("bus: %s failed", task.get_name(), exc_info=task.exception())
 
 
 def _entries(response: Any) -> list[tuple[bytes, list[tuple[bytes, Any]]]]:
