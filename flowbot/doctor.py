@@ -40,7 +40,11 @@ class Problem(Exception):
     """A failed check; the message says what is wrong and what to fix."""
 
 
-Check = Callable[[], Awaitable[str | None]]  # the detail of a passed check, None when not configured (skipped)
+class Skip(Exception):
+    """A check of something not configured; the message says which setting would configure it."""
+
+
+Check = Callable[[], Awaitable[str]]  # the detail of a passed check; raises Problem or Skip
 
 
 async def doctor(settings: Settings, out: TextIO) -> int:
@@ -48,34 +52,34 @@ async def doctor(settings: Settings, out: TextIO) -> int:
     mask = Masker(secret_values(settings))
     timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        checks: list[tuple[str, Check, str]] = [
-            ("settings", lambda: _settings(settings), "not configured"),
-            ("DATA_DIR", lambda: _data_dir(settings), "not configured"),
-            ("Binance REST", lambda: _binance_rest(session, settings), "not configured"),
-            ("Binance WebSocket", lambda: _binance_ws(session, settings), "not configured"),
-            ("Telegram", lambda: _telegram(session, settings), "TELEGRAM_BOT_TOKEN is not set"),
-            ("Discord bot", lambda: _discord_bot(session, settings), "DISCORD_BOT_TOKEN is not set"),
-            ("Discord webhook", lambda: _discord_webhook(session, settings), "DISCORD_WEBHOOK_URL is not set"),
+        checks: list[tuple[str, Check]] = [
+            ("settings", lambda: _settings(settings)),
+            ("DATA_DIR", lambda: _data_dir(settings)),
+            ("Binance REST", lambda: _binance_rest(session, settings)),
+            ("Binance WebSocket", lambda: _binance_ws(session, settings)),
+            ("Telegram", lambda: _telegram(session, settings)),
+            ("Discord bot", lambda: _discord_bot(session, settings)),
+            ("Discord webhook", lambda: _discord_webhook(session, settings)),
             *_ai_checks(settings),
-            ("Redis", lambda: _redis(settings), "BUS_URL is not redis://: the in-process bus"),
+            ("Redis", lambda: _redis(settings)),
         ]
-        results = await asyncio.gather(*(_run(name, check, skipped, mask) for name, check, skipped in checks))
+        results = await asyncio.gather(*(_run(name, check, mask) for name, check in checks))
     _print(results, out)
     return 1 if any(r.status == FAIL for r in results) else 0
 
 
-async def _run(name: str, check: Check, skipped: str, mask: Masker) -> Result:
+async def _run(name: str, check: Check, mask: Masker) -> Result:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             detail = await check()
     except TimeoutError:
         return Result(name, FAIL, f"no answer within {CHECK_TIMEOUT:g} s: check the address and the network")
+    except Skip as exc:
+        return Result(name, SKIPPED, str(exc))
     except Problem as exc:
         return Result(name, FAIL, mask(str(exc)))
     except Exception as exc:  # any other failure is a finding, not a crash of the doctor
         return Result(name, FAIL, mask(f"{type(exc).__name__}: {exc}"))
-    if detail is None:
-        return Result(name, SKIPPED, skipped)
     return Result(name, OK, mask(detail))
 
 
@@ -134,9 +138,9 @@ async def _binance_ws(session: aiohttp.ClientSession, settings: Settings) -> str
     return f"connected to {url} in {_ms(started)}"
 
 
-async def _telegram(session: aiohttp.ClientSession, settings: Settings) -> str | None:
+async def _telegram(session: aiohttp.ClientSession, settings: Settings) -> str:
     if settings.telegram_bot_token is None:
-        return None
+        raise Skip("TELEGRAM_BOT_TOKEN is not set")
     base = settings.telegram_api_base_url.rstrip("/")
     url = f"{base}/bot{settings.telegram_bot_token.get_secret_value()}/getMe"
     status, body = await _get_json(session, url, "TELEGRAM_API_BASE_URL", shown=f"{base}/bot***/getMe")
@@ -148,9 +152,9 @@ async def _telegram(session: aiohttp.ClientSession, settings: Settings) -> str |
     return f"bot @{body['result'].get('username', '?')}"
 
 
-async def _discord_bot(session: aiohttp.ClientSession, settings: Settings) -> str | None:
+async def _discord_bot(session: aiohttp.ClientSession, settings: Settings) -> str:
     if settings.discord_bot_token is None:
-        return None
+        raise Skip("DISCORD_BOT_TOKEN is not set")
     url = settings.discord_api_base_url.rstrip("/") + "/users/@me"
     headers = {"Authorization": f"Bot {settings.discord_bot_token.get_secret_value()}"}
     status, body = await _get_json(session, url, "DISCORD_API_BASE_URL", headers=headers)
@@ -162,10 +166,10 @@ async def _discord_bot(session: aiohttp.ClientSession, settings: Settings) -> st
     return f"bot {body.get('username', '?')}"
 
 
-async def _discord_webhook(session: aiohttp.ClientSession, settings: Settings) -> str | None:
+async def _discord_webhook(session: aiohttp.ClientSession, settings: Settings) -> str:
     """GET the webhook through DISCORD_API_BASE_URL, where the bots send to it (as discord.py does)."""
     if settings.discord_webhook_url is None:
-        return None
+        raise Skip("DISCORD_WEBHOOK_URL is not set")
     parts = urlsplit(settings.discord_webhook_url.get_secret_value()).path.rstrip("/").split("/")
     if len(parts) < 3 or parts[-3] != "webhooks" or not parts[-2].isdigit():
         raise Problem("DISCORD_WEBHOOK_URL does not look like https://discord.com/api/webhooks/ID/TOKEN: copy it "
@@ -181,7 +185,7 @@ async def _discord_webhook(session: aiohttp.ClientSession, settings: Settings) -
     return f"webhook {body.get('name', webhook_id)}"
 
 
-def _ai_checks(settings: Settings) -> list[tuple[str, Check, str]]:
+def _ai_checks(settings: Settings) -> list[tuple[str, Check]]:
     providers: list[tuple[str, str, Any, str, str, Any]] = [
         ("Groq", "GROQ", settings.groq_api_key, settings.groq_base_url, settings.groq_model, groq.AsyncGroq),
         ("DashScope", "DASHSCOPE", settings.dashscope_api_key, settings.dashscope_base_url, settings.dashscope_model,
@@ -190,16 +194,15 @@ def _ai_checks(settings: Settings) -> list[tuple[str, Check, str]]:
          openai.AsyncOpenAI),
     ]
     return [
-        (name, _ai_check(prefix, key.get_secret_value() if key else None, base_url, model, client),
-         f"{prefix}_API_KEY is not set")
+        (name, _ai_check(prefix, key.get_secret_value() if key else None, base_url, model, client))
         for name, prefix, key, base_url, model, client in providers
     ]
 
 
 def _ai_check(prefix: str, key: str | None, base_url: str, model: str, client_class: Any) -> Check:
-    async def check() -> str | None:
+    async def check() -> str:
         if key is None:
-            return None
+            raise Skip(f"{prefix}_API_KEY is not set")
         sdk = groq if client_class is groq.AsyncGroq else openai
         client = client_class(api_key=key, base_url=base_url, max_retries=0, timeout=CHECK_TIMEOUT)
         try:
@@ -218,10 +221,10 @@ def _ai_check(prefix: str, key: str | None, base_url: str, model: str, client_cl
     return check
 
 
-async def _redis(settings: Settings) -> str | None:
-    url = getattr(settings, "bus_url", "memory://")
+async def _redis(settings: Settings) -> str:
+    url = settings.bus_url
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        return None
+        raise Skip("BUS_URL is not redis://: the in-process bus")
     where = urlsplit(url)
     shown = f"{where.hostname}:{where.port or 6379}" if where.hostname else where.path
     client = redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT, socket_timeout=CHECK_TIMEOUT,

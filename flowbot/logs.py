@@ -30,7 +30,7 @@ def secret_values(settings: Settings) -> list[str]:
             values.append(secret.get_secret_value())
     if settings.discord_webhook_url is not None:
         values.append(settings.discord_webhook_url.get_secret_value().rstrip("/").rpartition("/")[2])
-    password = urlsplit(getattr(settings, "bus_url", "memory://")).password
+    password = urlsplit(settings.bus_url).password
     if password:
         values.append(unquote(password))
     return values
