@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Coroutine
@@ -59,7 +60,9 @@ async def run_bots(settings: Settings) -> None:
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
     mirror = BusMirror()
-    following = bus.subscribe(WindowClosed, FeedHealthReport, name="bot-mirror", maxsize=100_000)
+    following = bus.subscribe(  # every bot replica needs every window: a group of its own
+        WindowClosed, FeedHealthReport, name=f"bot-mirror-{socket.gethostname()}", maxsize=100_000
+    )
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=mirror.contexts.get,
                    feed_health=mirror.feed_health)
     print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
