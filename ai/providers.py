@@ -118,10 +118,18 @@ def providers_from(settings: Settings) -> list[ChatProvider]:
 class ProviderChain:
     """Asks each provider in turn until one gives an answer that `accept` does not reject."""
 
-    def __init__(self, providers: list[ChatProvider], *, timeout: float, longest_wait: float = 3.0) -> None:
+    def __init__(
+        self,
+        providers: list[ChatProvider],
+        *,
+        timeout: float,
+        longest_wait: float = 3.0,
+        on_attempts: Callable[[list[Attempt]], None] | None = None,
+    ) -> None:
         self.providers = providers
         self.timeout = timeout
         self.longest_wait = longest_wait
+        self.on_attempts = on_attempts  # sees every call's attempts, answered or not (metrics)
         self.rejections = 0
 
     async def answer(self, kind: str, messages: Messages, facts: Any, question: str) -> Completion | None:
@@ -148,10 +156,16 @@ class ProviderChain:
                 log.warning("%s answer rejected: %s", provider.name, reason)
                 continue
             log.info("answered by %s in %.2fs (%s)", provider.name, attempts[-1].seconds, _summary(attempts))
+            self._observed(attempts)
             return Completion(text, provider.name, provider.model, attempts[-1].seconds, attempts)
         if attempts:
             log.warning("no provider answered (%s); the offline explainer answers", _summary(attempts))
+        self._observed(attempts)
         return None
+
+    def _observed(self, attempts: list[Attempt]) -> None:
+        if self.on_attempts is not None and attempts:
+            self.on_attempts(attempts)
 
     async def _ask_with_one_retry(
         self, provider: ChatProvider, messages: Messages, attempts: list[Attempt]

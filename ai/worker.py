@@ -13,11 +13,14 @@ import itertools
 import logging
 import multiprocessing
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ai.providers import Completion, Messages, ProviderChain, providers_from
+from ai.providers import Attempt, Completion, Messages, ProviderChain, providers_from
 from flowbot.settings import Settings
+
+ATTEMPTS = 0  # the job number of a message that reports attempts rather than answering a job (jobs count from 1)
 
 
 def ai_environment(settings: Settings) -> dict[str, str]:
@@ -43,7 +46,11 @@ def _serve(connection: Connection, environment: dict[str, str]) -> None:
     logging.basicConfig(  # the worker records who answered, how fast and why others were skipped
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout)
+
+    def report(attempts: list[Attempt]) -> None:
+        connection.send((ATTEMPTS, [(a.provider, a.outcome, a.seconds) for a in attempts]))
+
+    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout, on_attempts=report)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -76,10 +83,11 @@ def _serve(connection: Connection, environment: dict[str, str]) -> None:
 
 
 class ModelWorker:
-    """A Completer whose calls run in a worker process."""
+    """A Completer whose calls run in a worker process; `on_attempts` sees each call's attempts (metrics)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_attempts: Callable[[list[Attempt]], None] | None = None) -> None:
         self.environment = ai_environment(settings)
+        self.on_attempts = on_attempts
         self._connection: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._jobs = itertools.count(1)
@@ -104,6 +112,10 @@ class ModelWorker:
             for future in self._waiting.values():
                 if not future.done():
                     future.set_result(None)  # the worker is gone: the offline text answers
+            return
+        if job == ATTEMPTS:
+            if self.on_attempts is not None:
+                self.on_attempts([Attempt(*attempt) for attempt in result])
             return
         future = self._waiting.pop(job, None)
         if future is not None and not future.done():

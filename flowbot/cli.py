@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,10 @@ from bot.handlers.flow_text import format_flow
 from engine.bus_factory import make_bus
 from engine.events import FeedHealthReport, WindowClosed
 from flowbot.compose import BotSide, BusMirror, Engine
+from flowbot.doctor import doctor
+from flowbot.health_server import HealthServer, Ready, all_ready, feed_ready, started_ready
+from flowbot.logs import configure_logging
+from flowbot.metrics import Metrics
 from flowbot.replay import replay
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
@@ -32,13 +35,16 @@ from storage.signal_store import SignalStore
 async def run_all(settings: Settings) -> None:
     """`flowbot run`: engine, bus, store, analyst and bots in one process."""
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    metrics = Metrics()
     signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
-    engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store)
+    engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store, metrics=metrics)
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
-                   feed_health=engine.feed.health.snapshot)
+                   feed_health=engine.feed.health.snapshot, metrics=metrics)
+    ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started))
     _announce(settings, engine.feed.symbols)
     try:
-        await _until_first_ends(engine.run(), bots.run())
+        async with serving_health(settings, metrics, ready):
+            await _until_first_ends(engine.run(), bots.run())
     finally:
         signal_store.close()
         await bus.close()
@@ -47,10 +53,12 @@ async def run_all(settings: Settings) -> None:
 async def run_engine(settings: Settings) -> None:
     """`flowbot engine`: one shard of the symbols, publishing on the bus."""
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
-    engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None)
+    metrics = Metrics()
+    engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None, metrics=metrics)
     _announce(settings, engine.feed.symbols)
     try:
-        await engine.run()
+        async with serving_health(settings, metrics, feed_ready(engine.feed.health, settings)):
+            await engine.run()
     finally:
         await bus.close()
 
@@ -58,19 +66,42 @@ async def run_engine(settings: Settings) -> None:
 async def run_bots(settings: Settings) -> None:
     """`flowbot bot`: the analyst and the bots, consuming the engine shards' events from the bus."""
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    metrics = Metrics()
     signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
     mirror = BusMirror()
     following = bus.subscribe(  # every bot replica needs every window: a group of its own
         WindowClosed, FeedHealthReport, name=f"bot-mirror-{socket.gethostname()}", maxsize=100_000
     )
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=mirror.contexts.get,
-                   feed_health=mirror.feed_health)
+                   feed_health=mirror.feed_health, metrics=metrics)
     print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
     try:
-        await _until_first_ends(mirror.follow(following), bots.run())
+        async with serving_health(settings, metrics, started_ready("bots", bots.started)):
+            await _until_first_ends(mirror.follow(following), bots.run())
     finally:
         signal_store.close()
         await bus.close()
+
+
+@contextlib.asynccontextmanager
+async def serving_health(settings: Settings, metrics: Metrics, ready: Ready) -> AsyncIterator[HealthServer]:
+    """/healthz, /readyz and /metrics on HEALTH_HOST:HEALTH_PORT while the body runs."""
+    server = HealthServer(settings, metrics, ready)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise HealthPortError(settings, exc) from exc
+    print(f"flowbot: /healthz, /readyz and /metrics on http://{settings.health_host}:{server.port}/", flush=True)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class HealthPortError(Exception):
+    def __init__(self, settings: Settings, exc: OSError) -> None:
+        super().__init__(f"cannot serve health checks on {settings.health_host}:{settings.health_port} "
+                         f"({exc.strerror or exc}); set HEALTH_PORT to a free port (0 picks one)")
 
 
 def _announce(settings: Settings, symbols: list[str]) -> None:
@@ -181,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow_parser = commands.add_parser("flow", help="print the stored flow summary of a symbol")
     flow_parser.add_argument("symbol", metavar="SYMBOL", type=_symbol)
     flow_parser.add_argument("--window", choices=list(FLOW_SPANS_MS), default="1h")
+    commands.add_parser("doctor", help="check settings, DATA_DIR and that Binance, bots, AI providers and Redis answer")
     ask_parser = commands.add_parser("ask", help="answer a question about current flow, e.g. \"is BTC being bought?\"")
     ask_parser.add_argument("question", nargs="+", metavar="QUESTION")
     return parser
@@ -193,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"flowbot: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(settings)
     try:
         if args.command == "run":
             return _run_until_signalled(run_all(settings))
@@ -207,8 +237,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_replay(settings, args))
         if args.command == "flow":
             return show_flow(settings, args)
+        if args.command == "doctor":
+            return asyncio.run(doctor(settings, sys.stdout))
         if args.command == "ask":
             return asyncio.run(answer_question(settings, " ".join(args.question)))
+    except HealthPortError as exc:
+        print(f"flowbot: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ from engine.bus import EventBus, Subscription
 from engine.connection.feed import BinanceFeed
 from engine.events import FeedHealthReport, Signal, WindowClosed
 from engine.trades import Trade
+from flowbot.metrics import Metrics
 from flowbot.settings import Settings, StreamKind
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
@@ -38,15 +39,16 @@ class Engine:
 
     def __init__(
         self, settings: Settings, bus: EventBus, *, symbols: list[str], signal_store: SignalStore | None,
-        out: TextIO | None = sys.stdout,
+        metrics: Metrics, out: TextIO | None = sys.stdout,
     ) -> None:
         self.settings = settings
         self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval)
         self.pipeline = FlowPipeline(
             settings, bus, store=self.store, signal_store=signal_store,
-            by_trade_ids=settings.stream is StreamKind.TRADE,
+            by_trade_ids=settings.stream is StreamKind.TRADE, on_signal=metrics.count_signal,
         )
         self.feed = BinanceFeed(settings, bus, symbols=symbols)
+        metrics.watch_feed(self.feed.health)
         self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out) if out else None
         self.feed.on_trades = self._on_trades
 
@@ -116,13 +118,15 @@ class BotSide:
     def __init__(
         self, settings: Settings, bus: EventBus, *, signal_store: SignalStore,
         contexts: Callable[[str], SymbolContext | None], feed_health: Callable[[], dict[str, Any] | None],
-        out: TextIO | None = sys.stdout,
+        metrics: Metrics, out: TextIO | None = sys.stdout,
     ) -> None:
         self.settings = settings
         self.bus = bus
         self.signal_store = signal_store
+        self.started = asyncio.Event()  # the adapters are up: the process is ready
         self.providers = providers_from(settings)
-        self.worker = ModelWorker(settings) if self.providers else None  # model calls off this loop
+        self.worker = (ModelWorker(settings, on_attempts=metrics.record_ai)  # model calls off this loop
+                       if self.providers else None)
         store = FeatureStore(Path(settings.data_dir))
         complete: Completer = (self.worker.answer if self.worker is not None
                                else ProviderChain([], timeout=settings.ai_timeout).answer)
@@ -136,6 +140,8 @@ class BotSide:
             feed_health=feed_health, provider_health=lambda: {p.name: "configured" for p in self.providers},
             out=out,
         )
+        metrics.watch_dispatchers(self.bots.dispatchers)
+        metrics.watch_outbox(self.bots.outbox)
         self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
         self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
 
@@ -147,6 +153,7 @@ class BotSide:
         if self.worker is not None:
             await self.worker.start()
         await self.bots.start()
+        self.started.set()
         tasks = [
             asyncio.create_task(explain_from_bus(self.analyst, self.to_analyst, self._explained), name="analyst"),
             asyncio.create_task(self._route(), name="bots"),

@@ -9,6 +9,7 @@ import sys
 import time
 from decimal import Decimal
 
+import aiohttp
 import pyarrow.parquet as pq
 
 from fakes.binance import FakeBinance
@@ -28,26 +29,39 @@ def live_btc_tape(shared_data) -> tuple[list[dict], list[dict], list[int]]:
     return btc, live, stamps
 
 
-async def run_until_played(fake: FakeBinance, env: dict[str, str], stamps: list[int]) -> tuple[int, str, str]:
-    """`flowbot run` as a process until the tape is played and its last 1 s window printed, then Ctrl-C."""
+async def run_until_played(
+    fake: FakeBinance, env: dict[str, str], stamps: list[int], probes: dict[str, tuple[int, str]] | None = None
+) -> tuple[int, str, str]:
+    """`flowbot run` as a process until the tape is played and its last 1 s window printed, then Ctrl-C;
+    just before, `probes` gets the (status, body) of each health endpoint it names."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flowbot.cli", "run", env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
+    assert process.stdout is not None
+    head = []
     try:
+        while not head or "/healthz" not in head[-1]:
+            head.append((await asyncio.wait_for(process.stdout.readline(), 30)).decode())
+        health_url = head[-1].rsplit(" ", 1)[-1].strip()
         while fake.open_connections() < 1:
             await asyncio.sleep(0.05)
         fake.play()
         await fake.wait_played()
         last_window_printed = stamps[-1] / 1000 + 1 + 1 + 1.0  # its 1 s window, 1 s grace, printing within 0.5 s
         await asyncio.sleep(max(0.0, last_window_printed - time.time()))
+        if probes is not None:
+            async with aiohttp.ClientSession() as session:
+                for path in list(probes):
+                    async with session.get(health_url + path.lstrip("/")) as response:
+                        probes[path] = (response.status, await response.text())
         process.send_signal(signal.SIGINT)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 10)
     finally:
         if process.returncode is None:
             process.kill()
     assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return process.returncode, "".join(head) + stdout.decode(), stderr.decode()
 
 
 async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_c(shared_data, tmp_path) -> None:
@@ -57,12 +71,19 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
     env = {
         "SYMBOLS": "BTCUSDT,ETHUSDT", "BINANCE_WS_URL": fake.ws_url, "BINANCE_REST_URL": fake.rest_url,
         "WINDOW_DURATION": "1", "LOG_LEVEL": "WARNING", "DATA_DIR": str(tmp_path), "WINDOW_GRACE": "1",
+        "HEALTH_PORT": "0",
     }
+    probes = {"/healthz": (0, ""), "/readyz": (0, ""), "/metrics": (0, "")}
     try:
-        returncode, out, err = await run_until_played(fake, env, stamps)
+        returncode, out, err = await run_until_played(fake, env, stamps, probes)
     finally:
         await fake.close()
     assert returncode == 0, err
+    assert probes["/healthz"][0] == 200
+    assert probes["/readyz"][0] == 200 and '"ready": true' in probes["/readyz"][1]
+    metrics = probes["/metrics"][1]
+    assert f'flowbot_trades_total{{symbol="BTCUSDT"}} {float(len(btc))}' in metrics
+    assert "flowbot_outbox_depth" in metrics and "flowbot_receive_lag_seconds" in metrics
     lines = out.splitlines()
     assert lines[0].startswith("flowbot: streaming BTCUSDT, ETHUSDT")
     btc_lines = [line for line in lines if " BTCUSDT " in line and "trades=" in line]
@@ -91,7 +112,7 @@ async def test_flowbot_run_explains_its_signals_through_the_first_provider(share
         "SYMBOLS": "BTCUSDT", "BINANCE_WS_URL": fake.ws_url, "BINANCE_REST_URL": fake.rest_url,
         "DATA_DIR": str(tmp_path), "WINDOW_DURATION": "1", "WINDOW_GRACE": "1", "WHALE_MIN_NOTIONAL": "2000",
         "WHALE_PERCENTILE": "0", "GROQ_API_KEY": "gsk-test-secret", "GROQ_BASE_URL": chat.groq_base_url,
-        "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "INFO", "HEALTH_PORT": "0",
     }
     try:
         returncode, out, err = await run_until_played(fake, env, stamps)
