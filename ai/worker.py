@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import multiprocessing
-import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ai.providers import Attempt, Completion, Messages, ProviderChain, providers_from
+from flowbot.logs import configure_logging
 from flowbot.settings import Settings
 
 ATTEMPTS = 0  # the job number of a message that reports attempts rather than answering a job (jobs count from 1)
@@ -31,6 +30,7 @@ def ai_environment(settings: Settings) -> dict[str, str]:
         "DASHSCOPE_BASE_URL": settings.dashscope_base_url, "DASHSCOPE_MODEL": settings.dashscope_model,
         "OPENAI_API_KEY": settings.openai_api_key, "OPENAI_BASE_URL": settings.openai_base_url,
         "OPENAI_MODEL": settings.openai_model, "AI_TIMEOUT": settings.ai_timeout, "LOG_LEVEL": settings.log_level,
+        "LOG_FORMAT": settings.log_format,
     }
     out = {}
     for name, value in values.items():
@@ -43,9 +43,7 @@ def ai_environment(settings: Settings) -> dict[str, str]:
 def _serve(connection: Connection, environment: dict[str, str]) -> None:
     """The worker process: answer jobs from the pipe until it closes."""
     settings = Settings(_env_file=None, **environment)
-    logging.basicConfig(  # the worker records who answered, how fast and why others were skipped
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(settings)  # who answered, how fast, why others were skipped; keys masked
 
     def report(attempts: list[Attempt]) -> None:
         connection.send((ATTEMPTS, [(a.provider, a.outcome, a.seconds) for a in attempts]))
