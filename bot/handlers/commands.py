@@ -221,7 +221,7 @@ class Commands:
         answer = await self.asker.ask(" ".join(args), user=f"{caller.destination.platform}:{caller.user_id}")
         return Message(answer.text)
 
-    def _settings_message(self, settings: ChatSettings, note: str = "") -> Message:
+    def _settings_message(self, settings: ChatSettings, note: str = "", settings_buttons: bool = True) -> Message:
         quiet = ("off" if settings.quiet_start is None
                  else f"{settings.quiet_start:02d}:00 to {settings.quiet_end:02d}:00 UTC")
         digest = "off" if settings.digest_hour is None else f"{settings.digest_hour:02d}:00 UTC"
@@ -231,8 +231,9 @@ class Commands:
             f"Quiet hours (alerts arrive silently): {quiet}",
             f"Language: {'Português' if settings.language == 'pt' else 'English'}",
             f"Daily digest: {digest}",
-            "Change with the buttons, or e.g. /settings severity 2, /settings whale silent,"
-            " /settings quiet 22-7, /settings language pt, /settings digest 8.",
+            "Change them with /settings OPTION VALUE, e.g. /settings severity 2, /settings whale silent,"
+            " /settings quiet 22-7, /settings language pt, /settings digest 8"
+            + (" (or the buttons below)." if settings_buttons else "."),
         ]
         cycle = {mode: KIND_MODES[(i + 1) % len(KIND_MODES)] for i, mode in enumerate(KIND_MODES)}
         buttons = (
@@ -244,18 +245,19 @@ class Commands:
             tuple(Button(f"quiet {p}", f"settings quiet {p}") for p in QUIET_PRESETS),
             tuple(Button(f"digest {p}", f"settings digest {p}") for p in DIGEST_PRESETS),
         )
-        return Message(note or "Your alert settings", "\n".join(lines), buttons=buttons)
+        return Message(note or "Your alert settings", "\n".join(lines), buttons=buttons if settings_buttons else ())
 
     async def cmd_settings(self, caller: Caller, args: list[str]) -> Message:
         key = subscriber_of(caller)
         settings = self.subscriptions.ensure_chat(key, is_private=caller.is_private, channel_id=self._channel(caller))
+        buttons = caller.destination.platform == "telegram"
         if not args:
-            return self._settings_message(settings)
+            return self._settings_message(settings, settings_buttons=buttons)
         changed = _changed(settings, [a.lower() for a in args])
         if isinstance(changed, str):
             return Message(changed, "For example: /settings severity 2, /settings whale off, /settings quiet off.")
         self.subscriptions.save_settings(key, changed)
-        return self._settings_message(changed, "Saved.")
+        return self._settings_message(changed, "Saved.", settings_buttons=buttons)
 
     async def on_button(self, caller: Caller, data: str) -> Message:
         """A settings button was pressed: its data is the same text as a /settings command."""
