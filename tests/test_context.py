@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from engine.analysis.context import CONTEXT_SPANS, SymbolContext, summarize
 from engine.analysis.features import WindowFeatures
+from engine.analysis.window_batch import WindowBatch
 
 
 def window(start: int, rng: random.Random) -> WindowFeatures:
@@ -34,3 +36,18 @@ def test_running_summaries_equal_plain_sums_over_each_span_with_gaps_and_correct
             for span, ms in CONTEXT_SPANS.items():
                 assert context.summary(span) == summarize("BTCUSDT", span, end - ms, end, context.windows)
     assert context.windows[-1].window_end - context.windows[0].window_start <= 3_600_000 + 5000
+
+
+def test_windows_given_as_columns_summarise_like_objects() -> None:
+    rng = random.Random(5)
+    starts = [1_700_000_000_000 + 5000 * k for k in range(2000) if rng.random() < 0.8]
+    cuts = [0, *itertools.accumulate([3, 300, 70] * 4)]
+    batches = [[window(s, rng) for s in starts[a:b]] for a, b in itertools.pairwise(cuts)]
+    objects, columns = SymbolContext("BTCUSDT"), SymbolContext("BTCUSDT")
+    for batch in filter(None, batches):
+        objects.extend(batch)
+        columns.extend_batch(WindowBatch.from_features("BTCUSDT", batch))
+        if len(batch) == 3:  # read in between: objects are made, and later batches add to them
+            assert columns.summaries() == objects.summaries()
+    assert list(columns.windows) == list(objects.windows)
+    assert columns.summaries() == objects.summaries() and len(objects.summaries()) == 4

@@ -10,10 +10,11 @@ from decimal import Decimal
 from operator import attrgetter
 
 from engine.analysis.features import PRICE_SCALE, WindowFeatures
+from engine.analysis.window_batch import WindowBatch
 
 CONTEXT_SPANS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 KEPT_MS = max(CONTEXT_SPANS.values())
-REBUILD_ABOVE = 64  # windows in one batch above which the running spans are rebuilt once
+REBUILD_ABOVE = 64  # windows in one batch above which the running spans are rebuilt once (lazily)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,17 +165,34 @@ class SymbolContext:
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        self.windows: deque[WindowFeatures] = deque()
+        self._windows: deque[WindowFeatures] = deque()
+        self._pending: WindowBatch | None = None  # newer windows as columns, made objects when first needed
         self._spans = {span: _RollingSpan(span, ms) for span, ms in CONTEXT_SPANS.items()}
+        self._stale = False  # the running spans lag the windows: rebuilt at the next summary
+
+    @property
+    def windows(self) -> deque[WindowFeatures]:
+        """The windows of the last hour, oldest first."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.extend(list(pending))
+        return self._windows
+
+    def extend_batch(self, batch: WindowBatch) -> None:
+        """Append newer windows given as columns (only those the last hour keeps become objects, when needed)."""
+        if self._pending is not None:
+            batch = WindowBatch.concat(self.symbol, [self._pending, batch])
+        self._pending = batch.since(int(batch.window_end[-1]) - KEPT_MS)
 
     def add(self, features: WindowFeatures) -> None:
         """Append a closed window, or replace the one with the same start (a correction)."""
         windows = self.windows
         if not windows or features.window_start > windows[-1].window_start:
             windows.append(features)
-            values = _additive_values(features)
-            for rolling in self._spans.values():
-                rolling.add(features, values)
+            if not self._stale:
+                values = _additive_values(features)
+                for rolling in self._spans.values():
+                    rolling.add(features, values)
         else:
             starts = [w.window_start for w in windows]
             i = bisect.bisect_left(starts, features.window_start)
@@ -182,13 +200,12 @@ class SymbolContext:
                 windows[i] = features
             else:
                 windows.insert(i, features)
-            for rolling in self._spans.values():
-                rolling.rebuild(w for w in windows if w.window_start >= windows[-1].window_end - rolling.span_ms)
+            self._stale = True
         while windows[0].window_start < windows[-1].window_end - KEPT_MS:
             windows.popleft()
 
     def extend(self, batch: list[WindowFeatures]) -> None:
-        """Append newer windows in order; a large batch rebuilds the spans once instead of window by window."""
+        """Append newer windows in order; after a large batch the spans are rebuilt once, when next summarised."""
         if len(batch) <= REBUILD_ABOVE:
             for features in batch:
                 self.add(features)
@@ -197,8 +214,7 @@ class SymbolContext:
         windows.extend(batch)
         while windows[0].window_start < windows[-1].window_end - KEPT_MS:
             windows.popleft()
-        for rolling in self._spans.values():
-            rolling.rebuild(w for w in windows if w.window_start >= windows[-1].window_end - rolling.span_ms)
+        self._stale = True
 
     @property
     def latest(self) -> WindowFeatures | None:
@@ -206,6 +222,11 @@ class SymbolContext:
 
     def summary(self, span: str) -> FlowSummary | None:
         """The span ending at the newest window's end."""
+        windows = self.windows  # pending windows first
+        if self._stale:
+            for rolling in self._spans.values():
+                rolling.rebuild(w for w in windows if w.window_start >= windows[-1].window_end - rolling.span_ms)
+            self._stale = False
         return self._spans[span].summary(self.symbol)
 
     def summaries(self) -> dict[str, FlowSummary]:

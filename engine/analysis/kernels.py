@@ -30,27 +30,30 @@ def _compiled(function: Callable) -> Callable:
 
 
 @_compiled
-def kth_largest_recent(minute, entry_minute, bounds, top, values, q):
-    """The whale percentile for `minute`: numpy's "higher" q-quantile of the values of entries in the hour before.
+def kth_largest_recent(minute, entry_minute, counts, bounds, values, q):
+    """The whale percentile for `minute`, numpy's "higher" q-quantile of the notionals of the hour before, if it
+    reaches the threshold's minimum (else 0.0: the minimum wins either way).
 
-    Entry e holds one minute's values, values[bounds[e]:bounds[e + 1]], of which those from top[e] on are its
-    largest, sorted (more are sorted here when needed). The q-quantile is the k-th largest value with
-    k = n - ceil((n - 1) q). Returns 0.0 when the hour before holds no values.
+    Entry e is one minute: counts[e] notionals, of which those at or above the minimum are kept, sorted, in
+    values[bounds[e]:bounds[e + 1]]. The q-quantile is the k-th largest with k = n - ceil((n - 1) q).
     """
     n = 0
+    kept = 0
     for e in range(len(entry_minute)):
         if minute - HOUR_MS <= entry_minute[e] < minute:
-            n += bounds[e + 1] - bounds[e]
+            n += counts[e]
+            kept += bounds[e + 1] - bounds[e]
     if n == 0:
         return 0.0
     k = n - np.int64(np.ceil((n - 1) * q))
+    if kept < k:
+        return 0.0
     # a max-heap of the entries by their largest value not yet taken; the k-th value taken is the answer
     heads = bounds[1:].copy()
     heap = np.empty(len(entry_minute), dtype=np.int64)
     size = 0
     for e in range(len(entry_minute)):
         if minute - HOUR_MS <= entry_minute[e] < minute and heads[e] > bounds[e]:
-            _sort_top(values, bounds[e], bounds[e + 1], top, e, k)
             heap[size] = e
             size += 1
             _sift_up(heap, size - 1, heads, values)
@@ -64,20 +67,6 @@ def kth_largest_recent(minute, entry_minute, bounds, top, values, q):
             heap[0] = heap[size]
         _sift_down(heap, size, heads, values)
     return best
-
-
-@_compiled
-def _sort_top(values, start, end, top, e, need):
-    """Make at least `need` (or all) of the largest values of values[start:end] sorted at its end (from top[e])."""
-    have = end - top[e]
-    if have >= need or top[e] == start:
-        return
-    extra = min(top[e] - start, need - have + need // 4 + 8)  # a margin: the next minutes need about as many
-    rest = values[start : top[e]]
-    part = np.partition(rest, len(rest) - extra)
-    part[len(rest) - extra :].sort()
-    rest[:] = part
-    top[e] -= extra
 
 
 @_compiled
@@ -108,23 +97,23 @@ def _sift_down(heap, size, heads, values):
 
 
 @_compiled
-def whale_thresholds(times, price, qty, entry_minute, bounds, top, values, cached_minute, cached, minimum, q):
+def whale_thresholds(times, price, qty, entry_minute, counts, bounds, values, cached_minute, cached, minimum, q):
     """Each trade's whale threshold (notional: float price x float qty) and the hour of history after the trades.
 
     Per run of one minute: the threshold is max(minimum, percentile of the previous hour) (kept while the minute
     does not change), then the run's notionals join the history (a run of the newest minute merges into it) and
-    minutes older than an hour before the newest are dropped. Returns (thresholds, entry_minute, bounds, top,
+    minutes older than an hour before the newest are dropped. Returns (thresholds, entry_minute, counts, bounds,
     values, cached_minute, cached), see kth_largest_recent.
     """
     n = len(times)
     count = len(entry_minute)
     e_min = np.empty(count + n, dtype=np.int64)
+    e_cnt = np.empty(count + n, dtype=np.int64)
     e_bnd = np.empty(count + n + 1, dtype=np.int64)
-    e_top = np.empty(count + n, dtype=np.int64)
     vals = np.empty(len(values) + n, dtype=np.float64)
     e_min[:count] = entry_minute
+    e_cnt[:count] = counts
     e_bnd[: count + 1] = bounds
-    e_top[:count] = top
     vals[: len(values)] = values
     head = 0
     out = np.empty(n, dtype=np.float64)
@@ -136,26 +125,31 @@ def whale_thresholds(times, price, qty, entry_minute, bounds, top, values, cache
             stop += 1
         if minute != cached_minute:
             cached_minute = minute
-            adaptive = kth_largest_recent(minute, e_min[head:count], e_bnd[head : count + 1], e_top[head:count], vals,
-                                          q)
+            adaptive = kth_largest_recent(minute, e_min[head:count], e_cnt[head:count], e_bnd[head : count + 1],
+                                          vals, q)
             cached = max(minimum, adaptive)
         out[i:stop] = cached
         end = e_bnd[count]
         for j in range(i, stop):
-            vals[end + j - i] = np.float64(price[j]) * np.float64(qty[j])
+            notional = np.float64(price[j]) * np.float64(qty[j])
+            if notional >= minimum:
+                vals[end] = notional
+                end += 1
         if count > head and e_min[count - 1] == minute:
-            e_bnd[count] = end + stop - i
+            e_cnt[count - 1] += stop - i
+            e_bnd[count] = end
         else:
             e_min[count] = minute
-            e_bnd[count + 1] = end + stop - i
+            e_cnt[count] = stop - i
+            e_bnd[count + 1] = end
             count += 1
-        e_top[count - 1] = e_bnd[count]  # none of its values sorted yet
+        vals[e_bnd[count - 1] : end].sort()
         newest = e_min[count - 1]
         while head < count and e_min[head] < newest - HOUR_MS:
             head += 1
         i = stop
     first = e_bnd[head]
-    return (out, e_min[head:count].copy(), e_bnd[head : count + 1] - first, e_top[head:count] - first,
+    return (out, e_min[head:count].copy(), e_cnt[head:count].copy(), e_bnd[head : count + 1] - first,
             vals[first : e_bnd[count]].copy(), cached_minute, cached)
 
 

@@ -138,7 +138,7 @@ class FlowPipeline:
         """Keep records in strictly increasing id order; a backward id that is also newer in time restarts."""
         ids = trades.id if not self.by_trade_ids else trades.first_id
         previous = self._last_id.get(trades.symbol)
-        ordered = bool(len(ids) < 2 or (np.diff(ids) > 0).all()) and (previous is None or ids[0] > previous)
+        ordered = bool((ids[1:] > ids[:-1]).all()) and (previous is None or ids[0] > previous)
         if not ordered:
             keep = np.ones(len(ids), dtype=bool)
             last, last_time = previous, None
@@ -176,9 +176,9 @@ class FlowPipeline:
         history = self._recent.get(batch.symbol)
         if history is None:
             history = WindowBatch.from_features(batch.symbol, context.windows)
+        context.extend_batch(batch)
         horizon = int(batch.window_end[-1]) - KEPT_MS
-        context.extend(batch.since(horizon))
-        self._recent[batch.symbol] = WindowBatch.concat(batch.symbol, [history, batch]).since_columns(horizon)
+        self._recent[batch.symbol] = WindowBatch.concat(batch.symbol, [history, batch]).since(horizon)
         for signal in self.judge.signals(history, batch):
             self._signal(signal)
 

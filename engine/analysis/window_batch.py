@@ -94,11 +94,7 @@ class WindowBatch:
         columns["symbol"] = itertools.repeat(self.symbol)
         return list(map(WindowFeatures, *(columns[f.name] for f in fields(WindowFeatures))))
 
-    def since(self, start_ms: int) -> list[WindowFeatures]:
-        """The windows starting at or after start_ms, as objects."""
-        return self.features(np.flatnonzero(self.window_start >= start_ms))
-
-    def since_columns(self, start_ms: int) -> WindowBatch:
+    def since(self, start_ms: int) -> WindowBatch:
         """The windows starting at or after start_ms."""
         first = int(np.searchsorted(self.window_start, start_ms))
         return WindowBatch(self.symbol, *(getattr(self, f.name)[first:] for f in fields(WindowBatch)[1:]))

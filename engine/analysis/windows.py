@@ -45,15 +45,16 @@ class WhaleThreshold:
 
     The adaptive part is recomputed at each minute boundary from the trades of the 60 minutes before it
     (numpy's "higher" method: the threshold is the notional of an actual trade). The hour is kept as one
-    entry per minute (kernels.whale_thresholds): its start ms and its float64 notionals, the largest sorted.
+    entry per minute (kernels.whale_thresholds): its start ms, its trade count and, sorted, its float64 notionals
+    that reach the minimum (a percentile below the minimum loses to it anyway).
     """
 
     def __init__(self, minimum: int, percentile: float) -> None:
         self.minimum = minimum
         self.percentile = percentile
         self._entry_minute = np.empty(0, dtype=np.int64)
-        self._bounds = np.zeros(1, dtype=np.int64)  # entry e holds _values[_bounds[e]:_bounds[e + 1]]
-        self._top = np.empty(0, dtype=np.int64)  # entry e's largest values, from _top[e] on, are sorted
+        self._counts = np.empty(0, dtype=np.int64)  # trades of each minute
+        self._bounds = np.zeros(1, dtype=np.int64)  # minute e's notionals >= minimum: _values[_bounds[e]:_bounds[e+1]]
         self._values = np.empty(0, dtype=np.float64)
         self._cached_minute = -1
         self._cached = float(minimum)
@@ -64,7 +65,7 @@ class WhaleThreshold:
             self._cached_minute = minute
             adaptive = 0.0
             if self.percentile > 0:
-                adaptive = kth_largest_recent(minute, self._entry_minute, self._bounds, self._top, self._values,
+                adaptive = kth_largest_recent(minute, self._entry_minute, self._counts, self._bounds, self._values,
                                               self.percentile / 100)
             self._cached = max(float(self.minimum), adaptive)
         return self._cached
@@ -73,9 +74,9 @@ class WhaleThreshold:
         """Each trade's threshold (trades in window order), remembering their notionals for the minutes after."""
         if self.percentile <= 0:
             return np.full(len(t), float(self.minimum))
-        (out, self._entry_minute, self._bounds, self._top, self._values, self._cached_minute,
+        (out, self._entry_minute, self._counts, self._bounds, self._values, self._cached_minute,
          self._cached) = whale_thresholds(
-            t.time, t.price, t.qty, self._entry_minute, self._bounds, self._top, self._values, self._cached_minute,
+            t.time, t.price, t.qty, self._entry_minute, self._counts, self._bounds, self._values, self._cached_minute,
             self._cached, float(self.minimum), self.percentile / 100,
         )
         return out
@@ -125,7 +126,7 @@ class WindowBuilder:
         held = TradeColumns.concat(self.symbol, self._open)
         window_ms = self.rules.window_ms
         starts = held.time // window_ms * window_ms
-        if len(starts) > 1 and (np.diff(starts) < 0).any():
+        if (starts[1:] < starts[:-1]).any():
             order = np.argsort(starts, kind="stable")
             held, starts = held.select(order), starts[order]
         cut = int(np.searchsorted(starts, end_ms - window_ms, side="right"))
