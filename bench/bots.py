@@ -95,72 +95,62 @@ def subscribe_many(service: BotService, count: int) -> None:
         )
 
 
-async def ingest(binance: FakeBinance, counter, total: int) -> float:
-    """Trades per second for the feed to deliver `total` trades to the bus."""
-    started = time.perf_counter()
-    binance.play()
-    counted = 0
-    async for batch in counter:
-        counted += len(batch.trades)
-        if counted >= total:
-            break
-    return total / (time.perf_counter() - started)
+async def ingest(tape: list[dict]) -> float:
+    """Trades per second for a fresh feed to deliver the tape from a fresh fake Binance to the bus."""
+    async with FakeBinance(tape, batch=200) as binance:
+        settings = Settings(
+            _env_file=None, SYMBOLS=",".join(sorted({m["data"]["s"] for m in tape})), WS_STALL_TIMEOUT="60",
+            BINANCE_WS_URL=binance.ws_url, BINANCE_REST_URL=binance.rest_url,
+        )
+        bus = InMemoryBus()
+        counter = bus.subscribe(TradeBatch, name="counter", maxsize=1_000_000)
+        feed_task = asyncio.create_task(BinanceFeed(settings, bus).run())
+        while binance.open_connections() < 1:
+            await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        binance.play()
+        counted = 0
+        async for batch in counter:
+            counted += len(batch.trades)
+            if counted >= len(tape):
+                break
+        rate = len(tape) / (time.perf_counter() - started)
+        feed_task.cancel()
+        await asyncio.gather(feed_task, return_exceptions=True)
+    return rate
 
 
-async def run(with_bots: bool, subscribers: int, signals: int, rate: float) -> dict[str, object]:
+async def run(subscribers: int, signals: int, rate: float) -> dict[str, object]:
+    """Ingestion alone, then beside the delivery of the burst (in steady state), then alone again."""
     tape = build_tape(TRADES)
-    binance = FakeBinance(tape, batch=200)
-    await binance.start()
+    result: dict[str, object] = {"rate": rate, "alone_before": await ingest(tape)}
     telegram = subprocess.Popen([sys.executable, __file__, "--child", "telegram"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
     assert telegram.stdout is not None and telegram.stdin is not None
-    telegram_url = telegram.stdout.readline().strip()
     data_dir = Path(tempfile.mkdtemp(prefix="flowbot-bench-bots-"))
     settings = Settings(
-        _env_file=None, SYMBOLS=",".join(sorted({m["data"]["s"] for m in tape})), BINANCE_WS_URL=binance.ws_url,
-        BINANCE_REST_URL=binance.rest_url, WS_STALL_TIMEOUT="60", DATA_DIR=str(data_dir),
-        TELEGRAM_BOT_TOKEN=FakeTelegram().token, TELEGRAM_API_BASE_URL=telegram_url,
-        TELEGRAM_RATE_LIMIT=str(rate), ALERT_MERGE_WINDOW=str(MERGE_S),
+        _env_file=None, SYMBOLS=SYMBOL, DATA_DIR=str(data_dir), TELEGRAM_BOT_TOKEN=FakeTelegram().token,
+        TELEGRAM_API_BASE_URL=telegram.stdout.readline().strip(), TELEGRAM_RATE_LIMIT=str(rate),
+        ALERT_MERGE_WINDOW=str(MERGE_S),
     )
-    bus = InMemoryBus()
-    counter = bus.subscribe(TradeBatch, name="counter", maxsize=1_000_000)
-    feed = BinanceFeed(settings, bus)
-    feed_task = asyncio.create_task(feed.run())
-    while binance.open_connections() < 1:
-        await asyncio.sleep(0.01)
-    result: dict[str, object] = {"rate": rate}
-    service = None
-    if with_bots:
-        service = BotService(settings, store=FeatureStore(data_dir), signal_store=None, asker=None)
-        subscribe_many(service, subscribers)
-        await service.start()
-        started = time.perf_counter()
-        routed = [service.on_signal(signal) for signal in burst(signals)]
-        result["routing_seconds"] = time.perf_counter() - started
-        result["routed"] = sum(routed)
-        await asyncio.sleep(3)  # ingestion is measured while delivery runs at its steady rate
-    result["ingest_rate"] = await ingest(binance, counter, len(tape))
-    if service is not None:
-        dispatcher = service.dispatchers["telegram"]
-        result["drained"] = await dispatcher.drain(3600)
-        result["delivery_seconds"] = time.perf_counter() - started
-        result["outbox"] = service.outbox.counts()
-        telegram.stdin.write("report\n")
-        telegram.stdin.flush()
-        result["telegram"] = json.loads(telegram.stdout.readline())
-        await service.stop()
-    feed_task.cancel()
-    await asyncio.gather(feed_task, return_exceptions=True)
-    await binance.close()
+    service = BotService(settings, store=FeatureStore(data_dir), signal_store=None, asker=None)
+    subscribe_many(service, subscribers)
+    await service.start()
+    started = time.perf_counter()
+    result["routed"] = sum(service.on_signal(signal) for signal in burst(signals))
+    result["routing_seconds"] = time.perf_counter() - started
+    await asyncio.sleep(3)  # ingestion is measured while the delivery runs at its steady rate
+    result["beside_delivery"] = await ingest(tape)
+    result["drained"] = await service.dispatchers["telegram"].drain(3600)
+    result["delivery_seconds"] = time.perf_counter() - started
+    result["outbox"] = service.outbox.counts()
+    telegram.stdin.write("report\n")
+    telegram.stdin.flush()
+    result["telegram"] = json.loads(telegram.stdout.readline())
+    await service.stop()
     telegram.communicate("")
+    result["alone_after"] = await ingest(tape)
     return result
-
-
-def measure(mode: str, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--child", mode, "--subscribers", str(args.subscribers),
-               "--signals", str(args.signals), "--rate", str(args.rate)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -168,30 +158,29 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--signals", type=int, default=50)
     parser.add_argument("--rate", type=float, default=30.0, help="TELEGRAM_RATE_LIMIT, messages per second")
-    parser.add_argument("--child", choices=["alone", "bots", "telegram"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["telegram"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "telegram":
         asyncio.run(serve_telegram())
         return
-    if args.child:
-        print(json.dumps(asyncio.run(run(args.child == "bots", args.subscribers, args.signals, args.rate))))
-        return
-    alone = measure("alone", args)
-    bots = measure("bots", args)
-    seen = bots["telegram"]
+    result = asyncio.run(run(args.subscribers, args.signals, args.rate))
+    seen = result["telegram"]
     expected_per_chat = -(-args.signals // (MERGE_S * 2))
     lost = args.subscribers * expected_per_chat - seen["sent"] + seen["duplicates"]
     achieved = seen["requests"] / seen["seconds"]
+    alone = (result["alone_before"] + result["alone_after"]) / 2
+    beside = result["beside_delivery"]
     print(f"bots benchmark: {args.subscribers:,} Telegram subscribers of {SYMBOL}, a burst of {args.signals} signals "
-          f"(merging into {expected_per_chat} alerts each), TELEGRAM_RATE_LIMIT={args.rate:g}/s")
-    print(f"routing the burst into the outbox: {bots['routing_seconds']:.2f} s; delivery finished in "
-          f"{bots['delivery_seconds']:.1f} s; outbox {bots['outbox']}")
+          f"(merging into {expected_per_chat} alert(s) each), TELEGRAM_RATE_LIMIT={args.rate:g}/s")
+    print(f"routing the burst into the outbox: {result['routing_seconds']:.2f} s; delivery finished in "
+          f"{result['delivery_seconds']:.1f} s; outbox {result['outbox']}")
     print(f"sent {seen['sent']:,} messages and {seen['edits']:,} edits to {seen['chats']:,} chats "
           f"(messages per chat: {seen['per_chat']}); lost {lost}, duplicated {seen['duplicates']}")
     print(f"delivery rate {achieved:,.1f}/s = {achieved / args.rate:.1%} of the limit; busiest second "
           f"{seen['busiest_second']} requests")
-    print(f"ingestion alone {alone['ingest_rate']:,.0f} trades/s; beside the delivery {bots['ingest_rate']:,.0f} "
-          f"trades/s ({(bots['ingest_rate'] - alone['ingest_rate']) / alone['ingest_rate']:+.1%})")
+    change = (beside - alone) / alone
+    print(f"ingestion alone {alone:,.0f} trades/s (before {result['alone_before']:,.0f}, after "
+          f"{result['alone_after']:,.0f}); beside the delivery {beside:,.0f} trades/s ({change:+.1%})")
 
 
 if __name__ == "__main__":

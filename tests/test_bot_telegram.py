@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import socket
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from ai.ask import Asker
 from ai.providers import ProviderChain
 from bot.handlers.commands import COMMANDS
-from bot.models import Destination
+from bot.models import Destination, Message
 from bot.service import BotService
+from bot.telegram.format import split_html
 from engine.events import Signal
 from fakes.telegram_api import FakeTelegram
 from flowbot.settings import Settings
@@ -277,3 +279,27 @@ async def test_webhook_mode_registers_and_answers_updates_posted_with_the_secret
         assert sent[0].chat_id == 1001 and "No subscriptions yet" in (sent[0].text or "")
     finally:
         await service.stop()
+
+
+async def test_a_private_deployment_answers_only_its_allowed_chats(
+    fake: FakeTelegram, btc_data_dir: Path, tmp_path: Path
+) -> None:
+    service = make_service(fake, tmp_path, btc_data_dir, TELEGRAM_ALLOWED_CHAT_IDS="1001,-100777")
+    await service.start()
+    try:
+        assert "This Flowbot is private." in await reply_to(fake, 2002, "/subscribe BTCUSDT")
+        assert not service.subscriptions.symbols(_chat(2002))
+        assert "Subscribed to BTCUSDT" in await reply_to(fake, 1001, "/subscribe BTCUSDT")
+    finally:
+        await service.stop()
+
+
+def test_long_texts_split_at_4096_characters_between_lines_and_lose_nothing() -> None:
+    lines = [f"line {i} <{'x' * (i % 97)}> & more" for i in range(600)]
+    parts = split_html(Message("A long reply", "\n".join(lines)))
+    assert len(parts) > 1 and all(len(part) <= 4096 for part in parts)
+    joined = html.unescape("\n".join(parts))
+    assert joined == "<b>A long reply</b>\n" + "\n".join(lines)
+    one_huge_line = split_html(Message("t", "&" * 9000))
+    assert all(len(part) <= 4096 for part in one_huge_line)
+    assert html.unescape("".join(one_huge_line[1:])) == "&" * 9000
