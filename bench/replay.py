@@ -3,7 +3,8 @@
 Loops ../shared/data/BTCUSDT-aggTrades-2026-01-01.csv (ids and times shifted per copy) into a temporary
 CSV, then measures, each in its own child process (so that each peak RSS is its own):
   - pyarrow alone reading the CSV with price and quantity as decimal128;
-  - `flowbot replay` of the same file (read, validate, windows, context, signals, Parquet, SQLite).
+  - `flowbot replay` of the same file (read, validate, windows, context, signals, Parquet, SQLite), after a
+    warm-up replay of its first rows that loads the compiled (numba) kernels.
 It repeats the replay on a file twice as long, to show that peak memory does not grow with length (it is
 bounded by a few reader batches and the store's write buffer).
 
