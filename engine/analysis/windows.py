@@ -1,4 +1,4 @@
-"""Window features from trade columns: exact, vectorised per batch, the same code live and in replay."""
+"""Window features from trade columns: exact, one compiled pass per batch, the same code live and in replay."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from engine.analysis.columns import TradeColumns
 from engine.analysis.features import QUOTE_SCALE
 from engine.analysis.kernels import UNSET, flow_state, kth_largest_recent, whale_thresholds, window_sums
 from engine.analysis.window_batch import WindowBatch
-
-MINUTE_MS = 60_000
 
 
 def round_4(values: np.ndarray) -> np.ndarray:
