@@ -7,27 +7,26 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from ai.ask import Asker
 from bot.console import CONSOLE, ConsoleSender
 from bot.database import WalCheckpointer, open_database
 from bot.delivery import Dispatcher, Sender
+from bot.discord.adapter import DiscordAdapter
+from bot.discord.webhook import WebhookSender
 from bot.handlers.commands import Commands
 from bot.models import Destination
 from bot.outbox import Outbox
 from bot.router import AlertRouter
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
-from bot.telegram.adapter import telegram_concurrency
+from bot.telegram.adapter import TelegramAdapter, telegram_concurrency
 from engine.bus import Subscription
 from engine.events import Signal
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
-
-if TYPE_CHECKING:
-    from bot.discord.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +73,6 @@ class BotService:
             static.append(Destination("discord", settings.discord_alert_channel_id))
         self._webhook: WebhookSender | None = None
         if settings.discord_webhook_url is not None:
-            from bot.discord.webhook import WebhookSender
-
             self._webhook = WebhookSender(settings.discord_webhook_url.get_secret_value(),
                                           settings.discord_api_base_url)
             senders.append((self._webhook, 0.0))
@@ -101,12 +98,8 @@ class BotService:
     def _adapters(self) -> list[Adapter]:
         adapters: list[Adapter] = []
         if self.settings.telegram_bot_token is not None:
-            from bot.telegram.adapter import TelegramAdapter
-
             adapters.append(TelegramAdapter(self.settings, self.commands))
         if self.settings.discord_bot_token is not None:
-            from bot.discord.adapter import DiscordAdapter
-
             adapters.append(DiscordAdapter(self.settings, self.commands))
         return adapters
 
