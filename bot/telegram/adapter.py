@@ -37,8 +37,8 @@ def build_application(settings: Settings) -> Application:
     """The Application with the configured API base, Telegram's flood limits and our rate settings."""
     assert settings.telegram_bot_token is not None
     base = settings.telegram_api_base_url.rstrip("/")
-    limiter = AIORateLimiter(
-        overall_max_rate=settings.telegram_rate_limit, overall_time_period=1,
+    limiter = AIORateLimiter(  # one request per 1/rate seconds: paced, not bursts of `rate` at once
+        overall_max_rate=1, overall_time_period=1 / settings.telegram_rate_limit,
         group_max_rate=settings.telegram_group_per_minute, group_time_period=60, max_retries=1,
     )
     return (
