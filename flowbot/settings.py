@@ -184,3 +184,11 @@ class Settings(BaseSettings):
     @cached_property
     def rest_url(self) -> str:
         return (self.binance_rest_url or MARKET_ENDPOINTS[self.market][1]).rstrip("/")
+
+    dashboard_token: SecretStr | None = Field(None, validation_alias="DASHBOARD_TOKEN")
+
+    @field_validator("dashboard_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        """DASHBOARD_TOKEN= (empty) leaves the dashboard open, like an unset one."""
+        return None if isinstance(value, str) and not value.strip() else value

@@ -1,0 +1,208 @@
+"""The web dashboard: pages and a Server-Sent Events stream on the health server, fed live from the event bus."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.charts import render_chart
+from dashboard import pages
+from dashboard.alerts import AlertFeed
+from dashboard.auth import Auth
+from dashboard.broadcast import Broadcaster, sse
+from dashboard.state import FeedHealthSource, LiveState
+from engine.bus import EventBus, Subscription
+from engine.bus_factory import make_bus
+from engine.events import Event, FeedHealthReport, Signal, WindowClosed
+from flowbot.health_server import HealthServer
+from flowbot.metrics import Metrics
+from flowbot.settings import Settings
+from storage.feature_store import FeatureStore
+
+KEEPALIVE_S = 15.0  # an SSE comment this often: a page that went away is noticed
+ALERTS_SHOWN = 100
+SYMBOL_ALERTS_SHOWN = 20
+INDEX_ALERTS_SHOWN = 10
+
+
+def subscription_name() -> str:
+    """Each dashboard process reads every event: a consumer group of its own on Redis Streams."""
+    return f"dashboard-{socket.gethostname()}"
+
+
+class Dashboard:
+    """Pages at /, /symbol/SYM, /alerts (and /login, /events): routes() joins them to a HealthServer, run() follows
+    the bus."""
+
+    def __init__(
+        self, settings: Settings, bus: EventBus, *, store: FeatureStore, signal_db_path: Path,
+        feed_health: FeedHealthSource | None = None, name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.state = LiveState(settings.symbols, feed_health)
+        self.alerts = AlertFeed(signal_db_path)
+        self.auth = Auth(settings.dashboard_token)
+        self.broadcaster = Broadcaster()
+        self.events: Subscription = bus.subscribe(
+            WindowClosed, Signal, FeedHealthReport, name=name or subscription_name(), maxsize=settings.bus_queue_size
+        )
+
+    def routes(self) -> list[web.RouteDef]:
+        guard = self.auth.guard
+        return [
+            web.get("/", guard(self._index, self._login_form)),
+            web.get("/events", guard(self._events, _unauthorized)),
+            web.get("/alerts", guard(self._alerts, self._login_form)),
+            web.get("/symbol/{symbol}", guard(self._symbol, self._login_form)),
+            web.get("/symbol/{symbol}/chart.png", guard(self._chart, _unauthorized)),
+            web.get("/login", self._login_form),
+            web.post("/login", self._log_in),
+        ]
+
+    async def run(self) -> None:
+        """Follow the bus until cancelled or it closes: state first from the store, then live; pages are updated."""
+        try:
+            await asyncio.to_thread(self.state.seed, self.store)
+            for card in self.state.cards():
+                self.broadcaster.send("card", card.as_json())
+            async for event in self.events:
+                changed = self._apply(event)
+                while True:  # what is already queued first, then the cards once: a fast replay is not sent per window
+                    try:
+                        changed |= self._apply(self.events.get_nowait())
+                    except IndexError:
+                        break
+                for symbol in changed:
+                    self.broadcaster.send("card", self.state.card(symbol).as_json())
+                await asyncio.sleep(0)
+        finally:
+            self.broadcaster.close()
+
+    def close(self) -> None:
+        self.broadcaster.close()
+        self.alerts.close()
+
+    def _apply(self, event: Event) -> set[str]:
+        if isinstance(event, Signal):
+            self.broadcaster.send("alert", pages.alert_json(self.alerts.row(event)))
+            return set()
+        if isinstance(event, WindowClosed | FeedHealthReport):
+            return self.state.apply(event)
+        return set()
+
+    async def _index(self, request: web.Request) -> web.Response:
+        return _html(pages.index_page(self.state.cards(), self.alerts.recent(limit=INDEX_ALERTS_SHOWN)))
+
+    async def _symbol(self, request: web.Request) -> web.Response:
+        symbol = _symbol(request.match_info["symbol"])
+        span = _span(request)
+        has_chart = await asyncio.to_thread(self.store.latest_window_end, symbol) is not None
+        rows = self.alerts.recent(symbol, limit=SYMBOL_ALERTS_SHOWN)
+        return _html(pages.symbol_page(self.state.card(symbol), span, has_chart, rows))
+
+    async def _chart(self, request: web.Request) -> web.Response:
+        symbol = _symbol(request.match_info["symbol"])
+        chart = await asyncio.to_thread(render_chart, self.store, symbol, _span(request))
+        if chart is None:
+            raise web.HTTPNotFound(text=f"no stored windows for {symbol}")
+        return web.Response(body=chart.png, content_type="image/png", headers={"Cache-Control": "no-store"})
+
+    async def _alerts(self, request: web.Request) -> web.Response:
+        query = request.query
+        symbol = query.get("symbol", "").strip().upper()
+        kind = query.get("kind", "").strip()
+        severity = query.get("severity", "1")
+        min_severity = int(severity) if severity in ("1", "2", "3") else 1
+        if symbol and not (symbol.isascii() and symbol.isalnum()):
+            raise web.HTTPBadRequest(text="symbol must be letters and digits")
+        rows = self.alerts.recent(symbol or None, kind or None, min_severity, limit=ALERTS_SHOWN)
+        symbols = sorted(set(self.state.symbols()) | ({symbol} if symbol else set()))
+        return _html(pages.alerts_page(rows, symbols, symbol, kind, min_severity))
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
+        })
+        await response.prepare(request)
+        with self.broadcaster.listen() as queue:
+            for card in self.state.cards():
+                await response.write(sse("card", card.as_json()))
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    message = b": keepalive\n\n"
+                if message is None:
+                    break
+                await response.write(message)
+        return response
+
+    async def _login_form(self, request: web.Request) -> web.Response:
+        if not self.auth.required:
+            raise web.HTTPSeeOther(_next_path(request))
+        status = 200 if request.path == "/login" else 401
+        return _html(pages.login_page(_next_path(request)), status=status)
+
+    async def _log_in(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        token = form.get("token")
+        if not self.auth.required or (isinstance(token, str) and self.auth.token_matches(token)):
+            response = web.HTTPSeeOther(_next_path(request))
+            self.auth.log_in(response)
+            raise response
+        return _html(pages.login_page(_next_path(request), "That token is not the dashboard's."), status=401)
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                 "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+                                                            "script-src 'unsafe-inline'; img-src 'self'"})
+
+
+async def _unauthorized(request: web.Request) -> web.Response:
+    return web.Response(status=401, text="401: the dashboard needs its token (Authorization: Bearer, or /login)",
+                        headers={"WWW-Authenticate": 'Bearer realm="flowbot dashboard"'})
+
+
+def _symbol(text: str) -> str:
+    symbol = text.strip().upper()
+    if not symbol or not symbol.isascii() or not symbol.isalnum():
+        raise web.HTTPNotFound(text="not a symbol")
+    return symbol
+
+
+def _span(request: web.Request) -> str:
+    span = request.query.get("range", "1h")
+    if span not in pages.CHART_RANGES:
+        raise web.HTTPBadRequest(text=f"range must be one of {', '.join(pages.CHART_RANGES)}")
+    return span
+
+
+def _next_path(request: web.Request) -> str:
+    """Where to go after signing in: a path on this site only."""
+    wanted = request.query.get("next") or (request.path_qs if request.path != "/login" else "/")
+    return wanted if wanted.startswith("/") and not wanted.startswith("//") and "\\" not in wanted else "/"
+
+
+async def run_dashboard(settings: Settings) -> None:
+    """`flowbot dashboard`: the dashboard alone on HEALTH_HOST:HEALTH_PORT, following the engines on BUS_URL."""
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    data_dir = Path(settings.data_dir)
+    dashboard = Dashboard(settings, bus, store=FeatureStore(data_dir), signal_db_path=data_dir / "flowbot.db")
+    server = HealthServer(settings, Metrics(), lambda: (True, {"dashboard": "serving"}))
+    server.add_routes(dashboard.routes())
+    try:
+        await server.start()
+        print(f"flowbot: dashboard on http://{settings.health_host}:{server.port}/ "
+              f"({'token required' if dashboard.auth.required else 'no DASHBOARD_TOKEN: open'}); Ctrl-C stops",
+              flush=True)
+        await dashboard.run()
+    finally:
+        dashboard.close()
+        await server.stop()
+        await bus.close()

@@ -1,0 +1,159 @@
+"""What the dashboard shows live: each symbol's recent windows and the feed's health, as cards of formatted numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from engine.analysis.context import KEPT_MS, SymbolContext
+from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
+from engine.events import FeedHealthReport, WindowClosed
+from storage.feature_store import FeatureStore
+
+FeedHealthSource = Callable[[], dict[str, Any] | None]
+VOLUME_PLACES = Decimal("0.0001")
+UNKNOWN = "\u2013"  # an en dash: no number yet
+CARD_FIELDS = (
+    "price", "window", "delta_5m", "delta_1h", "cvd", "buy_volume", "sell_volume", "buy_share", "trades", "whales",
+    "burst", "last_trade_age", "lag", "gaps",
+)
+
+
+@dataclass(frozen=True)
+class Card:
+    """One symbol's card: every field already formatted as text; `health` is ok, stale or unknown."""
+
+    symbol: str
+    fields: dict[str, str]
+    health: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "fields": self.fields, "health": self.health}
+
+
+class LiveState:
+    """Each symbol's last hour of windows (from WindowClosed) and the feed's health (reports on the bus or a source)."""
+
+    def __init__(self, symbols: list[str], feed_health: FeedHealthSource | None = None) -> None:
+        self.contexts: dict[str, SymbolContext] = {s: SymbolContext(s) for s in symbols}
+        self._feed_health = feed_health
+        self._reports: dict[str, dict[str, Any]] = {}
+
+    def apply(self, event: WindowClosed | FeedHealthReport) -> set[str]:
+        """Learn an event; the symbols whose card changed."""
+        if isinstance(event, WindowClosed):
+            symbol = event.features.symbol
+            self.contexts.setdefault(symbol, SymbolContext(symbol)).add(event.features)
+            return {symbol}
+        key = ",".join(sorted(event.snapshot.get("symbols", {}))) or "feed"
+        self._reports[key] = event.snapshot
+        return set(event.snapshot.get("symbols", {})) | set(self.contexts)
+
+    def seed(self, store: FeatureStore) -> None:
+        """Start from the last stored hour of each known symbol (a dashboard started after the engine)."""
+        for symbol, context in self.contexts.items():
+            if context.latest is None:
+                context.extend(stored_windows(store, symbol))
+
+    def feed_health(self) -> dict[str, Any] | None:
+        """The source's snapshot, else the shards' latest reports on the bus merged (None before any)."""
+        if self._feed_health is not None:
+            return self._feed_health()
+        if not self._reports:
+            return None
+        return {"symbols": {s: h for r in self._reports.values() for s, h in r.get("symbols", {}).items()}}
+
+    def symbols(self) -> list[str]:
+        return list(self.contexts)
+
+    def cards(self) -> list[Card]:
+        health = self.feed_health()
+        return [card(context, _symbol_health(health, s)) for s, context in self.contexts.items()]
+
+    def card(self, symbol: str) -> Card:
+        return card(self.contexts.get(symbol) or SymbolContext(symbol), _symbol_health(self.feed_health(), symbol))
+
+
+def _symbol_health(snapshot: dict[str, Any] | None, symbol: str) -> dict[str, Any] | None:
+    return None if snapshot is None else snapshot.get("symbols", {}).get(symbol)
+
+
+def card(context: SymbolContext, health: dict[str, Any] | None) -> Card:
+    """The card of one symbol from its context and its feed health (a dash where a number is not known yet)."""
+    fields = dict.fromkeys(CARD_FIELDS, UNKNOWN)
+    latest = context.latest
+    if latest is not None:
+        five, hour = context.summary("5m"), context.summary("1h")
+        assert five is not None and hour is not None
+        fields |= {
+            "price": amount(latest.close),
+            "window": f"{datetime.fromtimestamp(latest.window_end / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC",
+            "delta_5m": volume(five.delta, signed=True),
+            "delta_1h": volume(hour.delta, signed=True),
+            "cvd": volume(latest.cvd, signed=True),
+            "buy_volume": volume(hour.buy_volume),
+            "sell_volume": volume(hour.sell_volume),
+            "buy_share": f"{hour.buy_share_pct}% buy",
+            "trades": f"{hour.trade_count:,}",
+            "whales": f"{hour.whale_count:,}",
+            "burst": f"burst x{latest.burst_ratio:.1f}" if latest.burst else "calm",
+        }
+    state = "unknown"
+    if health is not None:
+        age, lag = health.get("last_trade_age_s"), health.get("lag_ms")
+        fields |= {
+            "last_trade_age": UNKNOWN if age is None else f"{age:.1f} s",
+            "lag": UNKNOWN if lag is None else f"{lag:,} ms",
+            "gaps": f"{health.get('gaps_found', 0)} found, {health.get('gaps_unfilled', 0)} unfilled, "
+                    f"{health.get('missing_ids', 0)} ids missing",
+        }
+        state = "stale" if age is None or age > 60 or health.get("gaps_unfilled", 0) else "ok"
+    return Card(context.symbol, fields, state)
+
+
+def amount(scaled: int) -> str:
+    """A price (1e-8 integer) with thousands separators and no trailing zeros."""
+    return f"{(Decimal(scaled) / PRICE_SCALE).normalize():,f}"
+
+
+def volume(scaled: int, signed: bool = False) -> str:
+    """A quantity (1e-8 integer) to 4 decimals, half-even, with a + on positive values when signed."""
+    value = (Decimal(scaled) / PRICE_SCALE).quantize(VOLUME_PLACES)
+    return f"{value:+,f}" if signed else f"{value:,f}"
+
+
+def stored_windows(store: FeatureStore, symbol: str) -> list[WindowFeatures]:
+    """The symbol's last stored hour as windows again (the stored floats are exact to 1e-8 for prices and volumes)."""
+    end = store.latest_window_end(symbol)
+    if end is None:
+        return []
+    table = store.read(symbol, end - KEPT_MS, end)
+    table = table.set_column(table.schema.get_field_index("window_start"), "window_start",
+                             table["window_start"].cast(pa.int64()))
+    table = table.set_column(table.schema.get_field_index("window_end"), "window_end",
+                             table["window_end"].cast(pa.int64()))
+    return [_window(symbol, row) for row in table.to_pylist()]
+
+
+_PRICES = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "delta", "cvd")
+_QUOTES = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote", "whale_threshold")
+_INTS = ("window_start", "window_end", "trade_count", "whale_count", "first_id", "last_id", "missing_ids")
+
+
+def _window(symbol: str, row: dict[str, Any]) -> WindowFeatures:
+    return WindowFeatures(
+        symbol=symbol,
+        **{name: _scaled(row[name], PRICE_SCALE) for name in _PRICES},
+        **{name: _scaled(row[name], QUOTE_SCALE) for name in _QUOTES},
+        **{name: int(row[name]) for name in _INTS},
+        burst=bool(row["burst"]), burst_ratio=float(row["burst_ratio"]),
+    )
+
+
+def _scaled(value: float, scale: int) -> int:
+    return int((Decimal(repr(value)) * scale).to_integral_value())
