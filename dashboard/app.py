@@ -17,7 +17,7 @@ from dashboard.state import FeedHealthSource, LiveState
 from engine.bus import EventBus, Subscription
 from engine.bus_factory import make_bus
 from engine.events import Event, FeedHealthReport, Signal, WindowClosed
-from flowbot.health_server import HealthServer
+from flowbot.health_server import HealthServer, started_ready
 from flowbot.metrics import Metrics
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
@@ -47,6 +47,7 @@ class Dashboard:
         self.alerts = AlertFeed(signal_db_path)
         self.auth = Auth(settings.dashboard_token)
         self.broadcaster = Broadcaster()
+        self.ready = asyncio.Event()  # the stored state is loaded: the cards show numbers
         self.events: Subscription = bus.subscribe(
             WindowClosed, Signal, FeedHealthReport, name=name or subscription_name(), maxsize=settings.bus_queue_size
         )
@@ -67,6 +68,7 @@ class Dashboard:
         """Follow the bus until cancelled or it closes: state first from the store, then live; pages are updated."""
         try:
             await asyncio.to_thread(self.state.seed, self.store)
+            self.ready.set()
             for card in self.state.cards():
                 self.broadcaster.send("card", card.as_json())
             async for event in self.events:
@@ -194,7 +196,7 @@ async def run_dashboard(settings: Settings) -> None:
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     data_dir = Path(settings.data_dir)
     dashboard = Dashboard(settings, bus, store=FeatureStore(data_dir), signal_db_path=data_dir / "flowbot.db")
-    server = HealthServer(settings, Metrics(), lambda: (True, {"dashboard": "serving"}))
+    server = HealthServer(settings, Metrics(), started_ready("dashboard", dashboard.ready))
     server.add_routes(dashboard.routes())
     try:
         await server.start()
