@@ -6,21 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import io
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
+import redis
 from expected_flow import load_csv
 
 from bot.database import open_database
-from dashboard.app import Dashboard
+from dashboard.app import Dashboard, run_dashboard
+from dashboard.state import stored_windows
 from engine.analysis.features import PRICE_SCALE
 from engine.bus import InMemoryBus
+from engine.bus_factory import make_bus
 from engine.events import Signal, WindowClosed
 from flowbot.health_server import HealthServer
 from flowbot.metrics import Metrics
@@ -293,3 +297,47 @@ async def test_event_stream_sends_cards_and_alerts_as_the_bus_publishes(served: 
     assert seen["card"]["fields"]["trades"] == f"{int(first['fields']['trades'].replace(',', '')) + 1:,}"
     assert seen["alert"]["id"] == signal.id and seen["alert"]["severity"] == 3
     assert seen["alert"]["byline"] == "delivered to 0 destinations"
+
+
+@pytest.fixture
+def dashboard_bus_url(redis_url: str) -> Iterator[str]:
+    """A Redis database of its own for this test, emptied before and after."""
+    url = redis_url.rsplit("/", 1)[0] + "/12"
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    yield url
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+
+
+async def test_standalone_dashboard_follows_the_redis_bus(data_dir: Path, dashboard_bus_url: str) -> None:
+    settings = Settings(_env_file=None, SYMBOLS="BTCUSDT", DATA_DIR=str(data_dir), HEALTH_PORT="0",
+                        BUS_URL=dashboard_bus_url, DASHBOARD_TOKEN=TOKEN)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        running = asyncio.create_task(run_dashboard(settings))
+        engine_bus = make_bus(dashboard_bus_url, 100)
+        try:
+            while "dashboard on http://" not in out.getvalue():
+                assert not running.done(), running
+                await asyncio.sleep(0.05)
+            url = re.search(r"http://\S+/", out.getvalue()).group(0)
+            status, html = await get(url, BEARER)
+            assert status == 200 and field(html, "trades") == "5,000"  # from the store, before any event
+            stored_price = field(html, "price")
+            latest = stored_windows(FeatureStore(data_dir), "BTCUSDT")[-1]
+            for n in range(1, 200):  # an engine publishing windows; the dashboard's group sees those after it exists
+                newer = dataclasses.replace(latest, window_start=latest.window_end + (n - 1) * WINDOW_MS,
+                                            window_end=latest.window_end + n * WINDOW_MS, close=n * PRICE_SCALE)
+                engine_bus.publish(WindowClosed(newer))
+                await asyncio.sleep(0.1)
+                status, html = await get(url, BEARER)
+                if field(html, "price") != stored_price:
+                    break
+            assert int(field(html, "price")) in range(1, n + 1)  # a price only the published windows had
+            status, _ = await get(url + "readyz")
+            assert status == 200
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await engine_bus.close()
