@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import socket
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from flowbot.health_server import HealthServer, started_ready
 from flowbot.metrics import Metrics
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
+
+log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0  # an SSE comment this often: a page that went away is noticed
 ALERTS_SHOWN = 100
@@ -47,6 +51,9 @@ class Dashboard:
         self.alerts = AlertFeed(signal_db_path)
         self.auth = Auth(settings.dashboard_token)
         self.broadcaster = Broadcaster()
+        if not self.auth.required and not _loopback(settings.health_host):
+            log.warning("the dashboard on %s has no DASHBOARD_TOKEN: anyone who reaches it sees subscribers' activity",
+                        settings.health_host)
         self.ready = asyncio.Event()  # the stored state is loaded: the cards show numbers
         self.events: Subscription = bus.subscribe(
             WindowClosed, Signal, FeedHealthReport, name=name or subscription_name(), maxsize=settings.bus_queue_size
@@ -183,6 +190,13 @@ def _span(request: web.Request) -> str:
     if span not in pages.CHART_RANGES:
         raise web.HTTPBadRequest(text=f"range must be one of {', '.join(pages.CHART_RANGES)}")
     return span
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _next_path(request: web.Request) -> str:
