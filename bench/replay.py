@@ -5,8 +5,8 @@ CSV, then measures, each in its own child process (so that each peak RSS is its 
   - pyarrow alone reading the CSV with price and quantity as decimal128;
   - `flowbot replay` of the same file (read, validate, windows, context, signals, Parquet, SQLite), after a
     warm-up replay of its first rows that loads the compiled (numba) kernels.
-It repeats the replay on a file twice as long, to show that peak memory does not grow with length (it is
-bounded by a few reader batches and the store's write buffer).
+It repeats the replay on files twice and four times as long, to show that peak memory does not grow with length
+(it is bounded by two reader batches, the symbol's last hour of windows and the store's write buffer).
 
     python bench/replay.py [--rows 1000000] [--repeat 3]
 """
@@ -18,6 +18,7 @@ import asyncio
 import io
 import itertools
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ from fakes.recordings import shared_data_dir
 
 SOURCE = "BTCUSDT-aggTrades-2026-01-01.csv"
 WARM_UP_ROWS = 20_000
+LENGTHS = (1, 2, 4)  # the replay's peak RSS is measured on files of these multiples of --rows
 COLUMNS = ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker",
            "is_best_match"]
 
@@ -77,10 +79,10 @@ def child_replay(path: Path) -> float:
     from flowbot.settings import Settings
 
     def timed(csv: Path) -> float:
-        with tempfile.TemporaryDirectory() as data_dir:
+        with tempfile.TemporaryDirectory() as data_dir, open(os.devnull, "w") as out:  # printed, not kept in memory
             settings = Settings(_env_file=None, DATA_DIR=data_dir)
             started = time.perf_counter()
-            report = asyncio.run(replay([csv], settings, out=io.StringIO()))
+            report = asyncio.run(replay([csv], settings, out=out))
             elapsed = time.perf_counter() - started
         if report.problems or report.unreadable:
             sys.exit(f"replay skipped rows: {report.problems[:3]} {report.unreadable}")
@@ -113,24 +115,26 @@ def main() -> None:
         print(json.dumps({"seconds": seconds, "peak_rss_mb": peak}))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        full, double = Path(tmp) / SOURCE, Path(tmp) / "double" / SOURCE
-        double.parent.mkdir()
-        build_csv(args.rows, full)
-        build_csv(args.rows * 2, double)
+        paths = {k: Path(tmp) / f"x{k}" / SOURCE for k in LENGTHS}
+        for k, path in paths.items():
+            path.parent.mkdir()
+            build_csv(args.rows * k, path)
         runs = {"pyarrow": [], "replay": []}
         for _ in range(args.repeat):
             for mode in runs:
-                runs[mode].append(measure(mode, full))
-        longer = measure("replay", double)
+                runs[mode].append(measure(mode, paths[1]))
+        longer = {k: measure("replay", paths[k]) for k in LENGTHS[1:]}
     rate = {m: args.rows / statistics.median(r["seconds"] for r in v) for m, v in runs.items()}
     rss = {m: max(r["peak_rss_mb"] for r in v) for m, v in runs.items()}
+    shares = sorted(a["seconds"] / r["seconds"] for a, r in zip(runs["pyarrow"], runs["replay"], strict=True))
+    peaks = {1: rss["replay"]} | {k: r["peak_rss_mb"] for k, r in longer.items()}
     print(f"replay benchmark: {args.rows:,} real BTCUSDT aggTrades (looped), median of {args.repeat} runs")
     print(f"{'':<38}{'trades/s':>12}{'peak RSS MB':>14}")
     print(f"{'pyarrow read_csv (decimal128) alone':<38}{rate['pyarrow']:>12,.0f}{rss['pyarrow']:>14.1f}")
     print(f"{'flowbot replay -> Parquet + signals':<38}{rate['replay']:>12,.0f}{rss['replay']:>14.1f}")
-    print(f"replay / pyarrow: {rate['replay'] / rate['pyarrow']:.1%} (target >= 50%)")
-    print(f"peak RSS of the replay at {args.rows:,} rows: {rss['replay']:.1f} MB; "
-          f"at {args.rows * 2:,} rows: {longer['peak_rss_mb']:.1f} MB")
+    print(f"replay / pyarrow: {rate['replay'] / rate['pyarrow']:.1%} of the medians (target >= 50%); "
+          f"per run {', '.join(f'{x:.1%}' for x in shares)}")
+    print("peak RSS of the replay: " + "; ".join(f"{args.rows * k:,} rows {mb:.1f} MB" for k, mb in peaks.items()))
 
 
 if __name__ == "__main__":

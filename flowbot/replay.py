@@ -29,6 +29,7 @@ from storage.signal_store import SignalStore
 PROBLEMS_SHOWN = 20
 PACE_CHUNK_MS = 1_000
 REPLAY_BUFFERED_ROWS = 8_192  # replay flushes by rows: memory must not grow with the file's length
+REPLAY_BATCH_ROWS = 32_768  # rows per reader batch: smaller batches keep less in memory at once, at no cost in speed
 
 
 @dataclass
@@ -115,7 +116,7 @@ async def replay(
                 report.files += 1
                 total = None if kind == "json-rest" or progress.disable else _line_count(path)
                 task = progress.add_task(f"{path.name} ({kind})", total=total)
-                for batch in _read_ahead(read_replay(path, symbol=symbol)):
+                for batch in _read_ahead(read_replay(path, symbol=symbol, batch_rows=REPLAY_BATCH_ROWS)):
                     report.problems.extend(batch.problems)
                     for chunk in _paced_chunks(batch.columns, speed):
                         if len(chunk):

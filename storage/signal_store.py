@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,11 @@ COLUMNS: dict[str, type] = {
     "explanation": str,
     "provider": str,
 }
+_IDS_PER_QUERY = 500  # well under SQLite's limit of bound parameters
+_INSERT = (
+    "INSERT OR IGNORE INTO signals (id, symbol, kind, direction, severity, window_start, window_end, evidence,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 INDEXES = (("symbol", "window_start"), ("kind", "window_start"), ("window_start",))
 
 
@@ -71,15 +76,26 @@ class SignalStore:
     def save(self, signal: Signal) -> bool:
         """Insert the signal; False (and nothing written) if its id is already stored."""
         with self._writing():
-            cursor = self.db.execute(
-                "INSERT OR IGNORE INTO signals (id, symbol, kind, direction, severity, window_start, window_end,"
-                " evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    signal.id, signal.symbol, signal.kind, signal.direction, signal.severity,
-                    signal.window_start, signal.window_end, orjson.dumps(signal.evidence).decode(), signal.created_at,
-                ],
-            )
+            cursor = self.db.execute(_INSERT, _values(signal))
         return cursor.rowcount == 1
+
+    def save_many(self, signals: Sequence[Signal]) -> list[bool]:
+        """Insert the signals in one executemany; per signal, False (nothing written) if its id was already stored."""
+        if not signals:
+            return []
+        ids = [s.id for s in signals]
+        stored: set[str] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            query = f"SELECT id FROM signals WHERE id IN ({','.join('?' * len(chunk))})"
+            stored.update(row[0] for row in self.db.execute(query, chunk))
+        new = []
+        for signal in signals:
+            new.append(signal.id not in stored)
+            stored.add(signal.id)
+        with self._writing():
+            self.db.conn.executemany(_INSERT, [_values(s) for s, is_new in zip(signals, new, strict=True) if is_new])
+        return new
 
     def recent(
         self,
@@ -129,6 +145,14 @@ class SignalStore:
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()
+
+
+def _values(signal: Signal) -> tuple[object, ...]:
+    """The signal's values in _INSERT's order."""
+    return (
+        signal.id, signal.symbol, signal.kind, signal.direction, signal.severity, signal.window_start,
+        signal.window_end, orjson.dumps(signal.evidence).decode(), signal.created_at,
+    )
 
 
 def _signal(row: dict[str, Any]) -> Signal:

@@ -10,13 +10,17 @@ flag are skipped, which changes nothing: the cooldown only moves when a signal i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from engine.analysis.context import CONTEXT_SPANS, FlowSummary
-from engine.analysis.signals import ABSORPTION_MIN_HISTORY_MS, DETECTORS, Flows, SignalDetector
+from engine.analysis.features import WindowFeatures
+from engine.analysis.signals import ABSORPTION_MIN_HISTORY_MS, DETECTORS, Finding, Flows, SignalDetector
 from engine.analysis.window_batch import QUOTES, WindowBatch, limbs_to_ints
 from engine.events import Signal
 
+SPANS_USED = {"1m": ("imbalance", "absorption"), "5m": ("cvd_divergence",), "1h": ("absorption",)}  # by detectors
 MARGIN = 1e-9  # far above float64's error on these ratios, far below any threshold's meaning
 
 
@@ -46,28 +50,73 @@ class _Spans:
         sums = self._sums[:, SUMMED.index(name)]
         return (sums[1:] - sums[self.left[span]]).astype(np.float64)
 
-    def summary(self, i: int, span: str) -> FlowSummary | None:
-        """Exactly what SymbolContext would summarise for the span ending at window i."""
-        first = int(self.left[span][i])
-        if first > i:
-            return None
+    def summaries(self, rows: list[int], span: str) -> dict[int, FlowSummary | None]:
+        """Exactly what SymbolContext would summarise for the span ending at each of the windows `rows`."""
+        found: dict[int, FlowSummary | None] = dict.fromkeys(rows)
+        ends = np.array(rows, dtype=np.int64)
+        firsts = self.left[span][ends]
+        kept = firsts <= ends
+        ends, firsts = ends[kept], firsts[kept]
+        if not len(ends):
+            return found
         w = self.windows
-        sums = dict(zip(SUMMED, (self._sums[i + 1] - self._sums[first]).tolist(), strict=True))
-        quotes = dict(zip(QUOTES, limbs_to_ints(self._quotes[i + 1] - self._quotes[first]), strict=True))
-        end = int(w.window_end[i])
-        return FlowSummary(
-            symbol=w.symbol, span=span, start=end - CONTEXT_SPANS[span], end=end,
-            windows=i + 1 - first, first_start=int(w.window_start[first]), trade_count=sums["trade_count"],
-            volume=sums["volume"], buy_volume=sums["buy_volume"], sell_volume=sums["volume"] - sums["buy_volume"],
-            delta=sums["delta"], cvd_end=int(w.cvd[i]), whale_count=sums["whale_count"], bursts=sums["burst"],
-            missing_ids=sums["missing_ids"], open=int(w.open[first]), high=int(w.high[first : i + 1].max()),
-            low=int(w.low[first : i + 1].min()), close=int(w.close[i]), **quotes,
-        )
+        sums = (self._sums[ends + 1] - self._sums[firsts]).tolist()
+        quotes = limbs_to_ints(self._quotes[ends + 1] - self._quotes[firsts])
+        bounds = np.stack((firsts, ends + 1), axis=1).ravel()  # reduceat over [first, end]; the pad keeps bounds valid
+        highs = np.maximum.reduceat(np.append(w.high, 0), bounds)[::2].tolist()
+        lows = np.minimum.reduceat(np.append(w.low, 0), bounds)[::2].tolist()
+        columns = zip(ends.tolist(), firsts.tolist(), w.window_end[ends].tolist(), w.window_start[firsts].tolist(),
+                      w.cvd[ends].tolist(), w.open[firsts].tolist(), w.close[ends].tolist(), strict=True)
+        for k, (i, first, end, first_start, cvd, open_, close) in enumerate(columns):
+            total = dict(zip(SUMMED, sums[k], strict=True))
+            found[i] = FlowSummary(
+                symbol=w.symbol, span=span, start=end - CONTEXT_SPANS[span], end=end, windows=i + 1 - first,
+                first_start=first_start, trade_count=total["trade_count"], volume=total["volume"],
+                buy_volume=total["buy_volume"], sell_volume=total["volume"] - total["buy_volume"],
+                delta=total["delta"], cvd_end=cvd, whale_count=total["whale_count"], bursts=total["burst"],
+                missing_ids=total["missing_ids"], open=open_, high=highs[k], low=lows[k], close=close,
+                **dict(zip(QUOTES, quotes[k * len(QUOTES) : (k + 1) * len(QUOTES)], strict=True)),
+            )
+        return found
 
 
 def _pct(opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
     safe = np.where(opens > 0, opens, 1)
     return np.where(opens > 0, (closes - opens) * 100.0 / safe, 0.0)
+
+
+class _Lazy:
+    """The batch's windows as objects and their flows, each made on first use (index into history + batch)."""
+
+    def __init__(self, spans: _Spans, batch: WindowBatch, offset: int) -> None:
+        self.spans, self.batch, self.offset = spans, batch, offset
+        self._windows: dict[int, WindowFeatures] = {}
+        self._flows: dict[int, Flows] = {}
+        self._summaries: dict[str, dict[int, FlowSummary | None]] = {span: {} for span in CONTEXT_SPANS}
+
+    def load(self, rows: list[int]) -> None:
+        """Make the objects of these windows in one go."""
+        rows = [i for i in rows if i not in self._windows]
+        self._windows |= zip(rows, self.batch.features(np.array(rows, dtype=np.int64) - self.offset), strict=True)
+
+    def load_summaries(self, rows: list[int], span: str) -> None:
+        """Summarise the span ending at each of these windows in one go."""
+        self._summaries[span] |= self.spans.summaries([i for i in rows if i not in self._summaries[span]], span)
+
+    def window(self, i: int) -> WindowFeatures:
+        if i not in self._windows:
+            self.load([i])
+        return self._windows[i]
+
+    def flows(self, i: int) -> Flows:
+        if i not in self._flows:
+            self._flows[i] = Flows(lambda span: self._summary(i, span))
+        return self._flows[i]
+
+    def _summary(self, i: int, span: str) -> FlowSummary | None:
+        if i not in self._summaries[span]:
+            self.load_summaries([i], span)
+        return self._summaries[span][i]
 
 
 class BatchJudge:
@@ -77,34 +126,56 @@ class BatchJudge:
         self.detector = detector
 
     def signals(self, history: WindowBatch, batch: WindowBatch) -> list[Signal]:
-        """The signals of the batch's windows, judged in order (history: the symbol's last hour before the batch)."""
+        """The signals of the batch's windows, judged in order (history: the symbol's last hour before the batch).
+
+        Each kind has its own cooldown, so each is walked alone; a window is made an object only where a signal
+        is emitted or where its rule is too close to call without the exact judgement."""
         if not len(batch):
             return []
         spans = _Spans(WindowBatch.concat(batch.symbol, [history, batch]))
         maybe, surely = self._candidates(spans, len(history))
-        detector = self.detector
-        out: list[Signal] = []
-        candidates = sorted(set().union(*maybe.values()))
-        objects = dict(zip(candidates, batch.features(np.array(candidates, dtype=np.int64) - len(history)),
-                           strict=True))
-        for i in candidates:
-            window = objects[i]
-            kinds = []
-            for kind in DETECTORS:
-                if i not in maybe[kind]:
-                    continue
-                if i in surely[kind] and detector.cooling(window.symbol, kind, window.window_end):
-                    detector.suppressed[(window.symbol, kind)] += 1  # it fires, but is held back: no evidence needed
-                    continue
-                kinds.append(kind)
-            if kinds:
-                flows = Flows(lambda span, i=i: spans.summary(i, span))
-                out.extend(detector.judge(window, flows, kinds))
+        lazy = _Lazy(spans, batch, len(history))
+        ends = spans.windows.window_end.tolist()
+        fired = sorted(
+            (i, order, finding) for order, kind in enumerate(DETECTORS)
+            for i, finding in self._fired(kind, maybe[kind], surely[kind], ends, lazy)
+        )
+        kinds = list(DETECTORS)
+        lazy.load(sorted({i for i, _, _ in fired}))
+        for span, users in SPANS_USED.items():
+            lazy.load_summaries([i for i, order, _ in fired if kinds[order] in users], span)
+        out = []
+        for i, order, known in fired:
+            window, kind = lazy.window(i), kinds[order]
+            finding = known or DETECTORS[kind](window, lazy.flows(i), self.detector.thresholds)
+            if finding is None:
+                raise RuntimeError(f"{window.symbol} {kind} at {window.window_start}: a sure window did not fire")
+            out.append(self.detector.signal(window, kind, finding))
         return out
 
-    def _candidates(self, spans: _Spans, first: int) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
-        """Per kind, the batch windows (indexes into history + batch) whose exact rule could fire, and those
-        whose rule surely fires (clear of the margin)."""
+    def _fired(
+        self, kind: str, maybe: list[int], surely: set[int], ends: list[int], lazy: _Lazy
+    ) -> Iterator[tuple[int, Finding | None]]:
+        """The windows where `kind` emits after its cooldown, with the finding where it had to be judged already."""
+        detector = self.detector
+        key = (lazy.batch.symbol, kind)
+        last = detector.last_emitted.get(key)
+        for i in maybe:
+            finding = None
+            if i not in surely:
+                finding = DETECTORS[kind](lazy.window(i), lazy.flows(i), detector.thresholds)
+                if finding is None:
+                    continue
+            if last is not None and ends[i] - last < detector.cooldown_ms:
+                detector.suppressed[key] += 1
+                continue
+            last = ends[i]
+            detector.last_emitted[key] = last
+            yield i, finding
+
+    def _candidates(self, spans: _Spans, first: int) -> tuple[dict[str, list[int]], dict[str, set[int]]]:
+        """Per kind, the batch windows (indexes into history + batch, in order) whose exact rule could fire, and
+        those whose rule surely fires (clear of the margin)."""
         t = self.detector.thresholds
         w = spans.windows
         n = len(w)
@@ -137,6 +208,6 @@ class BatchJudge:
                 & (m_volume >= t.absorption_min_volume_ratio * mean_per_minute * (1 - margin))
             )
         return (
-            {kind: set(np.flatnonzero(mask & batch).tolist()) for kind, mask in maybe.items()},
+            {kind: np.flatnonzero(mask & batch).tolist() for kind, mask in maybe.items()},
             {kind: set(np.flatnonzero(mask & batch).tolist()) for kind, mask in surely.items()},
         )

@@ -179,8 +179,7 @@ class FlowPipeline:
         context.extend_batch(batch)
         horizon = int(batch.window_end[-1]) - KEPT_MS
         self._recent[batch.symbol] = WindowBatch.concat(batch.symbol, [history, batch]).since(horizon)
-        for signal in self.judge.signals(history, batch):
-            self._signal(signal)
+        self._signals(self.judge.signals(history, batch))
 
     def _emit_correction(self, features: WindowFeatures, revision: int) -> None:
         """Store and publish a corrected window; the context learns it, no new alert."""
@@ -191,13 +190,16 @@ class FlowPipeline:
         self.contexts[features.symbol].add(features)
         self._recent.pop(features.symbol, None)
 
-    def _signal(self, signal: Signal) -> None:
-        if self.signal_store is not None and not self.signal_store.save(signal):
-            return
-        self.signals_emitted += 1
-        self.bus.publish(signal)
-        if self.on_signal is not None:
-            self.on_signal(signal)
+    def _signals(self, signals: list[Signal]) -> None:
+        """Store the signals (one batch) and publish those not already stored, in order."""
+        saved = [True] * len(signals) if self.signal_store is None else self.signal_store.save_many(signals)
+        for signal, new in zip(signals, saved, strict=True):
+            if not new:
+                continue
+            self.signals_emitted += 1
+            self.bus.publish(signal)
+            if self.on_signal is not None:
+                self.on_signal(signal)
 
     def _correct(self, late: TradeColumns) -> None:
         """Merge trades that arrived after their window was written; later windows' CVD moves with them."""

@@ -14,6 +14,8 @@ from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
 from engine.events import Signal
 
 NEAR_TOTAL_SHARE = Decimal("0.95")  # an imbalance share at or above this is severity 3
+EXACT_DECIMALS = 10**28  # integers below this divide exactly at Decimal's default precision (28 digits)
+_QUOTE_TO_PRICE = QUOTE_SCALE // PRICE_SCALE
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,17 @@ def _dec(value: float) -> Decimal:
 
 def _price(value: int | Decimal) -> float:
     """A 1e-8 scaled amount (price, volume, delta, cvd) as a float, to 1e-8."""
+    if isinstance(value, int) and abs(value) < EXACT_DECIMALS:
+        return value / PRICE_SCALE  # already to 1e-8; int / int rounds to the nearest float, as float(Decimal) does
     return float((Decimal(value) / PRICE_SCALE).quantize(Decimal("1e-8")))
 
 
 def _quote(value: int) -> float:
     """A 1e-16 scaled quote amount as a float, to 1e-8."""
+    if 0 <= value < EXACT_DECIMALS:  # the Decimal quotient is exact: round it half to even in integers instead
+        units, rest = divmod(value, _QUOTE_TO_PRICE)
+        units += 2 * rest > _QUOTE_TO_PRICE or (2 * rest == _QUOTE_TO_PRICE and units & 1)
+        return units / PRICE_SCALE
     return float((Decimal(value) / QUOTE_SCALE).quantize(Decimal("1e-8")))
 
 
@@ -274,7 +282,7 @@ class SignalDetector:
         for kind in kinds:
             finding = DETECTORS[kind](features, flows, self.thresholds)
             if finding is not None and self._cooled_down(features, kind):
-                signals.append(self._signal(features, kind, finding))
+                signals.append(self.signal(features, kind, finding))
         return signals
 
     def cooling(self, symbol: str, kind: str, window_end: int) -> bool:
@@ -292,7 +300,7 @@ class SignalDetector:
         self.last_emitted[key] = features.window_end
         return True
 
-    def _signal(self, w: WindowFeatures, kind: str, finding: Finding) -> Signal:
+    def signal(self, w: WindowFeatures, kind: str, finding: Finding) -> Signal:
         """The Signal event of a finding, with the window's close, delta and cvd added to its evidence."""
         evidence = {**finding.evidence, "close": _price(w.close), "delta": _price(w.delta), "cvd": _price(w.cvd)}
         return Signal(
