@@ -90,7 +90,7 @@ async def replay(
     err = err or Console(stderr=True, soft_wrap=True)
     data_dir = Path(settings.data_dir)
     store = FeatureStore(data_dir, flush_interval=settings.flush_interval, max_buffered_rows=REPLAY_BUFFERED_ROWS)
-    signal_store = SignalStore(data_dir / "flowbot.db")
+    signal_store = SignalStore(data_dir / "flowbot.db", durable=False)
     bus = InMemoryBus(settings.bus_queue_size)
     report = ReplayReport()
 

@@ -37,11 +37,14 @@ INDEXES = (("symbol", "window_start"), ("kind", "window_start"), ("window_start"
 class SignalStore:
     """Saves, reads and annotates signals in the SQLite database at `path`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = True) -> None:
+        """durable=False (a replay, which can be run again): commits are not synced to disk one by one."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(self.path)
         self.db.enable_wal()
+        if not durable:
+            self.db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; a crash may lose the last commits
         self._in_transaction = False
         self.migrate()
 

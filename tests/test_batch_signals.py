@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from expected_flow import columns, load_csv
 
+from engine.analysis import batch_signals
 from engine.analysis.batch_signals import BatchJudge
 from engine.analysis.context import SymbolContext
 from engine.analysis.signals import SignalDetector, SignalThresholds
@@ -28,8 +29,12 @@ def windows(shared_data) -> list:
     return [*builder.add(columns(rows)), *builder.close_through(2**62)]
 
 
+@pytest.mark.parametrize("margin", [batch_signals.MARGIN, 0.2])  # 0.2: many windows too close to call, judged at once
 @pytest.mark.parametrize("batch_size", [1, 7, 40, 10_000])
-def test_batch_judging_equals_window_by_window_judging(windows: list, batch_size: int) -> None:
+def test_batch_judging_equals_window_by_window_judging(
+    windows: list, batch_size: int, margin: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_signals, "MARGIN", margin)
     one_by_one, context = SignalDetector(EAGER, clock=lambda: 1.0), SymbolContext("BTCUSDT")
     expected = []
     for w in windows:

@@ -76,6 +76,21 @@ def test_save_is_idempotent_and_never_overwrites(store: SignalStore) -> None:
     assert store.get(first.id) == first
 
 
+def test_save_many_keeps_the_first_of_each_id_and_says_which_were_new(tmp_path: Path) -> None:
+    store = SignalStore(tmp_path / "flowbot.db", durable=False)
+    stored = make(start=T0)
+    store.save(stored)
+    batch = [make(start=T0, severity=3), make(start=T0 + 5_000), make(start=T0 + 5_000, severity=2),
+             *(make(start=T0 + 10_000 + 5_000 * k) for k in range(600))]  # more ids than one lookup takes
+    with store.transaction():
+        assert store.save_many(batch) == [False, True, False, *[True] * 600]
+    assert store.save_many([]) == []
+    assert store.count() == 602
+    assert store.get(stored.id) == stored and store.get(batch[1].id) == batch[1]
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    store.close()
+
+
 def test_recent_newest_first_with_filters(store: SignalStore) -> None:
     signals = [
         make("BTCUSDT", "whale", T0, 1),
