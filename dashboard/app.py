@@ -19,7 +19,7 @@ from dashboard.state import FeedHealthSource, LiveState
 from engine.bus import EventBus, Subscription
 from engine.bus_factory import make_bus
 from engine.events import Event, FeedHealthReport, Signal, WindowClosed
-from flowbot.health_server import HealthServer, started_ready
+from flowbot.health_server import serving_health, started_ready
 from flowbot.metrics import Metrics
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
@@ -210,15 +210,13 @@ async def run_dashboard(settings: Settings) -> None:
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     data_dir = Path(settings.data_dir)
     dashboard = Dashboard(settings, bus, store=FeatureStore(data_dir), signal_db_path=data_dir / "flowbot.db")
-    server = HealthServer(settings, Metrics(), started_ready("dashboard", dashboard.ready))
-    server.add_routes(dashboard.routes())
     try:
-        await server.start()
-        print(f"flowbot: dashboard on http://{settings.health_host}:{server.port}/ "
-              f"({'token required' if dashboard.auth.required else 'no DASHBOARD_TOKEN: open'}); Ctrl-C stops",
-              flush=True)
-        await dashboard.run()
+        async with serving_health(settings, Metrics(), started_ready("dashboard", dashboard.ready),
+                                  dashboard.routes()) as server:
+            access = "token required" if dashboard.auth.required else "no DASHBOARD_TOKEN: open"
+            print(f"flowbot: dashboard on http://{settings.health_host}:{server.port}/ ({access}); Ctrl-C stops",
+                  flush=True)
+            await dashboard.run()
     finally:
         dashboard.close()
-        await server.stop()
         await bus.close()

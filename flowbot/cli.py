@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,12 @@ from pydantic import ValidationError
 from ai.ask import Asker
 from ai.providers import ProviderChain, providers_from
 from bot.handlers.flow_text import format_flow
+from dashboard.app import Dashboard, run_dashboard
 from engine.bus_factory import make_bus
 from engine.events import FeedHealthReport, WindowClosed
 from flowbot.compose import BotSide, BusMirror, Engine
 from flowbot.doctor import doctor
-from flowbot.health_server import HealthServer, Ready, all_ready, feed_ready, started_ready
+from flowbot.health_server import HealthPortError, all_ready, feed_ready, serving_health, started_ready
 from flowbot.logs import configure_logging
 from flowbot.metrics import Metrics
 from flowbot.replay import replay
@@ -40,12 +41,15 @@ async def run_all(settings: Settings) -> None:
     engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store, metrics=metrics)
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
                    feed_health=engine.feed.health.snapshot, metrics=metrics)
+    dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
+                          feed_health=engine.feed.health.snapshot)
     ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started))
     _announce(settings, engine.feed.symbols)
     try:
-        async with serving_health(settings, metrics, ready):
-            await _until_first_ends(engine.run(), bots.run())
+        async with serving_health(settings, metrics, ready, dashboard.routes()):
+            await _until_first_ends(engine.run(), bots.run(), dashboard.run())
     finally:
+        dashboard.close()
         signal_store.close()
         await bus.close()
 
@@ -81,27 +85,6 @@ async def run_bots(settings: Settings) -> None:
     finally:
         signal_store.close()
         await bus.close()
-
-
-@contextlib.asynccontextmanager
-async def serving_health(settings: Settings, metrics: Metrics, ready: Ready) -> AsyncIterator[HealthServer]:
-    """/healthz, /readyz and /metrics on HEALTH_HOST:HEALTH_PORT while the body runs."""
-    server = HealthServer(settings, metrics, ready)
-    try:
-        await server.start()
-    except OSError as exc:
-        raise HealthPortError(settings, exc) from exc
-    print(f"flowbot: /healthz, /readyz and /metrics on http://{settings.health_host}:{server.port}/", flush=True)
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-class HealthPortError(Exception):
-    def __init__(self, settings: Settings, exc: OSError) -> None:
-        super().__init__(f"cannot serve health checks on {settings.health_host}:{settings.health_port} "
-                         f"({exc.strerror or exc}); set HEALTH_PORT to a free port (0 picks one)")
 
 
 def _announce(settings: Settings, symbols: list[str]) -> None:
@@ -202,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="engine, analyst and bots in one process (alerts on the console without a bot)")
     commands.add_parser("engine", help="an engine shard (SHARD_COUNT, SHARD_INDEX) publishing on BUS_URL")
     commands.add_parser("bot", help="the analyst and the bots, consuming the engine shards' events from BUS_URL")
+    commands.add_parser("dashboard", help="the web dashboard alone on HEALTH_HOST:HEALTH_PORT, following BUS_URL")
     replay_parser = commands.add_parser("replay", help="replay Binance data files through the pipeline")
     replay_parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                                help="aggTrades/trades CSV dumps, JSON lines of WebSocket messages, REST JSON arrays")
@@ -233,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_until_signalled(run_engine(settings))
         if args.command == "bot":
             return _run_until_signalled(run_bots(settings))
+        if args.command == "dashboard":
+            return _run_until_signalled(run_dashboard(settings))
         if args.command == "replay":
             return asyncio.run(run_replay(settings, args))
         if args.command == "flow":

@@ -6,8 +6,9 @@ More routes (the dashboard) can join through `app` or `add_routes` before start(
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -123,3 +124,27 @@ class HealthServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+@contextlib.asynccontextmanager
+async def serving_health(
+    settings: Settings, metrics: Metrics, ready: Ready, routes: Iterable[web.AbstractRouteDef] = ()
+) -> AsyncIterator[HealthServer]:
+    """/healthz, /readyz and /metrics (and `routes`: the dashboard) on HEALTH_HOST:HEALTH_PORT while the body runs."""
+    server = HealthServer(settings, metrics, ready)
+    server.add_routes(routes)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise HealthPortError(settings, exc) from exc
+    print(f"flowbot: /healthz, /readyz and /metrics on http://{settings.health_host}:{server.port}/", flush=True)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class HealthPortError(Exception):
+    def __init__(self, settings: Settings, exc: OSError) -> None:
+        super().__init__(f"cannot serve health checks on {settings.health_host}:{settings.health_port} "
+                         f"({exc.strerror or exc}); set HEALTH_PORT to a free port (0 picks one)")

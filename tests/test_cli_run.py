@@ -73,7 +73,7 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
         "WINDOW_DURATION": "1", "LOG_LEVEL": "WARNING", "DATA_DIR": str(tmp_path), "WINDOW_GRACE": "1",
         "HEALTH_PORT": "0",
     }
-    probes = {"/healthz": (0, ""), "/readyz": (0, ""), "/metrics": (0, "")}
+    probes = {"/healthz": (0, ""), "/readyz": (0, ""), "/metrics": (0, ""), "/": (0, ""), "/alerts": (0, "")}
     try:
         returncode, out, err = await run_until_played(fake, env, stamps, probes)
     finally:
@@ -84,6 +84,8 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
     metrics = probes["/metrics"][1]
     assert f'flowbot_trades_total{{symbol="BTCUSDT"}} {float(len(btc))}' in metrics
     assert "flowbot_outbox_depth" in metrics and "flowbot_receive_lag_seconds" in metrics
+    assert probes["/"][0] == 200 and "BTCUSDT" in probes["/"][1] and "ETHUSDT" in probes["/"][1]  # the dashboard
+    assert probes["/alerts"][0] == 200
     lines = out.splitlines()
     assert lines[0].startswith("flowbot: streaming BTCUSDT, ETHUSDT")
     btc_lines = [line for line in lines if " BTCUSDT " in line and "trades=" in line]
