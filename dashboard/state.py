@@ -13,6 +13,7 @@ import pyarrow as pa
 from engine.analysis.context import KEPT_MS, SymbolContext
 from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
 from engine.events import FeedHealthReport, WindowClosed
+from engine.mirror import BusMirror
 from storage.feature_store import FeatureStore
 
 FeedHealthSource = Callable[[], dict[str, Any] | None]
@@ -40,19 +41,14 @@ class LiveState:
     """Each symbol's last hour of windows (from WindowClosed) and the feed's health (reports on the bus or a source)."""
 
     def __init__(self, symbols: list[str], feed_health: FeedHealthSource | None = None) -> None:
-        self.contexts: dict[str, SymbolContext] = {s: SymbolContext(s) for s in symbols}
+        self.mirror = BusMirror(symbols)
+        self.contexts = self.mirror.contexts
         self._feed_health = feed_health
-        self._reports: dict[str, dict[str, Any]] = {}
 
     def apply(self, event: WindowClosed | FeedHealthReport) -> set[str]:
-        """Learn an event; the symbols whose card changed."""
-        if isinstance(event, WindowClosed):
-            symbol = event.features.symbol
-            self.contexts.setdefault(symbol, SymbolContext(symbol)).add(event.features)
-            return {symbol}
-        key = ",".join(sorted(event.snapshot.get("symbols", {}))) or "feed"
-        self._reports[key] = event.snapshot
-        return set(event.snapshot.get("symbols", {})) | set(self.contexts)
+        """Learn an event; the symbols whose card changed (a health report may change every card)."""
+        changed = self.mirror.apply(event)
+        return changed | set(self.contexts) if isinstance(event, FeedHealthReport) else changed
 
     def seed(self, store: FeatureStore) -> None:
         """Start from the last stored hour of each known symbol (a dashboard started after the engine)."""
@@ -62,11 +58,7 @@ class LiveState:
 
     def feed_health(self) -> dict[str, Any] | None:
         """The source's snapshot, else the shards' latest reports on the bus merged (None before any)."""
-        if self._feed_health is not None:
-            return self._feed_health()
-        if not self._reports:
-            return None
-        return {"symbols": {s: h for r in self._reports.values() for s, h in r.get("symbols", {}).items()}}
+        return self._feed_health() if self._feed_health is not None else self.mirror.feed_health()
 
     def symbols(self) -> list[str]:
         return list(self.contexts)

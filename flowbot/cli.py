@@ -21,7 +21,8 @@ from bot.handlers.flow_text import format_flow
 from dashboard.app import Dashboard, run_dashboard
 from engine.bus_factory import make_bus
 from engine.events import FeedHealthReport, WindowClosed
-from flowbot.compose import BotSide, BusMirror, Engine
+from engine.mirror import BusMirror
+from flowbot.compose import BotSide, Engine
 from flowbot.doctor import doctor
 from flowbot.health_server import HealthPortError, all_ready, feed_ready, serving_health, started_ready
 from flowbot.logs import configure_logging

@@ -19,9 +19,9 @@ from ai.worker import ModelWorker
 from bot.service import BotService
 from engine.analysis.context import SymbolContext
 from engine.analysis.pipeline import FlowPipeline
-from engine.bus import EventBus, Subscription
+from engine.bus import EventBus
 from engine.connection.feed import BinanceFeed
-from engine.events import FeedHealthReport, Signal, WindowClosed
+from engine.events import Signal
 from engine.trades import Trade
 from flowbot.metrics import Metrics
 from flowbot.settings import Settings, StreamKind
@@ -82,34 +82,6 @@ class Engine:
                 for symbol in self.feed.symbols:
                     self.store.compact(symbol, today)
                 compacted = time.monotonic()
-
-
-class BusMirror:
-    """What the bot side knows of the engine from the bus: each symbol's recent windows and the feed's health."""
-
-    def __init__(self) -> None:
-        self.contexts: dict[str, SymbolContext] = {}
-        self._health: dict[str, dict[str, Any]] = {}
-
-    def feed_health(self) -> dict[str, Any] | None:
-        """The shards' latest health reports merged into one snapshot (None before the first report)."""
-        if not self._health:
-            return None
-        reports = list(self._health.values())
-        return {
-            "healthy": all(r.get("healthy", True) for r in reports),
-            "symbols": {s: h for r in reports for s, h in r.get("symbols", {}).items()},
-            "connections": {c: h for r in reports for c, h in r.get("connections", {}).items()},
-        }
-
-    async def follow(self, events: Subscription) -> None:
-        async for event in events:
-            if isinstance(event, WindowClosed):
-                symbol = event.features.symbol
-                self.contexts.setdefault(symbol, SymbolContext(symbol)).add(event.features)
-            elif isinstance(event, FeedHealthReport):
-                key = ",".join(sorted(event.snapshot.get("symbols", {}))) or "feed"
-                self._health[key] = event.snapshot
 
 
 class BotSide:
