@@ -46,8 +46,7 @@ def test_batch_judging_equals_window_by_window_judging(
         batch = windows[start : start + batch_size]
         history = list(batch_context.windows)
         batch_context.extend(batch)
-        got.extend(judge.signals(WindowBatch.from_features("BTCUSDT", history),
-                                 WindowBatch.from_features("BTCUSDT", batch)))
+        got.extend(judge.signals(WindowBatch.from_features("BTCUSDT", history + batch), len(history)))
     assert got == expected
     assert {s.kind for s in expected} == {"whale", "burst", "imbalance", "cvd_divergence", "absorption"}
     assert batch_detector.suppressed == one_by_one.suppressed

@@ -88,8 +88,8 @@ def _pct(opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
 class _Lazy:
     """The batch's windows as objects and their flows, each made on first use (index into history + batch)."""
 
-    def __init__(self, spans: _Spans, batch: WindowBatch, offset: int) -> None:
-        self.spans, self.batch, self.offset = spans, batch, offset
+    def __init__(self, spans: _Spans) -> None:
+        self.spans = spans
         self._windows: dict[int, WindowFeatures] = {}
         self._flows: dict[int, Flows] = {}
         self._summaries: dict[str, dict[int, FlowSummary | None]] = {span: {} for span in CONTEXT_SPANS}
@@ -97,7 +97,7 @@ class _Lazy:
     def load(self, rows: list[int]) -> None:
         """Make the objects of these windows in one go."""
         rows = [i for i in rows if i not in self._windows]
-        self._windows |= zip(rows, self.batch.features(np.array(rows, dtype=np.int64) - self.offset), strict=True)
+        self._windows |= zip(rows, self.spans.windows.features(np.array(rows, dtype=np.int64)), strict=True)
 
     def load_summaries(self, rows: list[int], span: str) -> None:
         """Summarise the span ending at each of these windows in one go."""
@@ -125,17 +125,17 @@ class BatchJudge:
     def __init__(self, detector: SignalDetector) -> None:
         self.detector = detector
 
-    def signals(self, history: WindowBatch, batch: WindowBatch) -> list[Signal]:
-        """The signals of the batch's windows, judged in order (history: the symbol's last hour before the batch).
+    def signals(self, windows: WindowBatch, first: int) -> list[Signal]:
+        """The signals of windows[first:] (a batch), judged in order; windows[:first] is the symbol's last hour before.
 
         Each kind has its own cooldown, so each is walked alone; a window is made an object only where a signal
         is emitted or where its rule is too close to call without the exact judgement."""
-        if not len(batch):
+        if first >= len(windows):
             return []
-        spans = _Spans(WindowBatch.concat(batch.symbol, [history, batch]))
-        maybe, surely = self._candidates(spans, len(history))
-        lazy = _Lazy(spans, batch, len(history))
-        ends = spans.windows.window_end.tolist()
+        spans = _Spans(windows)
+        maybe, surely = self._candidates(spans, first)
+        lazy = _Lazy(spans)
+        ends = windows.window_end.tolist()
         fired = sorted(
             (i, order, finding) for order, kind in enumerate(DETECTORS)
             for i, finding in self._fired(kind, maybe[kind], surely[kind], ends, lazy)
@@ -158,7 +158,7 @@ class BatchJudge:
     ) -> Iterator[tuple[int, Finding | None]]:
         """The windows where `kind` emits after its cooldown, with the finding where it had to be judged already."""
         detector = self.detector
-        key = (lazy.batch.symbol, kind)
+        key = (lazy.spans.windows.symbol, kind)
         last = detector.last_emitted.get(key)
         for i in maybe:
             finding = None

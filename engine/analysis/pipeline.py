@@ -177,9 +177,9 @@ class FlowPipeline:
         if history is None:
             history = WindowBatch.from_features(batch.symbol, context.windows)
         context.extend_batch(batch)
-        horizon = int(batch.window_end[-1]) - KEPT_MS
-        self._recent[batch.symbol] = WindowBatch.concat(batch.symbol, [history, batch]).since(horizon)
-        self._signals(self.judge.signals(history, batch))
+        windows = WindowBatch.concat(batch.symbol, [history, batch])
+        self._recent[batch.symbol] = windows.since(int(batch.window_end[-1]) - KEPT_MS)
+        self._signals(self.judge.signals(windows, len(history)))
 
     def _emit_correction(self, features: WindowFeatures, revision: int) -> None:
         """Store and publish a corrected window; the context learns it, no new alert."""

@@ -268,24 +268,27 @@ def _streamed_blocks(path: Path, start: int, size: int) -> Iterator[pa.Buffer]:
     """Blocks of about `size` bytes read in order (memory stays flat), each ending at a line end (the last may not).
 
     The first blocks are smaller (size / 2**_RAMP_UP, doubling): a consumer reading ahead gets the start sooner.
+    Each block is a view of one buffer that the next block overwrites: use a block before asking for the next.
     """
     step = max(size >> _RAMP_UP, 1)
     with _open(path) as f:
         f.read(start)
-        pending = b""
+        buffer = bytearray()
+        carried = 0  # bytes of a partial line moved to the buffer's start
         while True:
-            buffer = bytearray(len(pending) + step)  # read straight after the carried-over partial line
-            buffer[: len(pending)] = pending
-            end = len(pending) + f.readinto(memoryview(buffer)[len(pending) :])
-            if end == len(pending):
+            if len(buffer) < carried + step:
+                buffer = buffer[:carried] + bytearray(step)
+            end = carried + f.readinto(memoryview(buffer)[carried : carried + step])
+            if end == carried:
                 break
             step = min(2 * step, size)
             cut = buffer.rfind(b"\n", 0, end) + 1
             if cut:
                 yield pa.py_buffer(memoryview(buffer)[:cut])
-            pending = bytes(buffer[cut:end])
-        if pending:
-            yield pa.py_buffer(pending)
+            carried = end - cut
+            buffer[:carried] = buffer[cut:end]
+        if carried:
+            yield pa.py_buffer(bytes(buffer[:carried]))
 
 
 @dataclass
