@@ -10,6 +10,7 @@ flag are skipped, which changes nothing: the cooldown only moves when a signal i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -91,7 +92,6 @@ class _Lazy:
     def __init__(self, spans: _Spans) -> None:
         self.spans = spans
         self._windows: dict[int, WindowFeatures] = {}
-        self._flows: dict[int, Flows] = {}
         self._summaries: dict[str, dict[int, FlowSummary | None]] = {span: {} for span in CONTEXT_SPANS}
 
     def load(self, rows: list[int]) -> None:
@@ -109,9 +109,8 @@ class _Lazy:
         return self._windows[i]
 
     def flows(self, i: int) -> Flows:
-        if i not in self._flows:
-            self._flows[i] = Flows(lambda span: self._summary(i, span))
-        return self._flows[i]
+        """Window i's flows (not kept here: a Flows that refers back to this would be a cycle, freed only by gc)."""
+        return Flows(functools.partial(self._summary, i))
 
     def _summary(self, i: int, span: str) -> FlowSummary | None:
         if i not in self._summaries[span]:
