@@ -243,7 +243,7 @@ async def test_rotation_overlaps_connections_and_needs_no_backfill(spot, trigger
 
 async def test_a_connection_that_never_delivers_is_restarted_by_the_watchdog(spot) -> None:
     async for run in start_run(spot, fake_options={"rate": 2000.0}, faults=(ConnectionFault(stall_after=0),)):
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while not (run.fake.connections_accepted >= 2 and run.fake.open_connections() == 1):
             assert time.monotonic() < deadline, "the watchdog did not replace the silent connection"
             await asyncio.sleep(0.02)
@@ -274,7 +274,9 @@ async def test_refusals_make_the_feed_unhealthy_on_the_bus_without_spinning_then
 async def test_server_pings_are_answered(spot) -> None:
     async for run in start_run(spot, fake_options={"ping_interval": 0.05}):
         await wait_connected(run.fake)
-        await asyncio.sleep(0.4)
+        deadline = time.monotonic() + 10  # a loaded machine may be slow; the client must answer every ping
+        while run.fake.pongs_received < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         assert run.fake.pongs_received >= 3
 
 
