@@ -72,6 +72,7 @@ def report(fake: FakeTelegram) -> dict[str, object]:
 async def serve_telegram() -> None:
     """The fake Bot API's own process: print its URL; on each stdin line print a report; stop at EOF."""
     async with FakeTelegram() as fake:
+        fake.max_poll_wait = 10.0  # as Telegram holds a long poll (the 0.1 s cap only speeds up test shutdowns)
         print(fake.url, flush=True)
         loop = asyncio.get_running_loop()
         while await loop.run_in_executor(None, sys.stdin.readline):
