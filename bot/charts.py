@@ -15,7 +15,7 @@ from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
 from storage.feature_store import FeatureStore
-from storage.flow_query import FLOW_SPANS_MS
+from storage.flow_query import FLOW_SPANS_MS, latest_span
 
 MAX_BARS = 300
 DPI = 100
@@ -67,13 +67,10 @@ def render_chart(
     """The chart of `span` ending at the symbol's newest stored window, size in pixels; None if nothing is stored."""
     if span not in FLOW_SPANS_MS:
         raise ValueError(f"unknown chart span {span!r}: use one of {', '.join(FLOW_SPANS_MS)}")
-    end = store.latest_window_end(symbol)
-    if end is None:
+    found = latest_span(store, symbol, span)
+    if found is None:
         return None
-    start = end - FLOW_SPANS_MS[span]
-    table = store.read(symbol, start, end)
-    if table.num_rows == 0:
-        return None
+    start, end, table = found
     starts = _millis(table, "window_start")
     window_ms = int(_millis(table, "window_end")[-1] - starts[-1])
     bucket = _bucket_ms(FLOW_SPANS_MS[span], window_ms)

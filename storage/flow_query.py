@@ -59,15 +59,22 @@ def _sum(table: pa.Table, column: str) -> Decimal:
     return sum((_dec(v) for v in table.column(column).to_pylist()), Decimal(0))
 
 
-def flow_report(store: FeatureStore, symbol: str, span: str) -> FlowReport | None:
-    """The flow over `span` ending at the symbol's newest stored window, or None if nothing is stored."""
+def latest_span(store: FeatureStore, symbol: str, span: str) -> tuple[int, int, pa.Table] | None:
+    """(start, end, rows) of the `span` ending at the symbol's newest stored window; None if nothing is stored."""
     end = store.latest_window_end(symbol)
     if end is None:
         return None
     start = end - FLOW_SPANS_MS[span]
     table = store.read(symbol, start, end)
-    if table.num_rows == 0:
+    return (start, end, table) if table.num_rows else None
+
+
+def flow_report(store: FeatureStore, symbol: str, span: str) -> FlowReport | None:
+    """The flow over `span` ending at the symbol's newest stored window, or None if nothing is stored."""
+    found = latest_span(store, symbol, span)
+    if found is None:
         return None
+    start, end, table = found
     volume = _sum(table, "volume")
     quote = _sum(table, "quote_volume")
     column = table.column

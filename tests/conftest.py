@@ -18,6 +18,7 @@ from fakes.chat_completions import FakeChatServer
 from fakes.recordings import shared_data_dir
 from flowbot.replay import replay
 from flowbot.settings import Settings
+from storage.signal_store import SignalStore
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +83,13 @@ def redis_url() -> str:
             pytest.fail(f"REQUIRE_REDIS=1 but {message}")
         pytest.skip(message)
     return url
+
+
+@pytest.fixture
+def real_signals(btc_data_dir: Path) -> list[Signal]:
+    """The signals `flowbot replay` found in the real BTCUSDT dump, oldest first."""
+    store = SignalStore(btc_data_dir / "flowbot.db")
+    try:
+        return sorted(store.recent(limit=10_000), key=lambda s: (s.window_start, s.id))
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import aiohttp
 import discord
 import pytest
+from alert_groups import merge_groups
 from discord.gateway import DiscordWebSocket
 
 import bot.discord.adapter as discord_adapter
@@ -34,7 +35,6 @@ from fakes.discord_api import (
 )
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
-from storage.signal_store import SignalStore
 
 MERGE_S = 30
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,25 +56,6 @@ async def fake():
         yield server
 
 
-@pytest.fixture
-def real_signals(btc_data_dir: Path) -> list[Signal]:
-    """The signals `flowbot replay` found in the real BTCUSDT dump, oldest first."""
-    store = SignalStore(btc_data_dir / "flowbot.db")
-    try:
-        return sorted(store.recent(limit=10_000), key=lambda s: (s.window_start, s.id))
-    finally:
-        store.close()
-
-
-def merge_groups(signals: list[Signal]) -> list[list[Signal]]:
-    """The signals of each alert message: those that start within MERGE_S of the message's first one."""
-    groups: list[list[Signal]] = []
-    for signal in signals:
-        if groups and signal.window_start < groups[-1][0].window_start + MERGE_S * 1000:
-            groups[-1].append(signal)
-        else:
-            groups.append([signal])
-    return groups
 
 
 def make_service(data_dir: Path, store_dir: Path, **settings: str) -> BotService:
@@ -225,7 +206,7 @@ async def test_real_signals_reach_the_servers_alert_channel_once_coloured_then_e
             service.on_signal(signal)
             service.on_signal(signal)  # delivered twice by the bus: alerted once
         assert await service.dispatchers["discord"].drain(10)
-        groups = merge_groups(real_signals)
+        groups = merge_groups(real_signals, MERGE_S)
         alerts = [m for m in fake.messages if m.type == 0]
         assert [m.channel_id for m in alerts] == [ALERTS_CHANNEL_ID] * len(groups)
         embeds = final_embeds(fake, ALERTS_CHANNEL_ID)
@@ -294,7 +275,7 @@ async def test_the_alert_channel_setting_gets_every_signal(
         for signal in real_signals:
             service.on_signal(signal)
         assert await service.dispatchers["discord"].drain(10)
-        groups = merge_groups(real_signals)
+        groups = merge_groups(real_signals, MERGE_S)
         assert [m.channel_id for m in fake.messages] == [GENERAL_CHANNEL_ID] * len(groups)
         assert sum(len(e["description"].split(" UTC: ")) - 1 for e in final_embeds(fake, GENERAL_CHANNEL_ID)) == (
             len(real_signals)
@@ -316,7 +297,7 @@ async def test_the_webhook_gets_every_alert_without_a_bot(
         for signal in real_signals:
             service.on_signal(signal)
         assert await service.dispatchers["webhook"].drain(10)
-        groups = merge_groups(real_signals)
+        groups = merge_groups(real_signals, MERGE_S)
         sent: list[SentMessage] = fake.messages
         assert [(m.channel_id, m.webhook_id) for m in sent] == [(ALERTS_CHANNEL_ID, webhook.id)] * len(groups)
         assert [m.embeds[0]["color"] for m in sent] == [colour_of(group) for group in groups]

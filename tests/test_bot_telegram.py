@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from alert_groups import merge_groups
 
 from ai.ask import Asker
 from ai.providers import ProviderChain
@@ -21,7 +22,6 @@ from engine.events import Signal
 from fakes.telegram_api import FakeTelegram
 from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
-from storage.signal_store import SignalStore
 
 MERGE_S = 30
 ADMIN = 42
@@ -39,25 +39,9 @@ async def fake():
         yield server
 
 
-@pytest.fixture
-def real_signals(btc_data_dir: Path) -> list[Signal]:
-    """The signals `flowbot replay` found in the real BTCUSDT dump, oldest first."""
-    store = SignalStore(btc_data_dir / "flowbot.db")
-    try:
-        return sorted(store.recent(limit=10_000), key=lambda s: (s.window_start, s.id))
-    finally:
-        store.close()
-
-
 def expected_messages(signals: list[Signal]) -> list[list[str]]:
-    """Signal ids per alert message: a message takes the signals that start within MERGE_S of its first one."""
-    groups: list[list[Signal]] = []
-    for signal in signals:
-        if groups and signal.window_start < groups[-1][0].window_start + MERGE_S * 1000:
-            groups[-1].append(signal)
-        else:
-            groups.append([signal])
-    return [[s.id for s in group] for group in groups]
+    """Signal ids per alert message, by the merge rule."""
+    return [[s.id for s in group] for group in merge_groups(signals, MERGE_S)]
 
 
 def make_service(fake: FakeTelegram, data_dir: Path, store_dir: Path, **overrides: str) -> BotService:
