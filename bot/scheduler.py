@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,16 @@ from storage.signal_store import SignalStore
 log = logging.getLogger(__name__)
 
 KEEP_SENT_DAYS = 7
+
+
+def on_the_loop(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    """The job as a coroutine: APScheduler's asyncio executor runs plain functions in a thread pool, where the
+    bot's SQLite connection (made on the event loop's thread) refuses to work."""
+
+    async def run_job() -> None:
+        job()
+
+    return run_job
 
 
 class BotScheduler:
@@ -49,9 +59,9 @@ class BotScheduler:
         self.clock = clock
         self.feed_was_healthy = True
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.scheduler.add_job(self.queue_digests, "cron", minute=0, id="digest")
-        self.scheduler.add_job(self.check_feed, "interval", seconds=health_interval_s, id="feed-health")
-        self.scheduler.add_job(self.housekeeping, "interval", minutes=10, id="housekeeping")
+        self.scheduler.add_job(on_the_loop(self.queue_digests), "cron", minute=0, id="digest")
+        self.scheduler.add_job(on_the_loop(self.check_feed), "interval", seconds=health_interval_s, id="feed-health")
+        self.scheduler.add_job(on_the_loop(self.housekeeping), "interval", minutes=10, id="housekeeping")
 
     def start(self) -> None:
         self.scheduler.start()

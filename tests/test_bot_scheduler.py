@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -91,3 +94,29 @@ def test_housekeeping_forgets_old_finished_rows_only(tmp_path: Path, btc_data_di
     clock.append(EIGHT_UTC + 8 * 86_400)
     assert s.housekeeping() == 1
     assert [r["key"] for r in s.outbox.db["outbox"].rows] == ["old-pending"]
+
+
+async def test_the_running_scheduler_fires_each_job_on_the_bots_database(tmp_path: Path, btc_data_dir: Path):
+    clock = [EIGHT_UTC]
+    health = [{"healthy": False, "connections": {"spot-0": {"healthy": False}}}]
+    s = scheduler(tmp_path, btc_data_dir, health, clock)
+    key = Destination("telegram", "1")
+    s.subscriptions.ensure_chat(key, is_private=True)
+    s.subscriptions.subscribe(key, ["BTCUSDT"])
+    s.subscriptions.save_settings(key, ChatSettings(digest_hour=8))
+    s.outbox.add_message(ADMIN, "old-failed", "notice", Message("old"))
+    s.outbox.failed(s.outbox.db.execute("select id from outbox where key = 'old-failed'").fetchone()[0], "gone")
+    clock.append(EIGHT_UTC + 8 * 86_400 + 5)  # 08:00 a week later: digest hour, and the failed row is old
+    s.start()
+    try:
+        for job in s.scheduler.get_jobs():
+            job.modify(next_run_time=datetime.now(UTC))
+        deadline = time.monotonic() + 10
+        while sorted(r["kind"] for r in s.outbox.db["outbox"].rows) != ["digest", "notice"]:
+            assert time.monotonic() < deadline, list(s.outbox.db["outbox"].rows)
+            await asyncio.sleep(0.02)
+    finally:
+        s.stop()
+    rows = {r["kind"]: r for r in s.outbox.db["outbox"].rows}
+    assert rows["digest"]["chat_id"] == "1" and rows["notice"]["chat_id"] == "42"
+    assert "Feed UNHEALTHY" in rows["notice"]["message"] and "old" not in rows["notice"]["message"]
