@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from pathlib import Path
 
@@ -84,7 +85,9 @@ class FeatureStore:
         flush_interval: float = 5.0,
         max_buffered_rows: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
+        write_behind: bool = False,
     ) -> None:
+        """write_behind: flushes on add are written by a thread while adding goes on (one write in flight at most)."""
         if max_buffered_rows < 1:
             raise ValueError("max_buffered_rows must be at least 1")
         self.root = Path(data_dir) / "features"
@@ -97,6 +100,8 @@ class FeatureStore:
         self._pieces: list[dict[str, np.ndarray]] = []  # buffered columns, in add order
         self._buffered = 0
         self._checked_symbols: set[str] = set()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-store") if write_behind else None
+        self._in_flight: tuple[Future[int], list[dict[str, np.ndarray]]] | None = None
 
     def add(self, features: WindowFeatures, revision: int = 0) -> None:
         """Buffer a row; flush when the buffer is full or flush_interval has passed since the last flush."""
@@ -115,20 +120,57 @@ class FeatureStore:
         self._maybe_flush()
 
     def flush(self) -> int:
-        """Write the buffer, one new file per (symbol, date); returns rows written (one per window of the buffer)."""
+        """Write the buffer, one new file per (symbol, date), after any write in flight; returns rows written (one
+        per window of the buffer and of that write)."""
+        written = self._finish_write()
+        pieces = self._take_buffer()
+        if not pieces:
+            return written
+        try:
+            return written + self._write(pieces)
+        except BaseException:
+            self._keep(pieces)
+            raise
+
+    def _take_buffer(self) -> list[dict[str, np.ndarray]]:
+        """The buffered pieces, handed over to a write (which gives them back with _keep if it fails)."""
         self._last_flush = self._clock()
         self._seal()
-        if not self._pieces:
-            return 0
-        table, symbols, codes, days = _buffer_table(self._pieces)
+        pieces, self._pieces, self._buffered = self._pieces, [], 0
+        return pieces
+
+    def _keep(self, pieces: list[dict[str, np.ndarray]]) -> None:
+        """Put the pieces of a failed write back before the buffer: the next flush retries them, in add order (the
+        files a failed write did put in place come again, the same windows with the same values, harmless)."""
+        self._pieces = pieces + self._pieces
+        self._buffered += sum(len(piece["revision"]) for piece in pieces)
+
+    def _write(self, pieces: list[dict[str, np.ndarray]]) -> int:
+        """Write pieces as one new file per (symbol, date); returns rows written."""
+        table, symbols, codes, days = _buffer_table(pieces)
         starts = np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])])
         for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(table)], strict=True):
             folder = self._symbol_dir(symbols[codes[start]]) / f"date={_day_iso(int(days[start]))}"
             _write_atomic(table.slice(start, end - start), folder, _NAMES.next())
-        # Cleared only once every file is in place: a failed flush is retried whole, and the rewritten duplicates
-        # (same window, same revision, same values) are harmless to readers.
-        self._pieces, self._buffered = [], 0
         return len(table)
+
+    def _write_behind(self, writer: ThreadPoolExecutor) -> None:
+        """Hand the buffer to the writer thread, once the write before it is done."""
+        self._finish_write()
+        pieces = self._take_buffer()
+        if pieces:
+            self._in_flight = writer.submit(self._write, pieces), pieces
+
+    def _finish_write(self) -> int:
+        """Wait for the write in flight, if any; its rows written (if it failed, its pieces are buffered again)."""
+        if self._in_flight is None:
+            return 0
+        (future, pieces), self._in_flight = self._in_flight, None
+        try:
+            return future.result()
+        except BaseException:
+            self._keep(pieces)
+            raise
 
     def _check(self, symbol: str) -> None:
         """Reject a bad symbol here, not in a flush that would then fail forever."""
@@ -138,7 +180,10 @@ class FeatureStore:
 
     def _maybe_flush(self) -> None:
         if self._buffered >= self._max_buffered_rows or self._clock() - self._last_flush >= self._flush_interval:
-            self.flush()
+            if self._writer is None:
+                self.flush()
+            else:
+                self._write_behind(self._writer)
 
     def _seal(self) -> None:
         """Turn the rows added one by one into a piece of columns (keeping the add order)."""
@@ -147,8 +192,12 @@ class FeatureStore:
             self._rows, self._revisions = [], []
 
     def close(self) -> None:
-        """Flush what is buffered."""
-        self.flush()
+        """Flush what is buffered (and stop the writer thread)."""
+        try:
+            self.flush()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()
 
     def read(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> pa.Table:
         """Stored rows with start_ms <= window_start < end_ms, one per window (newest revision), by window_start."""

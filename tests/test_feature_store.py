@@ -298,6 +298,37 @@ def test_a_full_buffer_flushes_on_add(tmp_path: Path) -> None:
     assert store.read("BTCUSDT").num_rows == 6
 
 
+def test_write_behind_stores_the_same_rows_and_flush_waits_for_the_write(tmp_path: Path) -> None:
+    behind = FeatureStore(tmp_path / "behind", max_buffered_rows=3, clock=FakeClock(), write_behind=True)
+    inline = FeatureStore(tmp_path / "inline", max_buffered_rows=3, clock=FakeClock())
+    for store in (behind, inline):
+        for i in range(7):
+            store.add(window(MIDNIGHT + i * MIN, close=i), revision=i % 2)
+        store.add(window(MIDNIGHT + 2 * MIN, close=99), revision=5)  # a correction of a written window
+    assert (behind.flush(), inline.flush()) == (3 + 2, 2)  # the write in flight, then the last two rows
+    assert len(data_files(tmp_path / "behind")) == 3
+    assert behind.read("BTCUSDT") == inline.read("BTCUSDT")
+    behind.close()
+
+
+def test_a_failed_write_behind_keeps_its_rows_for_the_next_flush(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(table: pa.Table, where: Path, **_: object) -> None:
+        raise OSError("disk full")
+
+    store = FeatureStore(tmp_path, max_buffered_rows=2, clock=FakeClock(), write_behind=True)
+    monkeypatch.setattr(feature_store.pq, "write_table", crash)
+    store.add(window(MIDNIGHT))
+    store.add(window(MIDNIGHT + MIN))  # handed to the writer thread, which fails
+    store.add(window(MIDNIGHT + 2 * MIN))
+    with pytest.raises(OSError, match="disk full"):
+        store.flush()
+    monkeypatch.undo()
+    assert store.flush() == 3
+    assert store.read("BTCUSDT").num_rows == 3
+    store.close()
+
+
 def test_compact_leaves_one_file_with_the_same_rows(tmp_path: Path) -> None:
     store = FeatureStore(tmp_path)
     for i in range(4):
