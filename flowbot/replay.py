@@ -30,6 +30,7 @@ PROBLEMS_SHOWN = 20
 PACE_CHUNK_MS = 1_000
 REPLAY_BUFFERED_ROWS = 8_192  # replay flushes by rows: memory must not grow with the file's length
 REPLAY_BATCH_ROWS = 32_768  # rows per reader batch: smaller batches keep less in memory at once, at no cost in speed
+COMMIT_CHUNKS = 8  # an unpaced replay (one chunk per batch) commits signals every this many chunks, a paced one each
 
 
 @dataclass
@@ -89,14 +90,14 @@ async def replay(
     """Run the files through the pipeline; signals go to `out` as they are found."""
     err = err or Console(stderr=True, soft_wrap=True)
     data_dir = Path(settings.data_dir)
-    store = FeatureStore(data_dir, flush_interval=settings.flush_interval, max_buffered_rows=REPLAY_BUFFERED_ROWS)
+    store = FeatureStore(data_dir, flush_interval=settings.flush_interval, max_buffered_rows=REPLAY_BUFFERED_ROWS,
+                         write_behind=True)
     signal_store = SignalStore(data_dir / "flowbot.db", durable=False)
     bus = InMemoryBus(settings.bus_queue_size)
     report = ReplayReport()
 
     def print_signal(signal: Signal) -> None:
         out.write(signal_line(signal, as_json) + "\n")
-        out.flush()
 
     pipeline = FlowPipeline(settings, bus, store=store, signal_store=signal_store, on_signal=print_signal)
     pacer = Pacer(speed)
@@ -104,8 +105,10 @@ async def replay(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
         TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
     )
+    commit_every = 1 if speed > 0 else COMMIT_CHUNKS
+    chunks = 0
     try:
-        with progress:
+        with progress, signal_store.transaction():
             for path in paths:
                 try:
                     kind = detect_format(path)
@@ -123,9 +126,14 @@ async def replay(
                             await pacer.wait_for(int(chunk.time[-1]))
                         pipeline.on_columns(chunk)
                         report.trades += len(chunk)
+                        out.flush()  # the chunk's signals
+                        chunks += 1
+                        if chunks % commit_every == 0:
+                            signal_store.commit()
                     progress.advance(task, len(batch.columns) + len(batch.problems))
                     await asyncio.sleep(0)
             pipeline.finish()
+        out.flush()
     finally:
         store.close()
         signal_store.close()

@@ -73,6 +73,10 @@ class SignalStore:
         finally:
             self._in_transaction = False
 
+    def commit(self) -> None:
+        """Commit what the open transaction saved so far; it goes on (a replay commits every few batches)."""
+        self.db.conn.commit()
+
     def _writing(self) -> AbstractContextManager[object]:
         return nullcontext() if self._in_transaction else self.db.conn
 

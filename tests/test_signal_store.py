@@ -91,6 +91,20 @@ def test_save_many_keeps_the_first_of_each_id_and_says_which_were_new(tmp_path: 
     store.close()
 
 
+def test_commit_in_a_transaction_shows_the_saves_so_far_to_readers(tmp_path: Path) -> None:
+    store, reader = SignalStore(tmp_path / "flowbot.db", durable=False), SignalStore(tmp_path / "flowbot.db")
+    with store.transaction():
+        store.save_many([make(start=T0)])
+        assert reader.count() == 0
+        store.commit()
+        assert reader.count() == 1
+        store.save_many([make(start=T0 + 5_000)])
+        assert reader.count() == 1
+    assert reader.count() == 2
+    store.close()
+    reader.close()
+
+
 def test_recent_newest_first_with_filters(store: SignalStore) -> None:
     signals = [
         make("BTCUSDT", "whale", T0, 1),
