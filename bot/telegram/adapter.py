@@ -14,6 +14,7 @@ from telegram.ext import filters as tg_filters
 from bot.handlers.commands import COMMANDS, Commands
 from bot.models import Caller, Destination, Message
 from bot.telegram.format import caption, keyboard, split_html
+from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import TelegramSender
 from flowbot.settings import Settings
 
@@ -47,7 +48,8 @@ def build_application(settings: Settings) -> Application:
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
         .rate_limiter(limiter)
-        .connection_pool_size(telegram_concurrency(settings) + 4)
+        .request(AiohttpRequest(pool_size=telegram_concurrency(settings) + 4))
+        .get_updates_request(AiohttpRequest(pool_size=1))
         .build()
     )
 
