@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ai.offline import explain_offline
@@ -80,14 +80,14 @@ class Analyst:
 
 
 async def explain_from_bus(
-    analyst: Analyst, signals: Subscription, on_explained: Callable[[Signal, Explanation], None]
+    analyst: Analyst, signals: Subscription, on_explained: Callable[[Signal, Explanation], Awaitable[None]]
 ) -> None:
     """Explain each signal from the bus in its own task (bounded by the analyst): the engine never waits."""
     running: set[asyncio.Task[None]] = set()
 
     async def explain(signal: Signal) -> None:
         try:
-            on_explained(signal, await analyst.explain(signal))
+            await on_explained(signal, await analyst.explain(signal))
         except Exception:  # one signal's failure must not stop the others
             log.exception("explaining %s failed", signal.id)
 

@@ -17,6 +17,8 @@ import sqlite_utils
 from bot.models import Destination, Message
 from engine.events import Signal
 
+ROUTE_CHUNK = 1_000  # destinations per routing transaction: a few milliseconds of the write lock
+
 PENDING, SENDING, SENT, FAILED, GONE, UNCONFIRMED = "pending", "sending", "sent", "failed", "gone", "unconfirmed"
 
 
@@ -89,7 +91,19 @@ class Outbox:
         each (destination, silent, language) of `extra`; returns rows created or merged into.
 
         A signal already queued for a destination is ignored (a signal delivered twice is alerted once).
-        Set-based SQL: thousands of subscribers cost a few statements, not a loop of them."""
+        Set-based SQL: thousands of subscribers cost a few statements, not a loop of them, written in chunks of
+        ROUTE_CHUNK destinations so that no transaction holds the database's write lock for long."""
+        routes = self._collect_routes(signal, query, extra)
+        first, last = self.db.execute("SELECT min(rowid), max(rowid) FROM temp.routes").fetchone()
+        if routes:
+            for low in range(first, last + 1, ROUTE_CHUNK):
+                self._route_chunk(signal, low, low + ROUTE_CHUNK - 1)
+        return routes
+
+    def _collect_routes(
+        self, signal: Signal, query: tuple[str, dict[str, object]], extra: Iterable[tuple[Destination, bool, str]]
+    ) -> int:
+        """Fill the connection's temp.routes with the destinations that do not have the signal yet."""
         rows = [(d.platform, d.chat_id, d.thread_id, int(silent), language) for d, silent, language in extra]
         select, params = query
         execute = self.db.execute
@@ -106,34 +120,42 @@ class Outbox:
                 " WHERE s.platform = routes.platform AND s.chat_id = routes.chat_id"
                 " AND s.thread_id = routes.thread_id AND s.signal_id = ?)", [signal.id],
             )
+            return execute("SELECT count(*) FROM temp.routes").fetchone()[0]
+
+    def _route_chunk(self, signal: Signal, low: int, high: int) -> None:
+        """Merge the signal into, or open, the alert rows of the routes with rowids low..high (one transaction)."""
+        execute = self.db.execute
+        chunk = "routes.rowid BETWEEN ? AND ?"
+        with self.db.conn:
+            execute("INSERT OR IGNORE INTO alert_signals (signal_id, signal) VALUES (?, ?)",
+                    [signal.id, signal_json(signal)])
             execute(
                 "UPDATE temp.routes SET outbox_id = (SELECT o.id FROM outbox o WHERE o.platform = routes.platform"
                 " AND o.chat_id = routes.chat_id AND o.thread_id = routes.thread_id AND o.kind = 'alert'"
                 " AND o.symbol = ? AND o.merge_until > ? AND o.state IN ('pending', 'sending', 'sent')"
-                " ORDER BY o.id DESC LIMIT 1)",
-                [signal.symbol, signal.window_start],
+                f" ORDER BY o.id DESC LIMIT 1) WHERE {chunk}",
+                [signal.symbol, signal.window_start, low, high],
             )
-            execute("UPDATE outbox SET needs_edit = 1 WHERE state = 'sent'"
-                    " AND id IN (SELECT outbox_id FROM temp.routes WHERE outbox_id IS NOT NULL)")
+            execute("UPDATE outbox SET needs_edit = 1 WHERE state = 'sent' AND id IN"
+                    f" (SELECT outbox_id FROM temp.routes WHERE outbox_id IS NOT NULL AND {chunk})", [low, high])
             key = f"alert:{signal.id}"
             execute(
                 "INSERT INTO outbox (platform, chat_id, thread_id, key, kind, symbol, merge_until, language, silent,"
                 " state, attempts, next_attempt_at, needs_edit, created_at) SELECT platform, chat_id, thread_id, ?,"
-                " 'alert', ?, ?, language, silent, 'pending', 0, 0, 0, ? FROM temp.routes WHERE outbox_id IS NULL",
-                [key, signal.symbol, signal.window_start + self.merge_window_ms, self.clock()],
+                " 'alert', ?, ?, language, silent, 'pending', 0, 0, 0, ? FROM temp.routes"
+                f" WHERE outbox_id IS NULL AND {chunk}",
+                [key, signal.symbol, signal.window_start + self.merge_window_ms, self.clock(), low, high],
             )
             execute(
                 "UPDATE temp.routes SET outbox_id = (SELECT o.id FROM outbox o WHERE o.platform = routes.platform"
                 " AND o.chat_id = routes.chat_id AND o.thread_id = routes.thread_id AND o.key = ?)"
-                " WHERE outbox_id IS NULL", [key],
+                f" WHERE outbox_id IS NULL AND {chunk}", [key, low, high],
             )
-            execute("INSERT OR IGNORE INTO alert_signals (signal_id, signal) VALUES (?, ?)",
-                    [signal.id, signal_json(signal)])
             execute(
                 "INSERT INTO outbox_signals (outbox_id, signal_id, platform, chat_id, thread_id)"
-                " SELECT outbox_id, ?, platform, chat_id, thread_id FROM temp.routes", [signal.id],
+                f" SELECT outbox_id, ?, platform, chat_id, thread_id FROM temp.routes WHERE {chunk}",
+                [signal.id, low, high],
             )
-            return execute("SELECT count(*) FROM temp.routes").fetchone()[0]
 
     def add_message(self, destination: Destination, key: str, kind: str, message: Message) -> bool:
         """Queue a digest, notice or broadcast once per (destination, key); False if it was already queued."""

@@ -39,6 +39,9 @@ class AlertRouter:
             self.on_queued()
         return queued
 
-    def on_explanation(self, signal_id: str, text: str, provider: str) -> None:
-        if self.outbox.add_explanation(signal_id, text, provider):
+    def on_explanation(self, signal_id: str, text: str, provider: str) -> int:
+        """Keep the explanation; returns how many sent alerts now wait for an edit."""
+        marked = self.outbox.add_explanation(signal_id, text, provider)
+        if marked:
             self.on_queued()
+        return marked

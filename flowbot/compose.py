@@ -117,8 +117,8 @@ class BotSide:
         self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
         self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
 
-    def _explained(self, signal: Signal, explanation: Explanation) -> None:
-        self.bots.on_explanation(signal.id, explanation.text, explanation.provider)
+    async def _explained(self, signal: Signal, explanation: Explanation) -> None:
+        await self.bots.on_explanation(signal.id, explanation.text, explanation.provider)
 
     async def run(self) -> None:
         """Explain and deliver until cancelled; then stop sending with the outbox consistent."""
@@ -145,4 +145,4 @@ class BotSide:
         async for event in self.to_bots:
             if isinstance(event, Signal):
                 self.signal_store.save(event)
-                self.bots.on_signal(event)
+                await self.bots.on_signal(event)

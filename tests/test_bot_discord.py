@@ -170,7 +170,7 @@ async def test_alerts_here_needs_manage_channels(fake: FakeDiscord, btc_data_dir
         moved = await reply_title(fake, "alerts here", user_id=MODERATOR_ID, channel_id=GENERAL_CHANNEL_ID)
         assert moved == f"This server's alerts now arrive in <#{GENERAL_CHANNEL_ID}>."
 
-        service.on_signal(real_signals[0])
+        await service.on_signal(real_signals[0])
         assert await service.dispatchers["discord"].drain(10)
         [alert] = [m for m in fake.messages if m.type == 0]
         assert alert.channel_id == GENERAL_CHANNEL_ID
@@ -203,8 +203,8 @@ async def test_real_signals_reach_the_servers_alert_channel_once_coloured_then_e
     try:
         await interact(fake, "subscribe", {"symbols": "BTCUSDT"}, channel_id=ALERTS_CHANNEL_ID)
         for signal in real_signals:
-            service.on_signal(signal)
-            service.on_signal(signal)  # delivered twice by the bus: alerted once
+            await service.on_signal(signal)
+            await service.on_signal(signal)  # delivered twice by the bus: alerted once
         assert await service.dispatchers["discord"].drain(10)
         groups = merge_groups(real_signals, MERGE_S)
         alerts = [m for m in fake.messages if m.type == 0]
@@ -215,7 +215,7 @@ async def test_real_signals_reach_the_servers_alert_channel_once_coloured_then_e
         assert all(e["title"].startswith("BTCUSDT · ") and "Analysis: on its way" in e["description"] for e in embeds)
 
         for signal in real_signals:
-            service.on_explanation(signal.id, f"Why {signal.id} happened.", "groq")
+            await service.on_explanation(signal.id, f"Why {signal.id} happened.", "groq")
         assert await service.dispatchers["discord"].drain(10)
         embeds = final_embeds(fake, ALERTS_CHANNEL_ID)
         assert len(embeds) == len(groups)
@@ -236,11 +236,11 @@ async def test_a_forbidden_or_deleted_alert_channel_deactivates_the_subscription
         await interact(fake, "subscribe", {"symbols": "BTCUSDT"}, channel_id=ALERTS_CHANNEL_ID)
         assert service.subscriptions.is_active(SERVER)
         getattr(fake, fault)(ALERTS_CHANNEL_ID)
-        service.on_signal(real_signals[0])
+        await service.on_signal(real_signals[0])
         assert await service.dispatchers["discord"].drain(10)
         assert not service.subscriptions.is_active(SERVER)
         later = next(s for s in real_signals if s.window_start >= real_signals[0].window_start + MERGE_S * 1000)
-        service.on_signal(later)
+        await service.on_signal(later)
         assert await service.dispatchers["discord"].drain(10)
         posts = [c for c in fake.rest_calls if c.method == "POST" and c.path.startswith("/channels/")]
         assert [c.status for c in posts] == [403 if fault == "forbid" else 404]  # never tried again
@@ -257,7 +257,7 @@ async def test_a_rate_limited_or_failing_channel_still_gets_the_alert_exactly_on
     await service.start()
     try:
         fake.fail_next(f"POST /channels/{ALERTS_CHANNEL_ID}/messages", 1, status=status, retry_after=0.05)
-        service.on_signal(real_signals[0])
+        await service.on_signal(real_signals[0])
         assert await service.dispatchers["discord"].drain(10)
         posts = [c.status for c in fake.rest_calls if c.path == f"/channels/{ALERTS_CHANNEL_ID}/messages"]
         assert posts == [status, 200]
@@ -273,7 +273,7 @@ async def test_the_alert_channel_setting_gets_every_signal(
     await service.start()
     try:
         for signal in real_signals:
-            service.on_signal(signal)
+            await service.on_signal(signal)
         assert await service.dispatchers["discord"].drain(10)
         groups = merge_groups(real_signals, MERGE_S)
         assert [m.channel_id for m in fake.messages] == [GENERAL_CHANNEL_ID] * len(groups)
@@ -295,7 +295,7 @@ async def test_the_webhook_gets_every_alert_without_a_bot(
     await service.start()
     try:
         for signal in real_signals:
-            service.on_signal(signal)
+            await service.on_signal(signal)
         assert await service.dispatchers["webhook"].drain(10)
         groups = merge_groups(real_signals, MERGE_S)
         sent: list[SentMessage] = fake.messages
@@ -303,7 +303,7 @@ async def test_the_webhook_gets_every_alert_without_a_bot(
         assert [m.embeds[0]["color"] for m in sent] == [colour_of(group) for group in groups]
 
         for signal in real_signals:
-            service.on_explanation(signal.id, f"Why {signal.id} happened.", "groq")
+            await service.on_explanation(signal.id, f"Why {signal.id} happened.", "groq")
         assert await service.dispatchers["webhook"].drain(10)
         for message, group in zip(sent, groups, strict=True):
             assert f"Analysis (groq): Why {group[-1].id} happened." in message.embeds[0]["description"]

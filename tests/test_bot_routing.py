@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from pathlib import Path
+from threading import current_thread
 
 import pytest
 
@@ -12,8 +13,9 @@ from bot.console import CONSOLE, ConsoleSender
 from bot.database import migrate, open_database
 from bot.delivery import Dispatcher
 from bot.models import Destination
-from bot.outbox import Outbox
+from bot.outbox import ROUTE_CHUNK, Outbox
 from bot.router import AlertRouter
+from bot.routing_worker import RoutingWorker
 from bot.subscriptions import ChatSettings, Subscriptions
 from engine.events import Signal
 
@@ -107,3 +109,26 @@ def test_migrations_run_once_and_in_order(tmp_path: Path) -> None:
     assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2]
     assert migrate(db) == []
     assert {"chats", "subscriptions", "outbox", "outbox_signals", "alert_signals"} <= set(db.table_names())
+
+
+async def test_routing_to_thousands_runs_on_its_own_thread_in_chunks_and_merges_across_them(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "flowbot.db")
+    subscriptions = Subscriptions(db)
+    count = 2 * ROUTE_CHUNK + 7  # three routing transactions
+    for n in range(count):
+        subscribe(subscriptions, n)
+    woken: list[str] = []
+    routing = RoutingWorker(tmp_path / "flowbot.db", 30, [], on_queued=lambda: woken.append(current_thread().name))
+    later = replace(WHALE, id="BTCUSDT-whale-1767225610000", window_start=WHALE.window_start + 10_000)
+    try:
+        assert await routing.signal(WHALE) == count
+        assert await routing.signal(WHALE) == 0  # redelivered by the bus: alerted once
+        assert await routing.signal(later) == count  # within the merge window: joins each destination's row
+        await routing.explanation(WHALE.id, "Buyers lifted the offer.", "groq")
+    finally:
+        routing.close()
+    rows = db.execute("SELECT chat_id, count(*) FROM outbox_signals GROUP BY outbox_id").fetchall()
+    assert sorted(int(chat_id) for chat_id, _ in rows) == list(range(count))
+    assert {n for _, n in rows} == {2}
+    assert db.execute("SELECT text FROM alert_explanations").fetchall() == [("Buyers lifted the offer.",)]
+    assert woken == [current_thread().name] * 2  # on the event loop, once per signal that queued rows

@@ -135,8 +135,8 @@ async def test_real_signals_reach_each_subscriber_once_then_gain_their_explanati
     try:
         subscribe(service, 2001, 2002, 2003)
         for signal in real_signals:
-            service.on_signal(signal)
-            service.on_signal(signal)  # delivered twice by the bus: alerted once
+            await service.on_signal(signal)
+            await service.on_signal(signal)  # delivered twice by the bus: alerted once
         assert await service.dispatchers["telegram"].drain(10)
         groups = expected_messages(real_signals)
         for chat_id in (2001, 2002, 2003):
@@ -147,7 +147,7 @@ async def test_real_signals_reach_each_subscriber_once_then_gain_their_explanati
             assert all("Analysis: on its way" in text for text in texts)
 
         for signal in real_signals:
-            service.on_explanation(signal.id, f"Why {signal.id} happened.", "groq")
+            await service.on_explanation(signal.id, f"Why {signal.id} happened.", "groq")
         assert await service.dispatchers["telegram"].drain(10)
         for chat_id in (2001, 2002, 2003):
             texts = final_texts(fake, chat_id)
@@ -167,7 +167,7 @@ async def test_flood_control_pauses_all_sending_and_loses_nothing(
     try:
         subscribe(service, *range(3001, 3011))
         fake.fail_next("sendMessage", 2, status=429, retry_after=1)
-        service.on_signal(real_signals[0])
+        await service.on_signal(real_signals[0])
         assert await service.dispatchers["telegram"].drain(10)
         limited = [c for c in fake.requests if c.method == "sendMessage" and c.status == 429]
         assert len(limited) == 2
@@ -188,13 +188,13 @@ async def test_server_errors_are_retried_and_a_blocked_chat_is_deactivated(
         subscribe(service, 4001, 4002)
         fake.block(4002)
         fake.fail_next("sendMessage", 2, status=502)
-        service.on_signal(real_signals[0])
+        await service.on_signal(real_signals[0])
         assert await service.dispatchers["telegram"].drain(10)
         assert [m.chat_id for m in fake.sent] == [4001]
         assert not service.subscriptions.is_active(_chat(4002))
 
         later = next(s for s in real_signals if s.window_start >= real_signals[0].window_start + MERGE_S * 1000)
-        service.on_signal(later)
+        await service.on_signal(later)
         assert await service.dispatchers["telegram"].drain(10)
         assert [m.chat_id for m in fake.sent] == [4001, 4001]
         assert len([c for c in fake.requests if c.status == 403]) == 1  # never tried the blocked chat again
@@ -210,7 +210,7 @@ async def test_a_restart_in_the_middle_of_an_outage_loses_nothing_and_repeats_no
     subscribe(first, 5001, 5002)
     fake.outage(True)
     for signal in real_signals:
-        first.on_signal(signal)
+        await first.on_signal(signal)
     await fake.wait_until(lambda: len([c for c in fake.requests if c.status == 502]) >= 4)
     await asyncio.sleep(0.1)
     await first.stop()
@@ -227,7 +227,7 @@ async def test_a_restart_in_the_middle_of_an_outage_loses_nothing_and_repeats_no
             assert len(texts) == len(groups)
             assert sum(len(SPAN_LINE.findall(text)) for text in texts) == len(real_signals)
         for signal in real_signals:  # the bus redelivers after the restart: still once
-            second.on_signal(signal)
+            await second.on_signal(signal)
         assert await second.dispatchers["telegram"].drain(10)
         assert len(fake.sent) == 2 * len(groups)
     finally:
