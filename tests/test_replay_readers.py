@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.analysis.columns import TradeColumns
-from engine.replay import ReplayBatch, ReplayInputError, detect_format, read_replay, symbol_from_filename
+from engine.replay import ReplayBatch, ReplayInputError, csv_kernel, detect_format, read_replay, symbol_from_filename
 
 SPOT_CSV = "BTCUSDT-aggTrades-2026-01-01.csv"
 SCALE = Decimal(10**8)
@@ -318,3 +318,59 @@ def test_any_mix_of_bad_rows_and_block_sizes_keeps_good_rows_and_line_numbers(
     assert sorted(reported) == sorted(where[i] for i in bad)
     for i, kind in bad.items():
         assert reported[where[i]].startswith(kind)
+
+
+FIELD_VARIANTS = {  # the canonical form and near misses, which the compiled parse must leave to pyarrow's path
+    "int": ["0", "007", "+5", "-5", " 5", "5 ", "1" * 18, "9" * 19, "", "5x", "1767225600039", "1498867199999"],
+    "decimal": ["1", "0", "1.", ".5", "01.5", "+1.5", "-1.5", "1.123456789", "1.123456780", "1" * 10 + ".5",
+                "9" * 11 + ".5", "1.5 ", "1e3", "0.00000000"],
+    "bool": ["true", "false", "TRUE", "True ", "1", ""],
+    "any": ["x", "", "\u00e9", "1.5"],
+}
+LAYOUTS = {  # a good line and its fields' kinds
+    "aggTrades": ("3800397495,87648.21000000,0.08185000,5723703861,5723703861,1767225600039409,True,True",
+                  ("int", "decimal", "decimal", "int", "int", "int", "bool", "bool")),
+    "trades": ("5723703861,87648.21000000,0.08185000,7174.01598850,1767225600039409,False,True",
+               ("int", "decimal", "decimal", "any", "int", "bool", "bool")),
+}
+
+
+def near_canonical(data: st.DataObject, layout: str) -> str:
+    """The layout's good line, often with one field changed to a variant."""
+    good, kinds = LAYOUTS[layout]
+    fields = good.split(",")
+    if data.draw(st.booleans()):
+        k = data.draw(st.integers(0, len(kinds) - 1))
+        fields[k] = data.draw(st.sampled_from(FIELD_VARIANTS[kinds[k]]))
+    return ",".join(fields)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), layout=st.sampled_from(sorted(LAYOUTS)), line_end=st.sampled_from(["\n", "\r\n"]),
+       last_end=st.booleans())
+def test_the_compiled_parse_reads_exactly_as_pyarrow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: st.DataObject, layout: str, line_end: str, last_end: bool
+) -> None:
+    lines = [LAYOUTS[layout][0], *(near_canonical(data, layout) for _ in range(data.draw(st.integers(1, 6))))]
+    path = tmp_path / f"BTCUSDT-{layout}-2026-01-01.csv"
+    path.write_bytes((line_end.join(lines) + (line_end if last_end else "")).encode())
+
+    def decoded() -> list[tuple[list[Row], list]]:
+        return [(rows_of(b.columns), b.problems) for b in read_replay(path, batch_rows=2)]
+
+    compiled = decoded()
+    with monkeypatch.context() as patch:
+        patch.setattr(csv_kernel, "parse_block", lambda view, kinds, slots: (None, False))
+        assert decoded() == compiled
+
+
+def test_the_compiled_parse_takes_canonical_blocks_and_leaves_others(shared_data: Path) -> None:
+    names = ("id", "price", "qty", "first_id", "last_id", "time", "is_buyer_maker", "is_best_match")
+    kinds, slots = csv_kernel.layout(names)
+    text = (shared_data / SPOT_CSV).read_bytes()
+    values, ok = csv_kernel.parse_block(np.frombuffer(text, dtype=np.uint8), kinds, slots)
+    assert ok
+    rows = [expected_agg(r, time_divisor=1) for r in spot_csv_rows(shared_data)]
+    assert list(zip(*values.tolist(), strict=True)) == [(*r[:6], int(r[6])) for r in rows]
+    for bad in (text[:-1], text.replace(b"\n", b"\r\n", 1), text.replace(b",True,", b",TRUE,", 1)):
+        assert not csv_kernel.parse_block(np.frombuffer(bad, dtype=np.uint8), kinds, slots)[1]

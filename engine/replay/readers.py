@@ -29,6 +29,7 @@ from engine.connection.binance_messages import (
     trade_from_trade,
     unwrap,
 )
+from engine.replay import csv_kernel
 from engine.trades import Trade, parse_scaled, scaled_to_decimal
 
 TEXT_LIMIT = 120  # characters of an offending line kept in a RowProblem
@@ -318,6 +319,15 @@ class _Rows:
         return cls(ids, first, last, price, qty, _to_ms(_int64(table, "time")), sells, price_fits, qty_fits)
 
     @classmethod
+    def from_values(cls, values: np.ndarray, ranges: bool) -> _Rows:
+        """Rows from the compiled parse (values by csv_kernel.SLOTS; without id ranges a trade covers its own id)."""
+        ids, first, last, price, qty, time, sells = values
+        if not ranges:
+            first = last = ids
+        fits = np.ones(len(ids), dtype=bool)
+        return cls(ids, first, last, price, qty, _to_ms(time), sells.astype(bool), fits, fits)
+
+    @classmethod
     def from_records(cls, records: list[tuple[int, int, int, int, int, int, bool]]) -> _Rows:
         """Rows from the exact per-line path (amounts out of range were already reported there)."""
         cols = [np.array(c, dtype=np.int64) for c in zip(*records, strict=True)]
@@ -399,6 +409,7 @@ class _CsvDecoder:
     def __init__(self, path: str, form: _Form, symbol: str) -> None:
         self.path, self.form, self.symbol = path, form, symbol
         self.validator = TradeValidator(live=False)
+        self.kinds, self.slots = csv_kernel.layout(form.names)
         self.skipped: list[str] = []  # a list: pyarrow calls the handler from its threads, and appends are atomic
         used = [n for n in form.names if n in _ARROW_TYPES]
         self.read_options = pacsv.ReadOptions(column_names=list(form.names))
@@ -419,6 +430,9 @@ class _CsvDecoder:
 
     def decode(self, block: pa.Buffer, first_line: int) -> tuple[ReplayBatch, int]:
         """The batch of a block whose first line is file line `first_line`, and how many lines the block holds."""
+        canonical = self._canonical(block)
+        if canonical is not None:
+            return canonical
         batch, lines = self._decode(block, first_line)
         if batch.problems and memoryview(block)[-1] != ord("\n"):  # the file ends without a line end
             last = first_line + lines - 1
@@ -427,6 +441,16 @@ class _CsvDecoder:
                 else p for p in batch.problems
             ]
         return batch, lines
+
+    def _canonical(self, block: pa.Buffer) -> tuple[ReplayBatch, int] | None:
+        """The compiled parse of a block of lines in Binance's own form that all pass the checks; else None."""
+        values, ok = csv_kernel.parse_block(np.frombuffer(block, dtype=np.uint8), self.kinds, self.slots)
+        if not ok:
+            return None
+        rows = _Rows.from_values(values, ranges="first_id" in self.form.names)
+        if rows.suspect().any():
+            return None
+        return ReplayBatch(rows.columns(self.symbol), []), len(rows.id)
 
     def _decode(self, block: pa.Buffer, first_line: int) -> tuple[ReplayBatch, int]:
         """pyarrow's parse of the block; if it cannot convert it, each half in turn, and small blocks line by line."""
