@@ -17,7 +17,7 @@ import sqlite_utils
 from bot.models import Destination, Message
 from engine.events import Signal
 
-ROUTE_CHUNK = 1_000  # destinations per routing transaction: a few milliseconds of the write lock
+ROUTE_CHUNK = 250  # destinations per routing transaction: a few milliseconds of SQLite
 
 PENDING, SENDING, SENT, FAILED, GONE, UNCONFIRMED = "pending", "sending", "sent", "failed", "gone", "unconfirmed"
 
@@ -81,24 +81,21 @@ class Outbox:
         self.merge_window_ms = int(merge_window_s * 1000)
         self.clock = clock
 
-    def add_alerts(
+    def collect_routes(
         self,
         signal: Signal,
         query: tuple[str, dict[str, object]],
         extra: Iterable[tuple[Destination, bool, str]] = (),
-    ) -> int:
-        """Queue the signal for each (platform, chat_id, thread_id, silent, language) that `query` selects and
-        each (destination, silent, language) of `extra`; returns rows created or merged into.
-
-        A signal already queued for a destination is ignored (a signal delivered twice is alerted once).
-        Set-based SQL: thousands of subscribers cost a few statements, not a loop of them, written in chunks of
-        ROUTE_CHUNK destinations so that no transaction holds the database's write lock for long."""
-        routes = self._collect_routes(signal, query, extra)
+    ) -> list[tuple[int, int]]:
+        """Gather the signal's routes: each (platform, chat_id, thread_id, silent, language) that `query` selects
+        and each (destination, silent, language) of `extra`, less those that already have the signal (a signal
+        delivered twice is alerted once). Returns their chunks, to pass to `route_chunk` one by one: each is one
+        short transaction of set-based SQL (thousands of subscribers cost a few statements, not a loop of them).
+        The routes live in this connection's temp table until the next call."""
+        if not self._collect_routes(signal, query, extra):
+            return []
         first, last = self.db.execute("SELECT min(rowid), max(rowid) FROM temp.routes").fetchone()
-        if routes:
-            for low in range(first, last + 1, ROUTE_CHUNK):
-                self._route_chunk(signal, low, low + ROUTE_CHUNK - 1)
-        return routes
+        return [(low, min(last, low + ROUTE_CHUNK - 1)) for low in range(first, last + 1, ROUTE_CHUNK)]
 
     def _collect_routes(
         self, signal: Signal, query: tuple[str, dict[str, object]], extra: Iterable[tuple[Destination, bool, str]]
@@ -122,8 +119,8 @@ class Outbox:
             )
             return execute("SELECT count(*) FROM temp.routes").fetchone()[0]
 
-    def _route_chunk(self, signal: Signal, low: int, high: int) -> None:
-        """Merge the signal into, or open, the alert rows of the routes with rowids low..high (one transaction)."""
+    def route_chunk(self, signal: Signal, low: int, high: int) -> int:
+        """Merge the signal into, or open, the alert rows of one chunk of routes; returns how many it reached."""
         execute = self.db.execute
         chunk = "routes.rowid BETWEEN ? AND ?"
         with self.db.conn:
@@ -151,11 +148,11 @@ class Outbox:
                 " AND o.chat_id = routes.chat_id AND o.thread_id = routes.thread_id AND o.key = ?)"
                 f" WHERE outbox_id IS NULL AND {chunk}", [key, low, high],
             )
-            execute(
+            return execute(
                 "INSERT INTO outbox_signals (outbox_id, signal_id, platform, chat_id, thread_id)"
                 f" SELECT outbox_id, ?, platform, chat_id, thread_id FROM temp.routes WHERE {chunk}",
                 [signal.id, low, high],
-            )
+            ).rowcount
 
     def add_message(self, destination: Destination, key: str, kind: str, message: Message) -> bool:
         """Queue a digest, notice or broadcast once per (destination, key); False if it was already queued."""

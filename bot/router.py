@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 
@@ -28,20 +29,33 @@ class AlertRouter:
         self.static = tuple(static)
         self.on_queued = on_queued
         self.clock = clock
+        self._lock = asyncio.Lock()
 
-    def on_signal(self, signal: Signal) -> int:
-        """Queue the signal's alert; returns how many destinations it reached (0 if it was already queued)."""
-        hour = time.gmtime(self.clock()).tm_hour
-        queued = self.outbox.add_alerts(
-            signal, self.subscriptions.routes_query(signal, hour), [(d, False, "en") for d in self.static]
-        )
-        if queued:
-            self.on_queued()
+    async def on_signal(self, signal: Signal) -> int:
+        """Queue the signal's alert; returns how many destinations it reached (0 if it was already queued).
+
+        Routes are written in chunks, and after each the event loop gets at least as long as the chunk took: a
+        signal for ten thousand subscribers never holds the loop (and the feed ingesting on it) for more than a
+        few milliseconds, nor more than half of it. Delivery starts with the first chunk."""
+        async with self._lock:  # one routing at a time: the routes live in the connection's temp table
+            hour = time.gmtime(self.clock()).tm_hour
+            chunks = self.outbox.collect_routes(
+                signal, self.subscriptions.routes_query(signal, hour), [(d, False, "en") for d in self.static]
+            )
+            queued = 0
+            for low, high in chunks:
+                started = time.perf_counter()
+                reached = self.outbox.route_chunk(signal, low, high)
+                if reached:
+                    queued += reached
+                    self.on_queued()
+                await asyncio.sleep(time.perf_counter() - started)
         return queued
 
-    def on_explanation(self, signal_id: str, text: str, provider: str) -> int:
-        """Keep the explanation; returns how many sent alerts now wait for an edit."""
-        marked = self.outbox.add_explanation(signal_id, text, provider)
+    async def on_explanation(self, signal_id: str, text: str, provider: str) -> int:
+        """Keep the explanation (after any routing under way); returns how many sent alerts now wait for an edit."""
+        async with self._lock:
+            marked = self.outbox.add_explanation(signal_id, text, provider)
         if marked:
             self.on_queued()
         return marked

@@ -18,7 +18,7 @@ from bot.discord.webhook import WebhookSender
 from bot.handlers.commands import Commands
 from bot.models import Destination
 from bot.outbox import Outbox
-from bot.routing_worker import RoutingWorker
+from bot.router import AlertRouter
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
 from bot.telegram.adapter import TelegramAdapter, telegram_concurrency
@@ -87,9 +87,7 @@ class BotService:
             )
             for sender, spacing in senders
         }
-        self.routing = RoutingWorker(
-            Path(settings.data_dir) / "flowbot.db", settings.alert_merge_window, static, on_queued=self.wake
-        )
+        self.router = AlertRouter(self.subscriptions, self.outbox, static=static, on_queued=self.wake)
         self.scheduler = BotScheduler(
             subscriptions=self.subscriptions, outbox=self.outbox, store=store, signal_store=signal_store,
             admins=self.admin_destinations, feed_health=feed_health,
@@ -114,10 +112,10 @@ class BotService:
 
     async def on_signal(self, signal: Signal) -> int:
         """Queue the signal's alert for every destination that wants it; returns how many it reached."""
-        return await self.routing.signal(signal)
+        return await self.router.on_signal(signal)
 
     async def on_explanation(self, signal_id: str, text: str, provider: str) -> None:
-        await self.routing.explanation(signal_id, text, provider)
+        await self.router.on_explanation(signal_id, text, provider)
 
     async def consume(self, signals: Subscription) -> None:
         """Route every signal from the bus (idempotent: a signal seen twice is alerted once)."""
@@ -149,7 +147,6 @@ class BotService:
                 log.exception("stopping %s failed", type(adapter).__name__)
         if self._webhook is not None:
             await self._webhook.close()
-        await asyncio.to_thread(self.routing.close)
         self.db.close()
         self.checkpointer.stop()
 

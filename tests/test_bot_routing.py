@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import replace
 from pathlib import Path
-from threading import current_thread
 
 import pytest
 
@@ -15,7 +15,6 @@ from bot.delivery import Dispatcher
 from bot.models import Destination
 from bot.outbox import ROUTE_CHUNK, Outbox
 from bot.router import AlertRouter
-from bot.routing_worker import RoutingWorker
 from bot.subscriptions import ChatSettings, Subscriptions
 from engine.events import Signal
 
@@ -50,7 +49,7 @@ def queued(outbox: Outbox) -> dict[str, tuple[int, str]]:
     return {chat_id: (silent, language) for chat_id, silent, language in rows}
 
 
-def test_settings_decide_who_gets_an_alert_and_whether_it_rings(parts) -> None:
+async def test_settings_decide_who_gets_an_alert_and_whether_it_rings(parts) -> None:
     subscriptions, outbox, router = parts
     subscribe(subscriptions, 1)
     subscribe(subscriptions, 2, ChatSettings(min_severity=3))
@@ -65,19 +64,19 @@ def test_settings_decide_who_gets_an_alert_and_whether_it_rings(parts) -> None:
     subscribe(subscriptions, 10)
     subscriptions.deactivate(chat(10), "Forbidden: bot was blocked by the user")
 
-    assert router.on_signal(WHALE) == 5
+    assert await router.on_signal(WHALE) == 5
     assert queued(outbox) == {"1": (0, "en"), "4": (1, "en"), "5": (1, "pt"), "6": (0, "en"), "8": (0, "en")}
 
 
-def test_a_signal_seen_twice_is_queued_once_and_close_signals_merge(parts) -> None:
+async def test_a_signal_seen_twice_is_queued_once_and_close_signals_merge(parts) -> None:
     subscriptions, outbox, router = parts
     subscribe(subscriptions, 1)
-    assert router.on_signal(WHALE) == 1
-    assert router.on_signal(WHALE) == 0
+    assert await router.on_signal(WHALE) == 1
+    assert await router.on_signal(WHALE) == 0
     burst = replace(WHALE, id="BTCUSDT-burst-1767225625000", kind="burst", window_start=WHALE.window_start + 25_000,
                     evidence={"burst_ratio": 4.5, "trade_count": 900})
     later = replace(burst, id="BTCUSDT-burst-1767225630000", window_start=WHALE.window_start + 30_000)
-    assert router.on_signal(burst) == 1 and router.on_signal(later) == 1
+    assert await router.on_signal(burst) == 1 and await router.on_signal(later) == 1
     rows = outbox.db.execute("SELECT id FROM outbox ORDER BY id").fetchall()
     assert [[i.signal.id for i in outbox.items(row[0])] for row in rows] == [[WHALE.id, burst.id], [later.id]]
 
@@ -88,9 +87,9 @@ async def test_console_prints_the_alert_then_the_explanation(tmp_path: Path) -> 
     out = io.StringIO()
     dispatcher = Dispatcher(ConsoleSender(out), outbox, subscriptions)
     router = AlertRouter(subscriptions, outbox, static=[CONSOLE], on_queued=dispatcher.wake)
-    router.on_signal(WHALE)
+    await router.on_signal(WHALE)
     assert await dispatcher.drain(5)
-    router.on_explanation(WHALE.id, "Two large buyers lifted the offer.", "groq")
+    await router.on_explanation(WHALE.id, "Two large buyers lifted the offer.", "groq")
     assert await dispatcher.drain(5)
     assert out.getvalue().splitlines() == [
         "ALERT #1 BTCUSDT · Whale trades · buy · severity 2/3",
@@ -111,24 +110,30 @@ def test_migrations_run_once_and_in_order(tmp_path: Path) -> None:
     assert {"chats", "subscriptions", "outbox", "outbox_signals", "alert_signals"} <= set(db.table_names())
 
 
-async def test_routing_to_thousands_runs_on_its_own_thread_in_chunks_and_merges_across_them(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "flowbot.db")
-    subscriptions = Subscriptions(db)
-    count = 2 * ROUTE_CHUNK + 7  # three routing transactions
+async def test_routing_to_thousands_gives_the_loop_back_between_chunks_and_merges_across_them(parts) -> None:
+    subscriptions, outbox, router = parts
+    count = 2 * ROUTE_CHUNK + 7  # three chunks
     for n in range(count):
         subscribe(subscriptions, n)
-    woken: list[str] = []
-    routing = RoutingWorker(tmp_path / "flowbot.db", 30, [], on_queued=lambda: woken.append(current_thread().name))
+    ticks = 0
+
+    async def ticker() -> None:  # stands for the feed: it must run while a signal is being routed
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
     later = replace(WHALE, id="BTCUSDT-whale-1767225610000", window_start=WHALE.window_start + 10_000)
     try:
-        assert await routing.signal(WHALE) == count
-        assert await routing.signal(WHALE) == 0  # redelivered by the bus: alerted once
-        assert await routing.signal(later) == count  # within the merge window: joins each destination's row
-        await routing.explanation(WHALE.id, "Buyers lifted the offer.", "groq")
+        before = ticks
+        assert await router.on_signal(WHALE) == count
+        assert ticks - before >= 3
+        assert await router.on_signal(WHALE) == 0  # redelivered by the bus: alerted once
+        assert await router.on_signal(later) == count  # within the merge window: joins each destination's row
     finally:
-        routing.close()
-    rows = db.execute("SELECT chat_id, count(*) FROM outbox_signals GROUP BY outbox_id").fetchall()
+        ticking.cancel()
+    rows = outbox.db.execute("SELECT chat_id, count(*) FROM outbox_signals GROUP BY outbox_id").fetchall()
     assert sorted(int(chat_id) for chat_id, _ in rows) == list(range(count))
     assert {n for _, n in rows} == {2}
-    assert db.execute("SELECT text FROM alert_explanations").fetchall() == [("Buyers lifted the offer.",)]
-    assert woken == [current_thread().name] * 2  # on the event loop, once per signal that queued rows
