@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from fakes.loopback import LoopbackServer
+
 _REST_PREFIX = {"spot": "/api/v3", "usdm": "/fapi/v1"}
 _CONTROL_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
 _ROW_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
@@ -351,8 +353,10 @@ def _int_param(params: dict[str, str], name: str) -> int | None:
     return None if value is None else int(value)
 
 
-class FakeBinance:
+class FakeBinance(LoopbackServer):
     """Fake Binance market-data server playing a tape of recorded combined-stream messages as a live market."""
+
+    shutdown_timeout = 0.25
 
     def __init__(
         self,
@@ -366,6 +370,7 @@ class FakeBinance:
         max_streams_per_connection: int = 1024,
         max_control_per_second: int = 5,
     ) -> None:
+        super().__init__()
         if market not in _REST_PREFIX:
             raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
         self.market = market
@@ -398,40 +403,27 @@ class FakeBinance:
         self._running.set()
         self._market: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> FakeBinance:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     @property
     def ws_url(self) -> str:
         """Base WebSocket URL; clients append /stream?streams=..."""
-        return f"ws://127.0.0.1:{self._bound_port()}"
+        return f"ws://127.0.0.1:{self.port}"
 
     @property
     def rest_url(self) -> str:
         """Base REST URL."""
-        return f"http://127.0.0.1:{self._bound_port()}"
+        return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
-        """Serve on 127.0.0.1 at a free port."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         prefix = _REST_PREFIX[self.market]
         app.router.add_get("/stream", self._handle_stream)
         app.router.add_get(f"{prefix}/aggTrades", self._handle_agg_trades)
         app.router.add_get(f"{prefix}/ping", self._handle_ping)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def close(self) -> None:
-        """Stop the market, close every WebSocket (aborting backlogged ones) and stop the server."""
+    async def stop_work(self) -> None:
+        """Stop the market and close every WebSocket (aborting backlogged ones)."""
         tasks = [*self._tasks, *([self._market] if self._market else [])]
         for task in tasks:
             task.cancel()
@@ -444,9 +436,6 @@ class FakeBinance:
                 self._drop(conn)
                 conn.transport.abort()
         await asyncio.gather(*(conn.close(WSCloseCode.GOING_AWAY) for conn in connections if conn.alive))
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
 
     def play(self) -> None:
         """Start the market (idempotent)."""
@@ -488,12 +477,6 @@ class FakeBinance:
         """The full REST history of a symbol, played or not, ascending by id."""
         history = self._history.get(symbol)
         return [_rest_row(event, self._best_match) for event in history.events] if history else []
-
-    def _bound_port(self) -> int:
-        """The listening port; RuntimeError before start()."""
-        if self._port is None:
-            raise RuntimeError("FakeBinance is not started")
-        return self._port
 
     def _build_history(self, rest_history: dict[str, list[Json]]) -> dict[str, _History]:
         """REST history per symbol: the tape's aggTrades, or merged from its @trade events, or as given."""

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from fakes.loopback import LoopbackServer
+
 PREFIXES = {"groq": "/openai/v1", "openai": "/v1", "dashscope": "/compatible-mode/v1"}
 MALFORMED_BODY = b'{"id": "x", "choices": ['
 _MODELS = {
@@ -81,32 +83,19 @@ def _error_body(status: int) -> Json:
     return {"error": {"message": f"fake provider error (HTTP {status})", "type": kind, "code": code}}
 
 
-class FakeChatServer:
+class FakeChatServer(LoopbackServer):
     """Scripted OpenAI-compatible chat-completions endpoints on 127.0.0.1 at a free port; records every request."""
 
+    cancel_abandoned_handlers = True  # a client that gives up (timeout) cancels its delayed answer
+
     def __init__(self, *, default: Reply | None = None, latency: float = 0.0) -> None:
+        super().__init__()
         self.default = default or Reply(text="ok")
         self.latency = latency
         self.requests: list[Request] = []
         self._scripts: dict[str, deque[Reply]] = {name: deque() for name in PREFIXES}
         self._responders: dict[str, Callable[[Json], Reply]] = {}
         self._handlers: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> FakeChatServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        """The host URL, http://127.0.0.1:PORT."""
-        if self._port is None:
-            raise RuntimeError("FakeChatServer is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def groq_base_url(self) -> str:
@@ -123,27 +112,19 @@ class FakeChatServer:
         """Base URL for openai.AsyncOpenAI as DashScope (compatible mode)."""
         return self.url + PREFIXES["dashscope"]
 
-    async def start(self) -> None:
-        """Serve on 127.0.0.1 at a free port."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         for prefix in PREFIXES.values():
             app.router.add_post(f"{prefix}/chat/completions", self._handle_completion)
             app.router.add_get(f"{prefix}/models", self._handle_models)
-        # handler_cancellation: a client that gives up (timeout) cancels its delayed handler instead of leaving it
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def close(self) -> None:
-        """Cancel answers still in flight (delayed ones included) and stop the server."""
+    async def stop_work(self) -> None:
+        """Cancel answers still in flight (delayed ones included)."""
         handlers = list(self._handlers)
         for task in handlers:
             task.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
 
     def script(self, provider: str, *replies: Reply) -> None:
         """Queue answers for a provider (groq | openai | dashscope), first in first out."""

@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 import orjson
 from aiohttp import WSMsgType, web
 
+from fakes.loopback import LoopbackServer
+
 Json = dict[str, Any]
 
 API_PREFIX = "/api/v10"
@@ -504,7 +506,7 @@ async def _read_message_body(request: web.Request) -> tuple[Json, list[SentFile]
     return body, files
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """Fake Discord REST API v10 and gateway on one aiohttp server at 127.0.0.1 and a free port."""
 
     def __init__(
@@ -514,6 +516,7 @@ class FakeDiscord:
         guilds: list[FakeGuild] | None = None,
         heartbeat_interval: float = 41.25,
     ) -> None:
+        super().__init__()
         self.token = token
         self.guilds = guilds if guilds is not None else [FakeGuild.default()]
         self.heartbeat_interval = heartbeat_interval
@@ -537,22 +540,6 @@ class FakeDiscord:
         self._outage = False
         self._changed = asyncio.Event()
         self._last_snowflake = 0
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> FakeDiscord:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        """The host URL, http://127.0.0.1:PORT."""
-        if self._port is None:
-            raise RuntimeError("FakeDiscord is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def api_base(self) -> str:
@@ -579,8 +566,7 @@ class FakeDiscord:
         """The first guild's first text channel."""
         return next(iter(self.guild.channels.values()))
 
-    async def start(self) -> None:
-        """Serve on 127.0.0.1 at a free port."""
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * ATTACHMENT_SIZE_LIMIT)
         app.router.add_get(GATEWAY_PATH, self._handle_gateway)
         routes = [
@@ -603,18 +589,12 @@ class FakeDiscord:
         ]
         for method, path, handler in routes:
             app.router.add_route(method, API_PREFIX + path, handler)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def close(self) -> None:
-        """Close gateway connections (1001 going away) and stop the server."""
+    async def stop_work(self) -> None:
+        """Close gateway connections (1001 going away)."""
         for socket in list(self._sockets):
             await socket.ws.close(code=1001, message=b"server closing")
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
 
     # Test hooks: faults
 

@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 from aiohttp import BodyPartReader, web
 
+from fakes.loopback import LoopbackServer
+
 DEFAULT_TOKEN = "123456789:AAFakeTelegramTokenForFlowbotTests0000"
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -357,10 +359,13 @@ def _preview_disabled(params: Json) -> bool:
     )
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """Telegram Bot API on 127.0.0.1 at a free port: records calls and sent messages, queues pushed updates."""
 
+    cancel_abandoned_handlers = True  # a client that gives up (timeout) cancels its delayed answer
+
     def __init__(self, token: str = DEFAULT_TOKEN, *, username: str = "flowbot_test_bot", delay: float = 0.0) -> None:
+        super().__init__()
         self.token = token
         self.delay = delay
         self.max_poll_wait = 0.1  # seconds getUpdates waits for an update, whatever timeout the client asked
@@ -393,8 +398,6 @@ class FakeTelegram:
         self._outage = False
         self._changed = asyncio.Event()
         self._handlers: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._methods: dict[str, tuple[str, Callable[[Json, Files], Awaitable[Any]]]] = {
             name.lower(): (name, handler)
             for name, handler in {
@@ -417,20 +420,6 @@ class FakeTelegram:
             }.items()
         }
 
-    async def __aenter__(self) -> FakeTelegram:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        """The host URL, http://127.0.0.1:PORT."""
-        if self._port is None:
-            raise RuntimeError("FakeTelegram is not started")
-        return f"http://127.0.0.1:{self._port}"
-
     @property
     def base_url(self) -> str:
         """base_url for telegram.Bot / ApplicationBuilder (PTB appends the token)."""
@@ -446,25 +435,18 @@ class FakeTelegram:
         """The commands set for the default scope and no language."""
         return self.commands_for()
 
-    async def start(self) -> None:
-        """Serve on 127.0.0.1 at a free port."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle_call)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def close(self) -> None:
-        """Cancel answers still in flight (delayed ones included) and stop the server."""
+    async def stop_work(self) -> None:
+        """Cancel answers still in flight (delayed ones included)."""
         handlers = list(self._handlers)
         for task in handlers:
             task.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
 
     def commands_for(self, scope: Json | None = None, language_code: str = "") -> list[Json]:
         """The commands set for a scope (a BotCommandScope dict, default scope if None) and language."""
