@@ -95,7 +95,6 @@ class FakeChatServer(LoopbackServer):
         self.requests: list[Request] = []
         self._scripts: dict[str, deque[Reply]] = {name: deque() for name in PREFIXES}
         self._responders: dict[str, Callable[[Json], Reply]] = {}
-        self._handlers: set[asyncio.Task[Any]] = set()
 
     @property
     def groq_base_url(self) -> str:
@@ -118,13 +117,6 @@ class FakeChatServer(LoopbackServer):
             app.router.add_post(f"{prefix}/chat/completions", self._handle_completion)
             app.router.add_get(f"{prefix}/models", self._handle_models)
         return app
-
-    async def stop_work(self) -> None:
-        """Cancel answers still in flight (delayed ones included)."""
-        handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
 
     def script(self, provider: str, *replies: Reply) -> None:
         """Queue answers for a provider (groq | openai | dashscope), first in first out."""
@@ -170,13 +162,8 @@ class FakeChatServer(LoopbackServer):
 
     async def _handle_completion(self, request: web.Request) -> web.Response:
         """POST .../chat/completions: record, wait, then answer as scripted; close() can cancel the wait."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
+        with self.answering():
             return await self._complete(request)
-        finally:
-            self._handlers.discard(task)
 
     async def _complete(self, request: web.Request) -> web.Response:
         """The answer to one chat-completion request."""

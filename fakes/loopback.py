@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Self
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Self
 
 from aiohttp import web
 
 
 class LoopbackServer:
-    """Serves `build_app()` on 127.0.0.1 at a free port, as an async context manager; `stop_work()` lets a
-    subclass end its own work (answers in flight, open sockets) before the server stops."""
+    """Serves `build_app()` on 127.0.0.1 at a free port, as an async context manager. Closing cancels the
+    answers still in flight (see `answering`), then `stop_work()` lets a subclass end its own work (open
+    sockets, background tasks) before the server stops."""
 
     shutdown_timeout = 0.1  # seconds the runner waits for open connections at close
     cancel_abandoned_handlers = False  # cancel a handler whose client gave up (delayed answers)
@@ -17,6 +21,7 @@ class LoopbackServer:
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._answering: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -47,10 +52,25 @@ class LoopbackServer:
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self._port = self._runner.addresses[0][1]
 
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Inside a handler: while the block runs, closing the server cancels it (delayed answers included)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._answering.add(task)
+        try:
+            yield
+        finally:
+            self._answering.discard(task)
+
     async def stop_work(self) -> None:
         """End the subclass's own work before the server stops (nothing by default)."""
 
     async def close(self) -> None:
+        answers = list(self._answering)
+        for task in answers:
+            task.cancel()
+        await asyncio.gather(*answers, return_exceptions=True)
         await self.stop_work()
         if self._runner:
             await self._runner.cleanup()

@@ -397,7 +397,6 @@ class FakeTelegram(LoopbackServer):
         self._blocked: set[int] = set()
         self._outage = False
         self._changed = asyncio.Event()
-        self._handlers: set[asyncio.Task[Any]] = set()
         self._methods: dict[str, tuple[str, Callable[[Json, Files], Awaitable[Any]]]] = {
             name.lower(): (name, handler)
             for name, handler in {
@@ -440,13 +439,6 @@ class FakeTelegram(LoopbackServer):
         app.router.add_route("*", "/bot{token}/{method}", self._handle_call)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         return app
-
-    async def stop_work(self) -> None:
-        """Cancel answers still in flight (delayed ones included)."""
-        handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
 
     def commands_for(self, scope: Json | None = None, language_code: str = "") -> list[Json]:
         """The commands set for a scope (a BotCommandScope dict, default scope if None) and language."""
@@ -605,17 +597,13 @@ class FakeTelegram(LoopbackServer):
 
     async def _handle_call(self, request: web.Request) -> web.Response:
         """POST /bot<token>/<method>: record, then answer; close() can cancel a delayed answer."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
         call = ApiCall(request.match_info["method"], {}, time.monotonic())
         self.requests.append(call)
-        try:
-            response = await self._answer(request, call)
-        except ApiError as exc:
-            response = _error_response(exc)
-        finally:
-            self._handlers.discard(task)
+        with self.answering():
+            try:
+                response = await self._answer(request, call)
+            except ApiError as exc:
+                response = _error_response(exc)
         call.status = response.status
         self._notify()
         return response
