@@ -11,9 +11,9 @@ from ai.offline import explain_offline
 from ai.prompts import explain_messages
 from ai.providers import Completer
 from ai.snapshot import signal_snapshot
+from core.events import Signal
 from engine.analysis.context import SymbolContext
 from engine.bus import Subscription
-from engine.events import Signal
 from storage.signal_store import SignalStore
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import groq
 import openai
 
 from ai.acceptance import acceptance
-from flowbot.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NAMES = {  # common names and tickers people type, by base asset
-    "BTC": ("btc", "bitcoin", "xbt"),
-    "ETH": ("eth", "ether", "ethereum"),
-    "SOL": ("sol", "solana"),
-    "BNB": ("bnb", "binance coin"),
-    "XRP": ("xrp", "ripple"),
-    "DOGE": ("doge", "dogecoin"),
-    "ADA": ("ada", "cardano"),
-}
-QUOTES = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "EUR", "BRL", "AUD")
+from presentation.symbols import NAMES, QUOTES
+
 PORTUGUESE_WORDS = frozenset([
     "está", "estão", "sendo", "comprado", "comprada", "vendido", "vendida", "agora", "hoje", "últimos",
     "última", "minutos", "horas", "hora", "qual", "quais", "compare", "comparar", "baleias", "houve", "teve",

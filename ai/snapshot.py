@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from core.events import Signal
+from core.features import PRICE_SCALE, QUOTE_SCALE
 from engine.analysis.context import FlowSummary, SymbolContext
-from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE
-from engine.events import Signal
 
 
 def _amount(value: int, scale: int = PRICE_SCALE, places: str = "0.0001") -> float:

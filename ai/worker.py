@@ -16,8 +16,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ai.providers import Attempt, Completion, Messages, ProviderChain, providers_from
-from flowbot.logs import configure_logging
-from flowbot.settings import Settings
+from core.logs import configure_logging
+from core.settings import Settings
 
 ATTEMPTS = 0  # the job number of a message that reports attempts rather than answering a job (jobs count from 1)
 

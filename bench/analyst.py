@@ -25,15 +25,15 @@ from ingest import build_tape
 
 from ai.analyst import Analyst
 from ai.worker import ModelWorker
+from core.events import Signal, TradeBatch
+from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
-from engine.events import Signal, TradeBatch
 from engine.replay.readers import read_replay
 from fakes.binance import FakeBinance
 from fakes.chat_completions import FakeChatServer, Reply
 from fakes.recordings import shared_data_dir
-from flowbot.settings import Settings
 
 ANSWER = Reply(text="Aggressive flow leaned to one side in this window; watch whether it persists.")
 

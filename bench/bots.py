@@ -30,12 +30,12 @@ from pathlib import Path
 from ingest import build_tape
 
 from bot.service import BotService
+from core.events import Signal, TradeBatch
+from core.settings import Settings
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
-from engine.events import Signal, TradeBatch
 from fakes.binance import FakeBinance
 from fakes.telegram_api import FakeTelegram
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 
 SYMBOL = "BTCUSDT"

@@ -24,12 +24,12 @@ from typing import Any
 import aiohttp
 import orjson
 
+from core.events import TradeBatch
+from core.settings import Settings
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
-from engine.events import TradeBatch
 from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording, loop_recording, shared_data_dir
-from flowbot.settings import Settings
 
 RECORDING = "binance-spot-aggtrade-ws.jsonl"
 

@@ -75,8 +75,8 @@ def child_pyarrow(path: Path) -> float:
 
 def child_replay(path: Path) -> float:
     """Seconds of the replay of `path`, after a warm-up replay of its first rows (loads the compiled kernels)."""
+    from core.settings import Settings
     from flowbot.replay import replay
-    from flowbot.settings import Settings
 
     def timed(csv: Path) -> float:
         with tempfile.TemporaryDirectory() as data_dir, open(os.devnull, "w") as out:  # printed, not kept in memory

@@ -15,7 +15,7 @@ import orjson
 import sqlite_utils
 
 from bot.models import Destination, Message
-from engine.events import Signal
+from core.events import Signal
 
 ROUTE_CHUNK = 250  # destinations per routing transaction: a few milliseconds of SQLite
 

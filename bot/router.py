@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from bot.models import Destination
 from bot.outbox import Outbox
 from bot.subscriptions import Subscriptions
-from engine.events import Signal
+from core.events import Signal
 
 
 class AlertRouter:

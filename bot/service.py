@@ -22,9 +22,9 @@ from bot.router import AlertRouter
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
 from bot.telegram.adapter import TelegramAdapter, telegram_concurrency
+from core.events import Signal
+from core.settings import Settings
 from engine.bus import Subscription
-from engine.events import Signal
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 

@@ -10,8 +10,8 @@ import orjson
 import sqlite_utils
 
 from bot.models import Destination
+from core.events import Signal
 from engine.analysis.signals import DETECTORS
-from engine.events import Signal
 
 SIGNAL_KINDS: tuple[str, ...] = tuple(DETECTORS)
 KIND_MODES = ("on", "silent", "off")

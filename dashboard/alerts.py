@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.outbox import Outbox
-from engine.events import Signal
+from core.events import Signal
 from storage.signal_store import SignalStore
 
 KINDS = ("whale", "burst", "imbalance", "cvd_divergence", "absorption")

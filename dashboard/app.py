@@ -10,7 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.charts import render_chart
+from core.events import Event, FeedHealthReport, Signal, WindowClosed
+from core.health_server import serving_health, started_ready
+from core.metrics import Metrics
+from core.settings import Settings
 from dashboard import pages
 from dashboard.alerts import AlertFeed
 from dashboard.auth import Auth
@@ -18,10 +21,7 @@ from dashboard.broadcast import Broadcaster, sse
 from dashboard.state import FeedHealthSource, LiveState
 from engine.bus import EventBus, Subscription
 from engine.bus_factory import make_bus
-from engine.events import Event, FeedHealthReport, Signal, WindowClosed
-from flowbot.health_server import serving_health, started_ready
-from flowbot.metrics import Metrics
-from flowbot.settings import Settings
+from presentation.charts import render_chart
 from storage.feature_store import FeatureStore
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.events import FeedHealthReport, WindowClosed
+from core.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
 from engine.analysis.context import KEPT_MS, SymbolContext
-from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
-from engine.events import FeedHealthReport, WindowClosed
 from engine.mirror import BusMirror
 from storage.feature_store import FeatureStore
 

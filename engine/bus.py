@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from engine.events import Event
+from core.events import Event
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from core.events import Event
 from engine.bus import Subscription, _is_power_of_ten
 from engine.event_codec import CodecError, decode, encode
-from engine.events import Event
 
 log = logging.getLogger(__name__)
 

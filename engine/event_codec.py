@@ -14,8 +14,7 @@ from typing import Any
 
 import orjson
 
-from engine.analysis.features import WindowFeatures
-from engine.events import (
+from core.events import (
     Event,
     FeedHealthReport,
     FeedStatusChanged,
@@ -25,7 +24,8 @@ from engine.events import (
     TradeBatch,
     WindowClosed,
 )
-from engine.trades import Trade
+from core.features import WindowFeatures
+from core.trades import Trade
 
 VERSION = 1
 EVENT_KINDS: dict[str, type[Event]] = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.events import Event, FeedHealthReport, WindowClosed
 from engine.analysis.context import SymbolContext
 from engine.bus import Subscription
-from engine.events import Event, FeedHealthReport, WindowClosed
 
 
 class BusMirror:

@@ -17,18 +17,18 @@ from pydantic import ValidationError
 
 from ai.ask import Asker
 from ai.providers import ProviderChain, providers_from
-from bot.handlers.flow_text import format_flow
+from core.events import FeedHealthReport, WindowClosed
+from core.health_server import HealthPortError, all_ready, feed_ready, serving_health, started_ready
+from core.logs import configure_logging
+from core.metrics import Metrics
+from core.settings import Settings
 from dashboard.app import Dashboard, run_dashboard
 from engine.bus_factory import make_bus
-from engine.events import FeedHealthReport, WindowClosed
 from engine.mirror import BusMirror
 from flowbot.compose import BotSide, Engine
 from flowbot.doctor import doctor
-from flowbot.health_server import HealthPortError, all_ready, feed_ready, serving_health, started_ready
-from flowbot.logs import configure_logging
-from flowbot.metrics import Metrics
 from flowbot.replay import replay
-from flowbot.settings import Settings
+from presentation.flow_text import format_flow
 from storage.feature_store import FeatureStore
 from storage.flow_query import FLOW_SPANS_MS, flow_report
 from storage.signal_store import SignalStore

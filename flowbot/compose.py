@@ -17,14 +17,14 @@ from ai.ask import Asker
 from ai.providers import Completer, ProviderChain, providers_from
 from ai.worker import ModelWorker
 from bot.service import BotService
+from core.events import Signal
+from core.metrics import Metrics
+from core.settings import Settings, StreamKind
+from core.trades import Trade
 from engine.analysis.context import SymbolContext
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
 from engine.connection.feed import BinanceFeed
-from engine.events import Signal
-from engine.trades import Trade
-from flowbot.metrics import Metrics
-from flowbot.settings import Settings, StreamKind
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore

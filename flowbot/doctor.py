@@ -20,8 +20,8 @@ from redis.backoff import NoBackoff
 from rich.console import Console
 from rich.table import Table
 
-from flowbot.logs import Masker, secret_values
-from flowbot.settings import Market, Settings
+from core.logs import Masker, secret_values
+from core.settings import Market, Settings
 
 CHECK_TIMEOUT = 3.0  # seconds for each check; they run at the same time
 OK, FAIL, SKIPPED = "ok", "FAIL", "skipped"

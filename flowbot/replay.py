@@ -17,12 +17,12 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core.events import Signal
+from core.settings import Settings
 from engine.analysis.columns import TradeColumns
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from engine.events import Signal
 from engine.replay.readers import ReplayBatch, ReplayInputError, RowProblem, detect_format, read_replay
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 

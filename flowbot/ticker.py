@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from engine.health import FeedHealth
-from engine.trades import Trade, scaled_to_decimal
+from core.health import FeedHealth
+from core.trades import Trade, scaled_to_decimal
 
 CLOSE_GRACE_S = 1.0
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from engine.analysis.features import FEATURE_COLUMNS, PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
+from core.features import FEATURE_COLUMNS, PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
 from engine.analysis.window_batch import WindowBatch
 
 DAY_MS = 86_400_000

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from engine.events import Signal
+from core.events import Signal
 
 TABLE = "signals"
 COLUMNS: dict[str, type] = {

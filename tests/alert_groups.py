@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.events import Signal
+from core.events import Signal
 
 
 def merge_groups(signals: list[Signal], merge_s: float) -> list[list[Signal]]:

@@ -11,13 +11,13 @@ import pytest
 from expected_flow import columns, load_csv
 from rich.console import Console
 
+from core.events import Signal
+from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from engine.events import Signal
 from fakes.chat_completions import FakeChatServer
 from fakes.recordings import shared_data_dir
 from flowbot.replay import replay
-from flowbot.settings import Settings
 from storage.signal_store import SignalStore
 
 

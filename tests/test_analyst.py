@@ -12,9 +12,9 @@ from ai.analyst import Analyst
 from ai.grounding import check_grounding
 from ai.offline import OFFLINE_MARK
 from ai.providers import ProviderChain, providers_from
+from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from fakes.chat_completions import FakeChatServer, Reply
-from flowbot.settings import Settings
 from storage.signal_store import SignalStore
 
 

@@ -16,9 +16,9 @@ from ai.ask import ASK_SYSTEM, Asker
 from ai.grounding import check_grounding
 from ai.offline import OFFLINE_MARK
 from ai.providers import ProviderChain, providers_from
+from core.settings import Settings
 from fakes.chat_completions import FakeChatServer, Reply
 from flowbot.replay import replay
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 

@@ -21,7 +21,8 @@ from bot.errors import DeliveryError, DestinationGone, Rejected, RetryLater, Tem
 from bot.handlers.commands import COMMANDS
 from bot.models import Destination, Message
 from bot.service import BotService
-from engine.events import Signal
+from core.events import Signal
+from core.settings import Settings
 from fakes.discord_api import (
     ALERTS_CHANNEL_ID,
     GENERAL_CHANNEL_ID,
@@ -33,7 +34,6 @@ from fakes.discord_api import (
     FakeDiscord,
     SentMessage,
 )
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 
 MERGE_S = 30

@@ -16,7 +16,7 @@ from bot.models import Destination
 from bot.outbox import ROUTE_CHUNK, Outbox
 from bot.router import AlertRouter
 from bot.subscriptions import ChatSettings, Subscriptions
-from engine.events import Signal
+from core.events import Signal
 
 HOUR_23 = 1_767_308_400.0  # 2026-01-01 23:00 UTC
 WHALE = Signal(id="BTCUSDT-whale-1767225600000", symbol="BTCUSDT", kind="whale", direction="buy", severity=2,

@@ -18,9 +18,9 @@ from bot.handlers.commands import COMMANDS
 from bot.models import Destination, Message
 from bot.service import BotService
 from bot.telegram.format import split_html
-from engine.events import Signal
+from core.events import Signal
+from core.settings import Settings
 from fakes.telegram_api import FakeTelegram
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 
 MERGE_S = 30

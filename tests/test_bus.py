@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from core.events import FeedStatusChanged, TradeBatch
 from engine.bus import InMemoryBus
-from engine.events import FeedStatusChanged, TradeBatch
 
 
 async def test_each_subscriber_gets_only_its_kinds_in_order() -> None:

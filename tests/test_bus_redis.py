@@ -16,12 +16,7 @@ import redis.asyncio as redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.analysis.features import WindowFeatures
-from engine.bus import InMemoryBus, Subscription
-from engine.bus_factory import make_bus
-from engine.bus_redis import RedisStreamsBus
-from engine.event_codec import CodecError, decode, encode
-from engine.events import (
+from core.events import (
     Event,
     FeedHealthReport,
     FeedStatusChanged,
@@ -31,7 +26,12 @@ from engine.events import (
     TradeBatch,
     WindowClosed,
 )
-from engine.trades import Trade
+from core.features import WindowFeatures
+from core.trades import Trade
+from engine.bus import InMemoryBus, Subscription
+from engine.bus_factory import make_bus
+from engine.bus_redis import RedisStreamsBus
+from engine.event_codec import CodecError, decode, encode
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = WindowFeatures(
@@ -142,7 +142,7 @@ async def test_consumers_of_one_group_share_the_work(make: Callable[..., RedisSt
 CRASHING_CONSUMER = """
 import asyncio, sys
 from engine.bus_redis import RedisStreamsBus
-from engine.events import Signal
+from core.events import Signal
 
 async def main() -> None:
     bus = RedisStreamsBus(sys.argv[1], prefix=sys.argv[2], block_ms=50)

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 
-from bot.charts import MAX_BARS, Chart, render_chart
+from core.settings import Settings
 from flowbot.replay import replay
-from flowbot.settings import Settings
+from presentation.charts import MAX_BARS, Chart, render_chart
 from storage.feature_store import FeatureStore
 from storage.flow_query import FLOW_SPANS_MS
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import random
 
+from core.features import WindowFeatures
 from engine.analysis.context import CONTEXT_SPANS, SymbolContext, summarize
-from engine.analysis.features import WindowFeatures
 from engine.analysis.window_batch import WindowBatch
 
 

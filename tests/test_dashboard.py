@@ -20,15 +20,15 @@ import redis
 from expected_flow import load_csv
 
 from bot.database import open_database
+from core.events import Signal, WindowClosed
+from core.features import PRICE_SCALE
+from core.health_server import HealthServer
+from core.metrics import Metrics
+from core.settings import Settings
 from dashboard.app import Dashboard, run_dashboard
 from dashboard.state import stored_windows
-from engine.analysis.features import PRICE_SCALE
 from engine.bus import InMemoryBus
 from engine.bus_factory import make_bus
-from engine.events import Signal, WindowClosed
-from flowbot.health_server import HealthServer
-from flowbot.metrics import Metrics
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 

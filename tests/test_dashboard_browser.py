@@ -21,9 +21,9 @@ import pytest
 from expected_flow import columns, load_csv
 from test_dashboard import TOKEN, serving_dashboard
 
+from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 

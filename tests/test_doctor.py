@@ -11,13 +11,13 @@ import pytest
 import redis
 from aiohttp import web
 
+from core.settings import Settings
 from fakes.binance import FakeBinance
 from fakes.chat_completions import FakeChatServer
 from fakes.discord_api import TOKEN as DISCORD_TOKEN
 from fakes.discord_api import FakeDiscord
 from fakes.telegram_api import FakeTelegram
 from flowbot.doctor import doctor
-from flowbot.settings import Settings
 
 TELEGRAM_TOKEN = "123456789:AAFakeTelegramTokenForFlowbotTests0000"
 AI_KEYS = {"GROQ_API_KEY": "gsk_doctor_groq_key", "DASHSCOPE_API_KEY": "sk-doctor-dashscope-key",

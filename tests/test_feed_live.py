@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from core.events import FeedStatusChanged, GapUnfilled
+from core.settings import Settings
+from core.trades import Trade, parse_scaled
 from engine.bus import InMemoryBus
 from engine.connection.feed import BinanceFeed
-from engine.events import FeedStatusChanged, GapUnfilled
-from engine.trades import Trade, parse_scaled
 from fakes.binance import ConnectionFault, FakeBinance
 from fakes.recordings import load_ws_recording
-from flowbot.settings import Settings
 
 FAST = {
     "WS_PING_INTERVAL": "5",

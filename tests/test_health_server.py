@@ -18,11 +18,11 @@ from bot.delivery import Dispatcher
 from bot.models import Destination, Message
 from bot.outbox import Outbox
 from bot.subscriptions import Subscriptions
-from engine.events import Signal
-from engine.health import ConnectionHealth, FeedHealth
-from flowbot.health_server import HealthServer, all_ready, feed_ready, started_ready
-from flowbot.metrics import Metrics
-from flowbot.settings import Settings
+from core.events import Signal
+from core.health import ConnectionHealth, FeedHealth
+from core.health_server import HealthServer, all_ready, feed_ready, started_ready
+from core.metrics import Metrics
+from core.settings import Settings
 
 SETTINGS = Settings(_env_file=None, HEALTH_PORT=0, HEALTH_CHECK_INTERVAL=10)
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from telegram import Bot
 
+from core.logs import configure_logging
+from core.settings import Settings
 from fakes.telegram_api import FakeTelegram
-from flowbot.logs import configure_logging
-from flowbot.settings import Settings
 
 TELEGRAM_TOKEN = "123456789:AAFakeTelegramTokenForFlowbotTests0000"
 SECRETS = {

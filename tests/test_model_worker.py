@@ -8,8 +8,8 @@ from answers import grounded_answer
 from ai.analyst import Analyst
 from ai.offline import OFFLINE_MARK
 from ai.worker import ModelWorker
+from core.settings import Settings
 from fakes.chat_completions import Reply
-from flowbot.settings import Settings
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from expected_flow import columns, expected_windows, load_csv
 
+from core.events import WindowClosed
+from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from engine.events import WindowClosed
-from flowbot.settings import Settings
 from storage.feature_store import FeatureStore
 
 

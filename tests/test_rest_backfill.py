@@ -5,10 +5,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from core.settings import Market
 from engine.connection.rest import BinanceRest, RestError
 from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording
-from flowbot.settings import Market
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from engine.events import Signal
+from core.events import Signal
 from storage.signal_store import SignalStore
 
 T0 = 1_700_000_000_000

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.events import Signal
+from core.features import PRICE_SCALE, WindowFeatures
 from engine.analysis.context import SymbolContext
-from engine.analysis.features import PRICE_SCALE, WindowFeatures
 from engine.analysis.signals import SignalDetector, SignalThresholds
-from engine.events import Signal
 
 T0 = 1_700_000_000_000  # ms, a minute boundary
 MINUTE = 60_000

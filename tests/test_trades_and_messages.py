@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.trades import parse_scaled
 from engine.analysis.validator import TradeValidator
 from engine.connection.binance_messages import InvalidMessage, trade_from_aggtrade, trade_from_trade, unwrap
-from engine.trades import parse_scaled
 
 
 @given(st.decimals(min_value=0, max_value=10**12, places=8, allow_nan=False, allow_infinity=False))

@@ -22,7 +22,7 @@ from bot.discord.sender import DiscordSender
 from bot.discord.slash import add_commands
 from bot.handlers.commands import Commands
 from bot.models import Caller, Destination, Message
-from flowbot.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ai.ask import Asker
-from bot.charts import render_chart
-from bot.handlers.flow_text import format_flow
-from bot.handlers.symbols import resolve_symbol
 from bot.models import Button, Caller, Destination, Message
 from bot.outbox import Outbox
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
+from presentation.charts import render_chart
+from presentation.flow_text import format_flow
+from presentation.symbols import resolve_symbol
 from storage.feature_store import FeatureStore
 from storage.flow_query import FLOW_SPANS_MS, flow_report
 

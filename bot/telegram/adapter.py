@@ -16,7 +16,7 @@ from bot.models import Caller, Destination, Message
 from bot.telegram.format import caption, keyboard, split_html
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import TelegramSender
-from flowbot.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

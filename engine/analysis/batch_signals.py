@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from core.events import Signal
+from core.features import WindowFeatures
 from engine.analysis.context import CONTEXT_SPANS, FlowSummary
-from engine.analysis.features import WindowFeatures
 from engine.analysis.signals import ABSORPTION_MIN_HISTORY_MS, DETECTORS, Finding, Flows, SignalDetector
 from engine.analysis.window_batch import QUOTES, WindowBatch, limbs_to_ints
-from engine.events import Signal
 
 SPANS_USED = {"1m": ("imbalance", "absorption"), "5m": ("cvd_divergence",), "1h": ("absorption",)}  # by detectors
 MARGIN = 1e-9  # far above float64's error on these ratios, far below any threshold's meaning

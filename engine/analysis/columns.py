@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.trades import Trade
+from core.trades import Trade
 
 INT = np.int64
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
 
-from engine.analysis.features import PRICE_SCALE, WindowFeatures
+from core.features import PRICE_SCALE, WindowFeatures
 from engine.analysis.window_batch import WindowBatch
 
 CONTEXT_SPANS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}

@@ -19,19 +19,18 @@ from dataclasses import replace
 
 import numpy as np
 
+from core.events import Signal, WindowClosed
+from core.features import QUOTE_SCALE, WindowFeatures
+from core.settings import Settings
+from core.trades import Trade
 from engine.analysis.batch_signals import BatchJudge
 from engine.analysis.columns import TradeColumns
 from engine.analysis.context import KEPT_MS, SymbolContext
-from engine.analysis.features import QUOTE_SCALE, WindowFeatures
 from engine.analysis.signals import SignalDetector, SignalThresholds
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import FlowRules, WindowBuilder
 from engine.bus import EventBus
-from engine.events import Signal, WindowClosed
-from engine.trades import Trade
-from flowbot.settings import Settings
-from storage.feature_store import FeatureStore
-from storage.signal_store import SignalStore
+from engine.sinks import FeatureSink, SignalSink
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +66,8 @@ class FlowPipeline:
         settings: Settings,
         bus: EventBus,
         *,
-        store: FeatureStore | None = None,
-        signal_store: SignalStore | None = None,
+        store: FeatureSink | None = None,
+        signal_store: SignalSink | None = None,
         by_trade_ids: bool = False,
         on_signal: Callable[[Signal], None] | None = None,
         clock: Callable[[], float] = time.time,

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from core.events import Signal
+from core.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
 from engine.analysis.context import CONTEXT_SPANS, FlowSummary, SymbolContext, summarize
-from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
-from engine.events import Signal
 
 NEAR_TOTAL_SHARE = Decimal("0.95")  # an imbalance share at or above this is severity 3
 EXACT_DECIMALS = 10**28  # integers below this divide exactly at Decimal's default precision (28 digits)

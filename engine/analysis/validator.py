@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from engine.trades import Trade
+from core.trades import Trade
 
 log = logging.getLogger(__name__)
 

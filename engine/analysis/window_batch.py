@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from engine.analysis.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
+from core.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
 from engine.analysis.kernels import BITS, LIMBS, MASK, limbs_to_float
 
 QUOTES = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote")  # kernels.QUOTE_SUMS

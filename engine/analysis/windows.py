@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.features import QUOTE_SCALE
 from engine.analysis.columns import TradeColumns
-from engine.analysis.features import QUOTE_SCALE
 from engine.analysis.kernels import UNSET, flow_state, kth_largest_recent, whale_thresholds, window_sums
 from engine.analysis.window_batch import WindowBatch
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.trades import Trade, parse_scaled
+from core.trades import Trade, parse_scaled
 
 SERVER_SHUTDOWN = "serverShutdown"
 

@@ -11,6 +11,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from core.events import FeedHealthReport, Gap, GapUnfilled, TradeBatch
+from core.health import ConnectionHealth, FeedHealth
+from core.settings import Settings, StreamKind
+from core.trades import Trade
 from engine.analysis.validator import TradeValidator
 from engine.bus import EventBus
 from engine.connection.binance_messages import (
@@ -27,10 +31,6 @@ from engine.connection.rest import MAX_PAGE, BinanceRest, RestError
 from engine.connection.sequencer import Sequencer
 from engine.connection.supervisor import ConnectionSupervisor, SupervisorPolicy
 from engine.connection.websocket import StreamConnection
-from engine.events import FeedHealthReport, Gap, GapUnfilled, TradeBatch
-from engine.health import ConnectionHealth, FeedHealth
-from engine.trades import Trade
-from flowbot.settings import Settings, StreamKind
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from flowbot.settings import Market
+from core.settings import Market
 
 log = logging.getLogger(__name__)
 

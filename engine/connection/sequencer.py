@@ -7,9 +7,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from engine.events import Gap
-from engine.health import SymbolHealth
-from engine.trades import Trade
+from core.events import Gap
+from core.health import SymbolHealth
+from core.trades import Trade
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from core.events import FeedStatusChanged
+from core.health import ConnectionHealth
 from engine.bus import EventBus
 from engine.connection.pacing import ConnectionPacer, backoff_delay
 from engine.connection.websocket import StreamConnection
-from engine.events import FeedStatusChanged
-from engine.health import ConnectionHealth
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from core.trades import Trade, parse_scaled, scaled_to_decimal
 from engine.analysis.columns import TradeColumns
 from engine.analysis.validator import BINANCE_LAUNCH_MS, TradeValidator
 from engine.connection.binance_messages import (
@@ -30,7 +31,6 @@ from engine.connection.binance_messages import (
     unwrap,
 )
 from engine.replay import csv_kernel
-from engine.trades import Trade, parse_scaled, scaled_to_decimal
 
 TEXT_LIMIT = 120  # characters of an offending line kept in a RowProblem
 MICROS_FROM = 10**14  # a dump time at or above this is in microseconds (spot dumps from 2025 on), else milliseconds

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.health import FeedHealth
-from flowbot.metrics import Metrics
-from flowbot.settings import Settings
+from core.health import FeedHealth
+from core.metrics import Metrics
+from core.settings import Settings
 
 Ready = Callable[[], tuple[bool, dict[str, Any]]]  # (ready, details shown by /readyz)
 STALL_INTERVALS = 3  # a connection whose last message is older than this many HEALTH_CHECK_INTERVALs is stalled

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.trades import Trade
+from core.trades import Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class GapUnfilled(Event):
 
 @dataclass(frozen=True, slots=True)
 class FeedHealthReport(Event):
-    """Periodic snapshot of the feed's health (see engine.health.FeedHealth.snapshot)."""
+    """Periodic snapshot of the feed's health (see core.health.FeedHealth.snapshot)."""
 
     snapshot: dict[str, Any] = field(default_factory=dict)
 
@@ -62,7 +62,7 @@ class FeedStatusChanged(Event):
 class WindowClosed(Event):
     """A window's features, final (or corrected: `revision` > 0 replaces an earlier row)."""
 
-    features: Any  # engine.analysis.features.WindowFeatures
+    features: Any  # core.features.WindowFeatures
     revision: int = 0
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from ai.question import NAMES, QUOTES
+NAMES = {  # common names and tickers people type, by base asset
+    "BTC": ("btc", "bitcoin", "xbt"),
+    "ETH": ("eth", "ether", "ethereum"),
+    "SOL": ("sol", "solana"),
+    "BNB": ("bnb", "binance coin"),
+    "XRP": ("xrp", "ripple"),
+    "DOGE": ("doge", "dogecoin"),
+    "ADA": ("ada", "cardano"),
+}
+QUOTES = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "EUR", "BRL", "AUD")
 
 
 def _base(symbol: str) -> str:

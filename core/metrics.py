@@ -12,11 +12,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from ai.providers import Attempt
-from engine.events import Signal
-from engine.health import FeedHealth
+from core.events import Signal
+from core.health import FeedHealth
 
 AI_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+class Attempt(Protocol):
+    """One model call as the AI layer reports it."""
+
+    provider: str
+    outcome: str  # ok | rejected:<reason> | timeout | ... | circuit_open
+    seconds: float
 
 
 class Stats(Protocol):

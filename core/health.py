@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import Gap
+from core.events import Gap
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 
-from flowbot.settings import Settings
+from core.settings import Settings
 
 MASK = "***"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
