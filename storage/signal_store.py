@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from core.events import Signal
+from core.events import Direction, Signal, SignalKind
 
 TABLE = "signals"
 COLUMNS: dict[str, type] = {
@@ -167,8 +167,8 @@ def _signal(row: dict[str, Any]) -> Signal:
     return Signal(
         id=row["id"],
         symbol=row["symbol"],
-        kind=row["kind"],
-        direction=row["direction"],
+        kind=SignalKind(row["kind"]),
+        direction=Direction(row["direction"]),
         severity=row["severity"],
         window_start=row["window_start"],
         window_end=row["window_end"],
