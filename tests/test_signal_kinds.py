@@ -17,6 +17,7 @@ from core.events import Direction, Signal, SignalKind
 from core.features import PRICE_SCALE, WindowFeatures
 from engine.analysis.context import CONTEXT_SPANS, SymbolContext
 from engine.analysis.window_batch import WindowBatch
+from engine.event_codec import decode, encode
 from engine.signals import registry
 from engine.signals.amounts import direction_of
 from engine.signals.batch import BatchJudge
@@ -25,6 +26,7 @@ from engine.signals.flows import Flows
 from engine.signals.kind import FactFormat, Finding, KindSpec, Wording
 from engine.signals.span_sums import SpanSums
 from engine.signals.thresholds import SignalThresholds
+from storage.signal_store import SignalStore
 
 T0 = 1_700_000_000_000
 BUILT_IN = ("whale", "burst", "imbalance", "cvd_divergence", "absorption")
@@ -163,3 +165,24 @@ def test_every_built_in_kind_is_worded_explained_and_documented(name: str) -> No
 
 def _fields(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+def test_direction_travels_as_a_plain_string_and_comes_back_typed(tmp_path) -> None:
+    signal = dataclasses.replace(a_whale_signal(), direction=Direction.SELL)
+    payload = encode(signal)
+    assert b'"direction":"sell"' in payload
+    decoded = decode(payload)
+    assert decoded == signal and type(decoded.direction) is Direction
+    store = SignalStore(tmp_path / "flowbot.db")
+    store.save_many([signal])
+    stored = store.recent()[0]
+    assert stored == signal and type(stored.direction) is Direction
+    store.close()
+
+
+def a_whale_signal() -> Signal:
+    """A whale signal from the built-in kinds."""
+    detector, context = SignalDetector(THRESHOLDS, clock=lambda: 1.0), SymbolContext("BTCUSDT")
+    w = dataclasses.replace(WINDOWS[0], whale_count=1, whale_buy_quote=5 * 10**21)
+    context.add(w)
+    return next(s for s in detector.detect(w, context) if s.kind == "whale")
