@@ -11,9 +11,9 @@ import sqlite_utils
 
 from bot.models import Destination
 from core.events import Signal
-from engine.analysis.signals import DETECTORS
+from engine.signals.registry import kind_names
 
-SIGNAL_KINDS: tuple[str, ...] = tuple(DETECTORS)
+SIGNAL_KINDS: tuple[str, ...] = kind_names()
 KIND_MODES = ("on", "silent", "off")
 LANGUAGES = ("en", "pt")
 

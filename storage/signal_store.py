@@ -11,7 +11,7 @@ import orjson
 import sqlite_utils
 from sqlite_utils.db import Table
 
-from core.events import Signal
+from core.events import Direction, Signal, SignalKind
 
 TABLE = "signals"
 COLUMNS: dict[str, type] = {
@@ -169,8 +169,8 @@ def _signal(row: dict[str, Any]) -> Signal:
     return Signal(
         id=row["id"],
         symbol=row["symbol"],
-        kind=row["kind"],
-        direction=row["direction"],
+        kind=SignalKind(row["kind"]),
+        direction=Direction(row["direction"]),
         severity=row["severity"],
         window_start=row["window_start"],
         window_end=row["window_end"],

@@ -12,6 +12,7 @@ from ai.ask import Asker
 from bot.models import Button, Caller, Destination, Message
 from bot.outbox import Outbox
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
+from engine.signals.registry import all_kinds
 from presentation.charts import render_chart
 from presentation.flow_text import format_flow
 from presentation.symbols import resolve_symbol
@@ -123,6 +124,7 @@ class Commands:
         if caller.destination.platform == "discord":
             lines.append("/alerts here: send this server's alerts to this channel (Manage Channels)")
         lines.append(f"Symbols: {', '.join(self.symbols)}. Kinds: {', '.join(SIGNAL_KINDS)}.")
+        lines.extend(f"• {spec.name}: {spec.doc}" for spec in all_kinds())
         return Message("Flowbot commands", "\n".join(lines))
 
     def _channel(self, caller: Caller) -> str | None:
