@@ -33,7 +33,8 @@ from engine.replay import read_replay
 from fakes.binance import FakeBinance
 from fakes.chat_completions import FakeChatServer, Reply
 from fakes.recordings import shared_data_dir
-from flowbot.configs import make_feed, pipeline_config
+from flowbot.analysis_config import pipeline_config
+from flowbot.feed_config import make_feed
 
 ANSWER = Reply(text="Aggressive flow leaned to one side in this window; watch whether it persists.")
 

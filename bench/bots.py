@@ -35,7 +35,7 @@ from core.settings import Settings
 from engine.bus import InMemoryBus
 from fakes.binance import FakeBinance
 from fakes.telegram_api import FakeTelegram
-from flowbot.configs import make_feed
+from flowbot.feed_config import make_feed
 from storage.feature_store import FeatureStore
 
 SYMBOL = "BTCUSDT"

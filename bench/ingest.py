@@ -29,7 +29,7 @@ from core.settings import Settings
 from engine.bus import InMemoryBus
 from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording, loop_recording, shared_data_dir
-from flowbot.configs import make_feed
+from flowbot.feed_config import make_feed
 
 RECORDING = "binance-spot-aggtrade-ws.jsonl"
 

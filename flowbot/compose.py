@@ -24,7 +24,8 @@ from core.trades import Trade
 from engine.analysis.context import SymbolContext
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
-from flowbot.configs import make_feed, pipeline_config
+from flowbot.analysis_config import pipeline_config
+from flowbot.feed_config import make_feed
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore

@@ -23,7 +23,7 @@ from engine.analysis.columns import TradeColumns
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.replay import ReplayBatch, ReplayInputError, RowProblem, detect_format, read_replay
-from flowbot.configs import pipeline_config
+from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 

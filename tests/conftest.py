@@ -17,7 +17,7 @@ from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from fakes.chat_completions import FakeChatServer
 from fakes.recordings import shared_data_dir
-from flowbot.configs import pipeline_config
+from flowbot.analysis_config import pipeline_config
 from flowbot.replay import replay
 from storage.signal_store import SignalStore
 

@@ -24,7 +24,7 @@ from test_dashboard import TOKEN, serving_dashboard
 from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from flowbot.configs import pipeline_config
+from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 

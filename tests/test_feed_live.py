@@ -19,7 +19,8 @@ from engine.bus import InMemoryBus
 from engine.connection.feed import MarketFeed
 from fakes.binance import ConnectionFault, FakeBinance
 from fakes.recordings import load_ws_recording
-from flowbot.configs import make_feed, pipeline_config
+from flowbot.analysis_config import pipeline_config
+from flowbot.feed_config import make_feed
 
 FAST = {
     "WS_PING_INTERVAL": "5",

@@ -12,7 +12,7 @@ from core.events import WindowClosed
 from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from flowbot.configs import pipeline_config
+from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 
 

@@ -1,5 +1,1 @@
-"""Binance spot and USD-M futures."""
-
-from engine.venues.binance.venue import BinanceVenue
-
-__all__ = ["BinanceVenue"]
+"""Binance spot and USD-M futures as a venue (venue.BinanceVenue); its formats are also read by replay."""
