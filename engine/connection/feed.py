@@ -154,7 +154,7 @@ class MarketFeed:
     def handle_text(self, text: str, connection: StreamConnection) -> None:
         """Decode, validate and sequence one WebSocket text frame."""
         trade = self._decode(text)
-        if type(trade) is not Trade:
+        if not isinstance(trade, Trade):
             self._handle_other(trade, connection)
             return
         sequencer = self.sequencers.get(trade.symbol)
