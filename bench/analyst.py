@@ -29,11 +29,12 @@ from core.events import Signal, TradeBatch
 from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from engine.connection.feed import BinanceFeed
-from engine.replay.readers import read_replay
+from engine.replay import read_replay
 from fakes.binance import FakeBinance
 from fakes.chat_completions import FakeChatServer, Reply
 from fakes.recordings import shared_data_dir
+from flowbot.analysis_config import pipeline_config
+from flowbot.feed_config import make_feed
 
 ANSWER = Reply(text="Aggressive flow leaned to one side in this window; watch whether it persists.")
 
@@ -44,7 +45,7 @@ def real_signals(count: int) -> tuple[list[Signal], FlowPipeline]:
     assert folder is not None
     settings = Settings(_env_file=None, WHALE_MIN_NOTIONAL="5000", WHALE_PERCENTILE="0")
     found: list[Signal] = []
-    pipeline = FlowPipeline(settings, InMemoryBus(), on_signal=found.append)
+    pipeline = FlowPipeline(pipeline_config(settings), InMemoryBus(), on_signal=found.append)
     for batch in read_replay(folder / "BTCUSDT-aggTrades-2026-01-01.csv"):
         pipeline.on_columns(batch.columns)
     pipeline.finish()
@@ -75,7 +76,7 @@ async def run(tape: list[dict], with_analyst: bool, signal_count: int) -> dict[s
     )
     bus = InMemoryBus()
     counter = bus.subscribe(TradeBatch, name="counter", maxsize=1_000_000)
-    feed = BinanceFeed(settings, bus)
+    feed = make_feed(settings, bus)
     feed_task = asyncio.create_task(feed.run())
     while binance.open_connections() < 1:
         await asyncio.sleep(0.01)

@@ -33,9 +33,9 @@ from bot.service import BotService
 from core.events import Signal, TradeBatch
 from core.settings import Settings
 from engine.bus import InMemoryBus
-from engine.connection.feed import BinanceFeed
 from fakes.binance import FakeBinance
 from fakes.telegram_api import FakeTelegram
+from flowbot.feed_config import make_feed
 from storage.feature_store import FeatureStore
 
 SYMBOL = "BTCUSDT"
@@ -128,7 +128,7 @@ async def ingest(tape: list[dict], offered: float | None = None) -> Ingestion:
         )
         bus = InMemoryBus()
         counter = bus.subscribe(TradeBatch, name="counter", maxsize=1_000_000)
-        feed_task = asyncio.create_task(BinanceFeed(settings, bus).run())
+        feed_task = asyncio.create_task(make_feed(settings, bus).run())
         while binance.open_connections() < 1:
             await asyncio.sleep(0.01)
         started = time.perf_counter()

@@ -27,9 +27,9 @@ import orjson
 from core.events import TradeBatch
 from core.settings import Settings
 from engine.bus import InMemoryBus
-from engine.connection.feed import BinanceFeed
 from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording, loop_recording, shared_data_dir
+from flowbot.feed_config import make_feed
 
 RECORDING = "binance-spot-aggtrade-ws.jsonl"
 
@@ -75,7 +75,7 @@ async def flowbot_feed(tape: list[dict[str, Any]]) -> float:
     )
     bus = InMemoryBus()
     subscription = bus.subscribe(TradeBatch, name="counter", maxsize=1_000_000)
-    feed = BinanceFeed(settings, bus)
+    feed = make_feed(settings, bus)
     feed_task = asyncio.create_task(feed.run())
     while fake.open_connections() < 1:
         await asyncio.sleep(0.01)

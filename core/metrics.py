@@ -124,7 +124,7 @@ class Metrics:
         self.registry.register(self._delivery)
 
     def watch_feed(self, health: FeedHealth) -> None:
-        """A feed's health (BinanceFeed.health)."""
+        """A feed's health (MarketFeed.health)."""
         self._feed.feeds.append(health)
 
     def watch_dispatchers(self, dispatchers: Mapping[str, Stats] | Iterable[Stats]) -> None:

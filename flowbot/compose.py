@@ -19,12 +19,13 @@ from ai.worker import ModelWorker
 from bot.service import BotService
 from core.events import Signal
 from core.metrics import Metrics
-from core.settings import Settings, StreamKind
+from core.settings import Settings
 from core.trades import Trade
 from engine.analysis.context import SymbolContext
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
-from engine.connection.feed import BinanceFeed
+from flowbot.analysis_config import pipeline_config
+from flowbot.feed_config import make_feed
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
@@ -43,11 +44,11 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval)
+        self.feed = make_feed(settings, bus, symbols=symbols)
         self.pipeline = FlowPipeline(
-            settings, bus, store=self.store, signal_store=signal_store,
-            by_trade_ids=settings.stream is StreamKind.TRADE, on_signal=metrics.count_signal,
+            pipeline_config(settings), bus, store=self.store, signal_store=signal_store,
+            by_trade_ids=self.feed.venue.by_trade_ids, on_signal=metrics.count_signal,
         )
-        self.feed = BinanceFeed(settings, bus, symbols=symbols)
         metrics.watch_feed(self.feed.health)
         self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out) if out else None
         self.feed.on_trades = self._on_trades

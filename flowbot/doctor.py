@@ -22,6 +22,7 @@ from rich.table import Table
 
 from core.logs import Masker, secret_values
 from core.settings import Market, Settings
+from flowbot.feed_config import venue_from
 
 CHECK_TIMEOUT = 3.0  # seconds for each check; they run at the same time
 OK, FAIL, SKIPPED = "ok", "FAIL", "skipped"
@@ -128,7 +129,8 @@ async def _binance_rest(session: aiohttp.ClientSession, settings: Settings) -> s
 
 
 async def _binance_ws(session: aiohttp.ClientSession, settings: Settings) -> str:
-    url = f"{settings.ws_url}/stream?streams={settings.symbols[0].lower()}@{settings.stream.value}"
+    venue = venue_from(settings)
+    url = venue.connection_url(settings.ws_url, venue.stream_names(settings.symbols[:1]))
     started = time.monotonic()
     try:
         async with session.ws_connect(url, autoping=False):

@@ -22,7 +22,8 @@ from core.settings import Settings
 from engine.analysis.columns import TradeColumns
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from engine.replay.readers import ReplayBatch, ReplayInputError, RowProblem, detect_format, read_replay
+from engine.replay import ReplayBatch, ReplayInputError, RowProblem, detect_format, read_replay
+from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
@@ -99,7 +100,9 @@ async def replay(
     def print_signal(signal: Signal) -> None:
         out.write(signal_line(signal, as_json) + "\n")
 
-    pipeline = FlowPipeline(settings, bus, store=store, signal_store=signal_store, on_signal=print_signal)
+    pipeline = FlowPipeline(
+        pipeline_config(settings), bus, store=store, signal_store=signal_store, on_signal=print_signal
+    )
     pacer = Pacer(speed)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),

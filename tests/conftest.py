@@ -17,6 +17,7 @@ from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from fakes.chat_completions import FakeChatServer
 from fakes.recordings import shared_data_dir
+from flowbot.analysis_config import pipeline_config
 from flowbot.replay import replay
 from storage.signal_store import SignalStore
 
@@ -35,7 +36,7 @@ def replayed(shared_data: Path) -> FlowPipeline:
     """The real BTCUSDT dump through the pipeline, with a whale floor low enough to give whale signals."""
     settings = Settings(_env_file=None, WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0")
     found: list[Signal] = []
-    pipeline = FlowPipeline(settings, InMemoryBus(), on_signal=found.append)
+    pipeline = FlowPipeline(pipeline_config(settings), InMemoryBus(), on_signal=found.append)
     pipeline.on_columns(columns(load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")))
     pipeline.finish()
     pipeline.found = found  # type: ignore[attr-defined]

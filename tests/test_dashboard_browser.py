@@ -24,6 +24,7 @@ from test_dashboard import TOKEN, serving_dashboard
 from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
+from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
@@ -145,7 +146,7 @@ async def test_dashboard_follows_a_replay_live_in_chromium(shared_data: Path, tm
     signal_store = SignalStore(data_dir / "flowbot.db")
     try:
         async with serving_dashboard(settings, bus) as served, chromium(tmp_path / "profile") as page:
-            pipeline = FlowPipeline(settings, bus, store=store, signal_store=signal_store)
+            pipeline = FlowPipeline(pipeline_config(settings), bus, store=store, signal_store=signal_store)
             pipeline.on_columns(trades.take(0, half))  # the first half of the replay, before the page opens
             store.flush()
 

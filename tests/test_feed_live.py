@@ -16,9 +16,11 @@ from core.events import FeedStatusChanged, GapUnfilled
 from core.settings import Settings
 from core.trades import Trade, parse_scaled
 from engine.bus import InMemoryBus
-from engine.connection.feed import BinanceFeed
+from engine.connection.feed import MarketFeed
 from fakes.binance import ConnectionFault, FakeBinance
 from fakes.recordings import load_ws_recording
+from flowbot.analysis_config import pipeline_config
+from flowbot.feed_config import make_feed
 
 FAST = {
     "WS_PING_INTERVAL": "5",
@@ -50,8 +52,9 @@ def delivered_key(trade: Trade) -> tuple:
 class Run:
     """A feed wired to a fake server, collecting what it delivers."""
 
-    def __init__(self, fake: FakeBinance, feed: BinanceFeed, bus: InMemoryBus) -> None:
+    def __init__(self, fake: FakeBinance, settings: Settings, feed: MarketFeed, bus: InMemoryBus) -> None:
         self.fake = fake
+        self.settings = settings
         self.feed = feed
         self.bus = bus
         self.delivered: dict[str, list[Trade]] = defaultdict(list)
@@ -91,11 +94,12 @@ async def start_run(
         "BINANCE_WS_URL": fake.ws_url, "BINANCE_REST_URL": fake.rest_url, **(settings or {}),
     }
     bus = InMemoryBus()
-    feed = BinanceFeed(Settings(_env_file=None, **env), bus)
+    run_settings = Settings(_env_file=None, **env)
+    feed = make_feed(run_settings, bus)
     # the recordings are from the past: validate their timestamps against the recording's own clock
     now_offset = time.time() - recording_time_base(messages)
     feed.validator.clock = lambda: time.time() - now_offset
-    run = Run(fake, feed, bus)
+    run = Run(fake, run_settings, feed, bus)
     task = asyncio.create_task(feed.run())
     try:
         await asyncio.wait_for(feed.started.wait(), 5)
@@ -310,7 +314,7 @@ async def test_live_streaming_and_bulk_replay_write_identical_features_and_signa
     async for run in start_run(spot, settings=overrides, fake_options={"rate": 3000.0, "batch": 7}):
         live_dir = tmp_path / "live"
         store, signals = FeatureStore(live_dir), SignalStore(live_dir / "flowbot.db")
-        pipeline = FlowPipeline(run.feed.settings, run.bus, store=store, signal_store=signals)
+        pipeline = FlowPipeline(pipeline_config(run.settings), run.bus, store=store, signal_store=signals)
         collect = run.feed.on_trades
 
         def both(symbol: str, trades: list[Trade], collect=collect, pipeline=pipeline) -> None:

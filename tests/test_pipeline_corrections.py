@@ -12,6 +12,7 @@ from core.events import WindowClosed
 from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
+from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 
 
@@ -22,7 +23,7 @@ def test_a_trade_after_its_window_closed_corrects_that_row_and_the_cvd_after_it(
     bus = InMemoryBus()
     closed = bus.subscribe(WindowClosed, maxsize=100_000)
     store = FeatureStore(tmp_path)
-    pipeline = FlowPipeline(settings, bus, store=store)
+    pipeline = FlowPipeline(pipeline_config(settings), bus, store=store)
     cols = columns(rows)
     # a window with several trades: stream up to its middle, let the grace period close it, then the rest arrives
     starts = [r["T"] // 5000 * 5000 for r in rows]
@@ -52,7 +53,7 @@ def test_a_trade_after_its_window_closed_corrects_that_row_and_the_cvd_after_it(
 def test_grace_closing_waits_while_the_feed_is_not_whole(shared_data, tmp_path: Path) -> None:
     rows = load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")[:50]
     settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), WINDOW_GRACE="2")
-    pipeline = FlowPipeline(settings, InMemoryBus())
+    pipeline = FlowPipeline(pipeline_config(settings), InMemoryBus())
     pipeline.on_columns(columns(rows))
     last_end = rows[-1]["T"] // 5000 * 5000 + 5000
     pipeline.close_idle(last_end + 60_000, ready=lambda symbol: False)  # connection down or a gap backfilling

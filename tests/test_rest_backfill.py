@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from core.settings import Market
-from engine.connection.rest import BinanceRest, RestError
+from engine.venues.binance.rest import BinanceRest, RestError
 from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording
 

@@ -11,8 +11,8 @@ import pytest
 from core.events import Gap
 from core.health import SymbolHealth
 from core.trades import Trade
-from engine.connection.binance_messages import trade_from_aggtrade, trade_from_trade
 from engine.connection.sequencer import Sequencer
+from engine.venues.binance.messages import trade_from_aggtrade, trade_from_trade
 
 
 def _recorded(shared_data, file: str, symbol: str, parse) -> list[Trade]:

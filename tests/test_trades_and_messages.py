@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.trades import parse_scaled
-from engine.analysis.validator import TradeValidator
-from engine.connection.binance_messages import InvalidMessage, trade_from_aggtrade, trade_from_trade, unwrap
+from engine.venues.binance.messages import InvalidMessage, trade_from_aggtrade, trade_from_trade, unwrap
+from engine.venues.binance.rules import binance_validator
 
 
 @given(st.decimals(min_value=0, max_value=10**12, places=8, allow_nan=False, allow_infinity=False))
@@ -86,7 +86,7 @@ def test_malformed_aggtrades_are_refused_with_a_reason(change: dict, reason: str
     ],
 )
 def test_validator_counts_each_rejection_reason(change: dict, reason: str) -> None:
-    validator = TradeValidator(symbols=frozenset({"BTCUSDT"}), live=True, clock=lambda: 1_617_566_591.314)
+    validator = binance_validator(symbols=frozenset({"BTCUSDT"}), live=True, clock=lambda: 1_617_566_591.314)
     good = trade_from_aggtrade(AGG)
     assert validator.accept(good)
     assert not validator.accept(trade_from_aggtrade({**AGG, **change}))
@@ -94,5 +94,5 @@ def test_validator_counts_each_rejection_reason(change: dict, reason: str) -> No
 
 
 def test_replay_validation_does_not_check_the_clock() -> None:
-    validator = TradeValidator(live=False, clock=lambda: 0.0)
+    validator = binance_validator(live=False, clock=lambda: 0.0)
     assert validator.accept(trade_from_aggtrade(AGG))

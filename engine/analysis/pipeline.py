@@ -20,43 +20,19 @@ from dataclasses import replace
 import numpy as np
 
 from core.events import Signal, WindowClosed
-from core.features import QUOTE_SCALE, WindowFeatures
-from core.settings import Settings
+from core.features import WindowFeatures
 from core.trades import Trade
 from engine.analysis.columns import TradeColumns
+from engine.analysis.config import PipelineConfig
 from engine.analysis.context import KEPT_MS, SymbolContext
 from engine.analysis.window_batch import WindowBatch
-from engine.analysis.windows import FlowRules, WindowBuilder
+from engine.analysis.windows import WindowBuilder
 from engine.bus import EventBus
 from engine.signals.batch import BatchJudge
 from engine.signals.detector import SignalDetector
-from engine.signals.thresholds import SignalThresholds
 from engine.sinks import FeatureSink, SignalSink
 
 log = logging.getLogger(__name__)
-
-
-def rules_for(settings: Settings, symbol: str) -> FlowRules:
-    return FlowRules(
-        window_ms=int(settings.window_duration * 1000),
-        whale_min_notional=int(settings.whale_min_notional_for(symbol) * QUOTE_SCALE),
-        whale_percentile=settings.whale_percentile,
-        burst_factor=settings.burst_factor,
-    )
-
-
-def thresholds_from(settings: Settings) -> SignalThresholds:
-    return SignalThresholds(
-        whale_cluster=settings.signal_whale_cluster,
-        imbalance_ratio=settings.signal_imbalance_ratio,
-        imbalance_min_trades=settings.signal_imbalance_min_trades,
-        divergence_min_price_pct=settings.signal_divergence_price_pct,
-        divergence_min_delta_share=settings.signal_divergence_delta_share,
-        absorption_min_share=settings.signal_absorption_share,
-        absorption_max_price_pct=settings.signal_absorption_price_pct,
-        absorption_min_volume_ratio=settings.signal_absorption_volume_ratio,
-        cooldown_s=settings.signal_cooldown,
-    )
 
 
 class FlowPipeline:
@@ -64,7 +40,7 @@ class FlowPipeline:
 
     def __init__(
         self,
-        settings: Settings,
+        config: PipelineConfig,
         bus: EventBus,
         *,
         store: FeatureSink | None = None,
@@ -73,14 +49,14 @@ class FlowPipeline:
         on_signal: Callable[[Signal], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.bus = bus
         self.store = store
         self.signal_store = signal_store
         self.by_trade_ids = by_trade_ids
         self.on_signal = on_signal
         self.clock = clock
-        self.detector = SignalDetector(thresholds_from(settings), clock=clock)
+        self.detector = SignalDetector(config.thresholds, clock=clock)
         self.judge = BatchJudge(self.detector)
         self.builders: dict[str, WindowBuilder] = {}
         self.contexts: dict[str, SymbolContext] = {}
@@ -120,7 +96,7 @@ class FlowPipeline:
 
     def close_idle(self, now_ms: int, ready: Callable[[str], bool]) -> None:
         """Live: close windows whose end passed more than the grace period ago, for symbols whose feed is whole."""
-        grace_ms = int(self.settings.window_grace * 1000)
+        grace_ms = self.config.window_grace_ms
         for symbol, builder in self.builders.items():
             if builder.open_window_start is not None and ready(symbol):
                 self._emit(builder.close_through(now_ms - grace_ms))
@@ -157,7 +133,7 @@ class FlowPipeline:
         builder = self.builders.get(symbol)
         if builder is None:
             builder = self.builders[symbol] = WindowBuilder(
-                symbol, rules_for(self.settings, symbol), by_trade_ids=self.by_trade_ids
+                symbol, self.config.rules_for(symbol), by_trade_ids=self.by_trade_ids
             )
             self.contexts[symbol] = SymbolContext(symbol)
         return builder

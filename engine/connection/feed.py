@@ -1,4 +1,4 @@
-"""The Binance trade feed: connections -> parsing -> validation -> sequencing -> trades, never losing one."""
+"""The trade feed of one venue: connections -> decoding -> validation -> sequencing -> trades, never losing one."""
 
 from __future__ import annotations
 
@@ -6,72 +6,57 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
-import orjson
 
 from core.events import FeedHealthReport, Gap, GapUnfilled, TradeBatch
 from core.health import ConnectionHealth, FeedHealth
-from core.settings import Settings, StreamKind
 from core.trades import Trade
-from engine.analysis.validator import TradeValidator
 from engine.bus import EventBus
-from engine.connection.binance_messages import (
-    SERVER_SHUTDOWN,
-    InvalidMessage,
-    rest_row_to_event,
-    stream_name,
-    trade_from_aggtrade,
-    trade_from_trade,
-    unwrap,
-)
+from engine.connection.config import FeedConfig
 from engine.connection.pacing import ConnectionPacer
-from engine.connection.rest import MAX_PAGE, BinanceRest, RestError
 from engine.connection.sequencer import Sequencer
-from engine.connection.supervisor import ConnectionSupervisor, SupervisorPolicy
+from engine.connection.supervisor import ConnectionSupervisor
 from engine.connection.websocket import StreamConnection
+from engine.venues.base import Backfiller, Rejection, ShutdownNotice, Venue
 
 log = logging.getLogger(__name__)
 
-MAX_STREAMS_PER_CONNECTION = 1024
 BACKFILLS_AT_ONCE = 4
-HOUR_MS = 3_600_000
 
 TradeSink = Callable[[str, list[Trade]], None]
 
 
-class BinanceFeed:
+class MarketFeed:
     """Delivers every trade of the configured symbols once, in id order, to `on_trades` (in line) and the bus."""
 
     def __init__(
         self,
-        settings: Settings,
+        venue: Venue,
+        config: FeedConfig,
         bus: EventBus,
         *,
         on_trades: TradeSink | None = None,
-        symbols: list[str] | None = None,
         pacer: ConnectionPacer | None = None,
     ) -> None:
-        self.settings = settings
+        self.venue = venue
+        self.config = config
         self.bus = bus
         self.on_trades = on_trades
-        self.symbols = list(symbols or settings.symbols)
-        self.kind = settings.stream
+        self.symbols = list(config.symbols)
         self.health = FeedHealth()
-        self.validator = TradeValidator(
-            live=True, max_clock_skew=settings.max_clock_skew, rejected=self.health.rejected
+        self.validator = venue.validator(
+            max_clock_skew=config.max_clock_skew, rejected=self.health.rejected
         )  # unknown symbols are caught by the sequencer lookup
-        self.pacer = pacer or ConnectionPacer()
-        self._kind_name = self.kind.value
-        self._parse = trade_from_trade if self.kind is StreamKind.TRADE else trade_from_aggtrade
-        self._by_trade_ids = self.kind is StreamKind.TRADE
+        limits = venue.limits
+        self.pacer = pacer or ConnectionPacer(limits.connections_per_period, limits.connection_period)
+        self._decode = venue.decode
         self._loop: asyncio.AbstractEventLoop | None = None
         self._out: dict[str, list[Trade]] = {}
         self._flush_scheduled = False
         self.sequencers = {symbol: self._make_sequencer(symbol) for symbol in self.symbols}
         self._session: aiohttp.ClientSession | None = None
-        self._rest: BinanceRest | None = None
+        self._backfiller: Backfiller | None = None
         self._rest_slots = asyncio.Semaphore(BACKFILLS_AT_ONCE)
         self._backfills: dict[str, asyncio.Task[None]] = {}
         self._catch_up: set[str] = set()
@@ -95,42 +80,32 @@ class BinanceFeed:
                 self._loop.call_soon(self.flush)
 
         return Sequencer(
-            symbol, by_trade_ids=self._by_trade_ids, health=health, release=release,
+            symbol, by_trade_ids=self.venue.by_trade_ids, health=health, release=release,
             on_gap=self._on_gap, on_unfilled=self._on_unfilled,
         )
 
     def stream_slices(self) -> list[list[str]]:
-        """Stream names per connection: at most 1024 on one connection."""
-        streams = [stream_name(symbol, self.kind.value) for symbol in self.symbols]
-        return [
-            streams[i : i + MAX_STREAMS_PER_CONNECTION]
-            for i in range(0, len(streams), MAX_STREAMS_PER_CONNECTION)
-        ]
+        """Stream names per connection: at most the venue's streams per connection on one."""
+        streams = self.venue.stream_names(self.symbols)
+        per_connection = self.venue.limits.streams_per_connection
+        return [streams[i : i + per_connection] for i in range(0, len(streams), per_connection)]
 
     async def run(self) -> None:
         """Connect and stream until cancelled."""
         self._loop = asyncio.get_running_loop()
-        settings = self.settings
+        config = self.config
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0))
-        self._rest = BinanceRest(self._session, settings.rest_url, settings.market,
-                                 max_attempts=settings.rest_max_attempts)
-        policy = SupervisorPolicy(
-            health_check_interval=settings.health_check_interval,
-            stall_timeout=settings.ws_stall_timeout,
-            rotate_after=settings.ws_rotate_after,
-            rotation_overlap=settings.ws_rotation_overlap,
-            max_failures=settings.ws_max_reconnect_attempts,
-            base_delay=settings.ws_reconnect_base_delay,
-            max_delay=settings.ws_reconnect_max_delay,
+        self._backfiller = self.venue.backfiller(
+            self._session, config.rest_url, self.validator, max_attempts=config.rest_max_attempts
         )
         try:
             for index, streams in enumerate(self.stream_slices()):
-                name = f"{settings.market.value}-{index}"
+                name = f"{self.venue.name}-{index}"
                 health = self.health.connections[name] = ConnectionHealth(name, len(streams))
-                symbols = [s.split("@")[0].upper() for s in streams]
+                symbols = [self.venue.symbol_of(s) for s in streams]
                 self._connection_of.update(dict.fromkeys(symbols, name))
                 supervisor = ConnectionSupervisor(
-                    name, self._connection_factory(streams), policy, health, self.bus, self.pacer,
+                    name, self._connection_factory(streams), config.supervisor, health, self.bus, self.pacer,
                     on_resumed=lambda symbols=symbols: self._request_catch_up(symbols),
                 )
                 self.supervisors.append(supervisor)
@@ -152,11 +127,15 @@ class BinanceFeed:
             await self._session.close()
 
     def _connection_factory(self, streams: list[str]) -> Callable[[str], StreamConnection]:
+        url = self.venue.connection_url(self.config.ws_url, streams)
+        requests = self.venue.subscribe_requests(streams)
+
         def make(name: str) -> StreamConnection:
             assert self._session is not None
             return StreamConnection(
-                self._session, self.settings.ws_url, streams, name=name, on_text=self.handle_text,
-                on_bad_frame=self.validator.reject, ping_interval=self.settings.ws_ping_interval,
+                self._session, url, requests, name=name, on_text=self.handle_text,
+                on_bad_frame=self.validator.reject, ping_interval=self.config.ping_interval,
+                control_per_second=self.venue.limits.control_messages_per_second,
             )
 
         return make
@@ -173,31 +152,10 @@ class BinanceFeed:
     # -- the per-message path -------------------------------------------------------------------
 
     def handle_text(self, text: str, connection: StreamConnection) -> None:
-        """Parse, validate and sequence one WebSocket text frame."""
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            self.validator.reject("malformed_json", repr(text[:80]))
-            return
-        try:
-            data = message["data"]
-            kind = data["e"]
-        except (KeyError, TypeError, IndexError):
-            data = self._bare_event(message, connection)
-            if data is None:
-                return
-            kind = data["e"]
-        if kind != self._kind_name:
-            if kind == SERVER_SHUTDOWN:
-                log.warning("connection %s: Binance announced serverShutdown; rotating", connection.name)
-                connection.shutdown_notice.set()
-            else:
-                self.validator.reject("unexpected_event", repr(kind))
-            return
-        try:
-            trade = self._parse(data)
-        except InvalidMessage as exc:
-            self.validator.reject(exc.reason, str(exc))
+        """Decode, validate and sequence one WebSocket text frame."""
+        trade = self._decode(text)
+        if not isinstance(trade, Trade):
+            self._handle_other(trade, connection)
             return
         sequencer = self.sequencers.get(trade.symbol)
         if sequencer is None:
@@ -213,24 +171,15 @@ class BinanceFeed:
         health.last_event_time_ms = trade.event_time
         sequencer.accept(trade)
 
-    def _bare_event(self, message: Any, connection: StreamConnection) -> dict[str, Any] | None:
-        """A message without the combined-stream wrapper: a bare event is returned, the rest handled here."""
-        if isinstance(message, dict):
-            if "e" in message and "data" not in message:
-                return message
-            if "result" in message and "id" in message:
-                return None
-            if "error" in message:
-                log.warning("connection %s: Binance error %s", connection.name, message["error"])
-                self.validator.reject("server_error_message", repr(message["error"]))
-                return None
-        try:
-            unwrap(message)
-        except InvalidMessage as exc:
-            self.validator.reject(exc.reason, repr(message)[:80])
-            return None
-        self.validator.reject("missing_field", repr(message)[:80])
-        return None
+    def _handle_other(self, frame: Rejection | ShutdownNotice | None, connection: StreamConnection) -> None:
+        """A frame without a trade: a shutdown notice rotates the connection, a rejection is counted."""
+        if isinstance(frame, ShutdownNotice):
+            log.warning("connection %s: %s; rotating", connection.name, frame.text)
+            connection.shutdown_notice.set()
+        elif frame is not None:
+            if frame.warning:
+                log.warning("connection %s: %s", connection.name, frame.warning)
+            self.validator.reject(frame.reason, frame.detail)
 
     def flush(self) -> None:
         """Hand released trades to the pipeline (in line) and publish them, per symbol."""
@@ -251,7 +200,7 @@ class BinanceFeed:
     def _on_gap(self, sequencer: Sequencer) -> None:
         missing = sequencer.missing()
         log.info("%s: gap found, ids %s..%s missing; backfilling", sequencer.symbol, *(missing or ("?", "?")))
-        self._start_backfill(sequencer.symbol, self.settings.gap_grace)
+        self._start_backfill(sequencer.symbol, self.config.gap_grace)
 
     def _on_unfilled(self, gap: Gap) -> None:
         self.health.unfilled_gaps.append(gap)
@@ -272,64 +221,14 @@ class BinanceFeed:
             self._backfills[symbol] = asyncio.create_task(self._backfill(symbol, delay), name=f"backfill-{symbol}")
 
     async def _backfill(self, symbol: str, delay: float) -> None:
-        """Fill open gaps (and catch up after reconnects) from REST until closed or recorded unfilled."""
+        """After `delay`, let the venue's backfiller fill the symbol's gaps, a few symbols at once."""
         await asyncio.sleep(delay)
-        sequencer = self.sequencers[symbol]
-        cursor: int | None = None
+        assert self._backfiller is not None
         async with self._rest_slots:
-            while sequencer.missing() is not None or symbol in self._catch_up:
-                gap = sequencer.missing()
-                before = (sequencer.last, len(sequencer.pending))
-                try:
-                    rows = await self._fetch(sequencer, cursor)
-                except RestError as exc:
-                    cursor = None
-                    if gap is not None:
-                        sequencer.skip_gap(f"backfill failed: {exc}")
-                    else:
-                        log.warning("%s: catch-up after reconnect failed: %s", symbol, exc)
-                        self._catch_up.discard(symbol)
-                    continue
-                trades = self._trades_from_rest(symbol, rows)
-                if self._by_trade_ids:
-                    cursor = trades[-1].id + 1 if trades else None
-                    accepted = sequencer.fill_from_aggregates(trades)
-                else:
-                    end = gap[1] if gap is not None else None  # a gap's backfill fills the gap, nothing past it
-                    accepted = sum(sequencer.accept(t) for t in trades if end is None or t.id <= end)
-                sequencer.health.backfilled += accepted
-                progressed = (sequencer.last, len(sequencer.pending)) != before
-                if len(rows) == MAX_PAGE and (progressed or cursor is not None):
-                    continue
-                if gap is not None and sequencer.missing() == gap:
-                    sequencer.skip_gap("not available from REST")
-                elif gap is None:
-                    self._catch_up.discard(symbol)
-                cursor = None
+            await self._backfiller.fill(self.sequencers[symbol], self._catch_up)
         self.flush()
-
-    async def _fetch(self, sequencer: Sequencer, cursor: int | None) -> list[dict[str, Any]]:
-        assert self._rest is not None and sequencer.last is not None
-        if not self._by_trade_ids:
-            return await self._rest.agg_trades(sequencer.symbol, from_id=sequencer.last + 1)
-        if cursor is not None:
-            return await self._rest.agg_trades(sequencer.symbol, from_id=cursor)
-        start = sequencer.last_trade_time or 0
-        return await self._rest.agg_trades(sequencer.symbol, start_time=start, end_time=start + HOUR_MS - 1)
-
-    def _trades_from_rest(self, symbol: str, rows: list[dict[str, Any]]) -> list[Trade]:
-        trades = []
-        for row in rows:
-            try:
-                trade = trade_from_aggtrade(rest_row_to_event(row, symbol))
-            except InvalidMessage as exc:
-                self.validator.reject(exc.reason, f"REST row for {symbol}")
-                continue
-            if self.validator.accept(trade):
-                trades.append(trade)
-        return trades
 
     async def _report_health(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.health_check_interval)
+            await asyncio.sleep(self.config.health_report_interval)
             self.bus.publish(FeedHealthReport(self.health.snapshot()))

@@ -1,4 +1,4 @@
-"""Pacing of what Binance limits: new connections per 5 minutes, control messages per second, backoff."""
+"""Pacing of what venues limit: new connections per period, control messages per second; and backoff."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections import deque
 
 
 class ConnectionPacer:
-    """At most `limit` new connections in any `period` seconds (Binance allows 300 per 5 minutes)."""
+    """At most `limit` new connections in any `period` seconds."""
 
-    def __init__(self, limit: int = 100, period: float = 300.0) -> None:
+    def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
         self.period = period
         self._opened: deque[float] = deque()
@@ -28,9 +28,9 @@ class ConnectionPacer:
 
 
 class ControlPacer:
-    """Spaces control messages on one connection: Binance closes one that sends more than 5 a second."""
+    """Spaces control messages on one connection: at most `per_second`."""
 
-    def __init__(self, per_second: float = 4.0) -> None:
+    def __init__(self, per_second: float) -> None:
         self.interval = 1.0 / per_second
         self._next = 0.0
 

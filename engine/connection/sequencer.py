@@ -20,10 +20,10 @@ RESET_AGE_MS = 600_000  # a lower id this much older than the last trade (or new
 class Sequencer:
     """Releases one symbol's records exactly once in id order.
 
-    On the aggTrade stream the sequence is the aggregate id `a` (and `f` must follow the previous `l`);
-    on the trade stream it is the trade id, and a record may cover a range of trade ids (a part of an
-    aggTrade used to fill a gap). Records past a gap are held in `pending` until the gap is filled by
-    late or backfilled records, or given up with `skip_gap`, which records it.
+    On an aggregate stream the sequence is the aggregate id (and a record's first trade id must follow
+    the previous record's last); on a trade stream it is the trade id, and a record may cover a range of
+    trade ids (a part of an aggregate used to fill a gap). Records past a gap are held in `pending` until
+    the gap is filled by late or backfilled records, or given up with `skip_gap`, which records it.
     """
 
     def __init__(
@@ -140,11 +140,11 @@ class Sequencer:
         self._release(trade, self.span(trade)[1])
 
     def fill_from_aggregates(self, aggregates: list[Trade]) -> int:
-        """Trade stream: accept the parts of aggTrades that cover missing or newer trade ids.
+        """Trade stream: accept the parts of aggregates that cover missing or newer trade ids.
 
-        An aggTrade may also cover trades already held; their quantities are subtracted so that the
+        An aggregate may also cover trades already held; their quantities are subtracted so that the
         record carries exactly the missing trades' quantity. Where a covered trade is no longer known
-        the aggTrade is not used and the gap stays open (to be recorded, never guessed). Returns how
+        the aggregate is not used and the gap stays open (to be recorded, never guessed). Returns how
         many records were accepted.
         """
         accepted = 0

@@ -24,7 +24,7 @@ CONNECT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 @dataclass(frozen=True)
 class SupervisorPolicy:
-    """Timing rules of one supervised connection (from settings)."""
+    """Timing rules of one supervised connection."""
 
     health_check_interval: float
     stall_timeout: float
@@ -39,7 +39,7 @@ class SupervisorPolicy:
 class ConnectionSupervisor:
     """Owns the live connection of one stream slice and replaces it when it dies, stalls or ages.
 
-    Replacement for age (about 23 h) or a serverShutdown notice opens the new connection first, lets
+    Replacement for age (about 23 h) or the venue's shutdown notice opens the new connection first, lets
     both deliver (the sequencer drops the duplicates) and only then closes the old one. A connection
     that closed or stalled is replaced after backoff, and `on_resumed` lets the feed catch up over REST.
     """
@@ -73,7 +73,7 @@ class ConnectionSupervisor:
             while True:
                 trouble = await self._watch(current)
                 log.info("connection %s: %s", current.name, trouble)
-                if trouble in ("age", "serverShutdown"):
+                if trouble in ("age", "shutdown notice"):
                     self.health.rotations += 1
                     current = await self._rotate(current)
                     continue
@@ -122,7 +122,7 @@ class ConnectionSupervisor:
             if connection.closed.is_set():
                 return f"closed ({connection.close_reason or 'no reason given'})"
             if connection.shutdown_notice.is_set():
-                return "serverShutdown"
+                return "shutdown notice"
             now = time.monotonic()
             age = now - connection.opened_at
             if age >= policy.rotate_after:

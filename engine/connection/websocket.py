@@ -1,4 +1,4 @@
-"""One WebSocket connection to Binance combined streams: open, subscribe, read frames, close."""
+"""One WebSocket connection to a venue's streams: open, subscribe, read frames, close."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ import time
 from collections.abc import Callable
 
 import aiohttp
-import orjson
 
 from engine.connection.pacing import ControlPacer
 
 log = logging.getLogger(__name__)
-
-STREAMS_IN_URL = 100  # the rest are added with SUBSCRIBE, keeping the URL short
-STREAMS_PER_SUBSCRIBE = 200
 
 
 class StreamConnection:
@@ -25,18 +21,19 @@ class StreamConnection:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        ws_url: str,
-        streams: list[str],
+        url: str,
+        subscribe_requests: list[str],
         *,
         name: str,
         on_text: Callable[[str, StreamConnection], None],
         on_bad_frame: Callable[[str], None],
         ping_interval: float,
+        control_per_second: float,
         open_timeout: float = 10.0,
     ) -> None:
         self.session = session
-        self.ws_url = ws_url
-        self.streams = streams
+        self.url = url
+        self.subscribe_requests = subscribe_requests
         self.name = name
         self.on_text = on_text
         self.on_bad_frame = on_bad_frame
@@ -52,12 +49,7 @@ class StreamConnection:
         self.close_reason = ""
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._control = ControlPacer()
-        self._next_id = 0
-
-    @property
-    def url(self) -> str:
-        return f"{self.ws_url}/stream?streams=" + "/".join(self.streams[:STREAMS_IN_URL])
+        self._control = ControlPacer(control_per_second)
 
     async def open(self) -> None:
         """Connect and subscribe; raises aiohttp.ClientError, TimeoutError or OSError on failure."""
@@ -70,16 +62,14 @@ class StreamConnection:
         )
         self.opened_at = self._progress_at = time.monotonic()
         self._reader = asyncio.create_task(self._read(), name=f"ws-read-{self.name}")
-        extra = self.streams[STREAMS_IN_URL:]
-        for start in range(0, len(extra), STREAMS_PER_SUBSCRIBE):
-            await self.send_control("SUBSCRIBE", extra[start : start + STREAMS_PER_SUBSCRIBE])
+        for request in self.subscribe_requests:
+            await self.send_control(request)
 
-    async def send_control(self, method: str, params: list[str]) -> None:
-        """Send SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS, paced under Binance's 5 per second."""
+    async def send_control(self, request: str) -> None:
+        """Send a control message (e.g. a subscribe request), paced under the venue's limit."""
         await self._control.wait_turn()
-        self._next_id += 1
         if self._ws is not None and not self._ws.closed:
-            await self._ws.send_str(orjson.dumps({"method": method, "params": params, "id": self._next_id}).decode())
+            await self._ws.send_str(request)
 
     async def _read(self) -> None:
         ws = self._ws

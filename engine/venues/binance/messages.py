@@ -1,7 +1,7 @@
 """Binance message formats: turning decoded WebSocket and REST payloads into Trade records.
 
 Only exchange format knowledge lives here; rules about what a sane trade is live in
-engine.analysis.validator. Malformed input raises InvalidMessage with a short reason code.
+engine.connection.validator. Malformed input raises InvalidMessage with a short reason code.
 """
 
 from __future__ import annotations
@@ -19,11 +19,6 @@ class InvalidMessage(ValueError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
-
-
-def stream_name(symbol: str, kind: str) -> str:
-    """Binance stream name, e.g. btcusdt@aggTrade."""
-    return f"{symbol.lower()}@{kind}"
 
 
 def unwrap(message: Any) -> dict[str, Any]:

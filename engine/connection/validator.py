@@ -11,21 +11,26 @@ from core.trades import Trade
 
 log = logging.getLogger(__name__)
 
-BINANCE_LAUNCH_MS = 1_498_867_200_000  # 2017-07-01T00:00:00Z: no Binance trade is older
-
 
 class TradeValidator:
-    """Checks a parsed trade; `check` answers None for a good trade or the reason it is rejected."""
+    """Checks a parsed trade; `check` answers None for a good trade or the reason it is rejected.
+
+    `opened_ms` is when the venue opened: a trade before it is rejected with the reason `too_early`.
+    """
 
     def __init__(
         self,
         *,
+        opened_ms: int,
+        too_early: str,
         symbols: frozenset[str] | None = None,
         live: bool = True,
         max_clock_skew: float = 60.0,
         clock: Callable[[], float] = time.time,
         rejected: Counter[str] | None = None,
     ) -> None:
+        self.opened_ms = opened_ms
+        self.too_early = too_early
         self.symbols = symbols
         self.live = live
         self.max_clock_skew_ms = int(max_clock_skew * 1000)
@@ -37,8 +42,8 @@ class TradeValidator:
             return "non_positive_price"
         if trade.qty <= 0:
             return "non_positive_quantity"
-        if trade.trade_time < BINANCE_LAUNCH_MS or trade.event_time < BINANCE_LAUNCH_MS:
-            return "timestamp_before_binance"
+        if trade.trade_time < self.opened_ms or trade.event_time < self.opened_ms:
+            return self.too_early
         if self.live:
             latest_ms = int(self.clock() * 1000) + self.max_clock_skew_ms
             if trade.trade_time > latest_ms or trade.event_time > latest_ms:

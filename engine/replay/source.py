@@ -1,0 +1,35 @@
+"""Opening a replay file: its bytes, or those of the one file inside a .zip archive."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from engine.replay.batches import ReplayInputError
+
+BOM = b"\xef\xbb\xbf"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+@contextmanager
+def open_replay_file(path: Path) -> Iterator[IO[bytes]]:
+    """The file's bytes, or those of the one file inside a .zip archive (Binance serves its dumps zipped)."""
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+                raw.seek(0)
+                yield raw
+                return
+            with zipfile.ZipFile(raw) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if len(members) != 1:
+                    raise ReplayInputError(f"{path}: a zip archive must hold exactly one file, it holds {len(members)}")
+                with archive.open(members[0]) as member:
+                    yield member
+    except FileNotFoundError:
+        raise ReplayInputError(f"{path}: no such file") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ReplayInputError(f"{path}: cannot be read ({exc})") from exc

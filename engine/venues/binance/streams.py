@@ -1,0 +1,45 @@
+"""Binance stream names, connection URLs per market, subscribe requests and limits: the one place for routing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from core.settings import Market
+from engine.venues.base import VenueLimits
+
+STREAMS_IN_URL = 100  # the rest are added with SUBSCRIBE, keeping the URL short
+STREAMS_PER_SUBSCRIBE = 200
+
+LIMITS = VenueLimits(
+    streams_per_connection=1024,
+    control_messages_per_second=4.0,  # Binance closes a connection that sends more than 5 a second
+    connections_per_period=100,  # Binance allows 300 new connections per 5 minutes
+    connection_period=300.0,
+)
+
+
+def stream_name(symbol: str, kind: str) -> str:
+    """Binance stream name, e.g. btcusdt@aggTrade."""
+    return f"{symbol.lower()}@{kind}"
+
+
+def symbol_of(stream: str) -> str:
+    """The symbol of a stream name: btcusdt@aggTrade -> BTCUSDT."""
+    return stream.split("@")[0].upper()
+
+
+def connection_url(market: Market, ws_url: str, streams: Sequence[str]) -> str:
+    """The combined-stream URL of a connection (spot and USD-M both serve combined streams at /stream today)."""
+    return f"{ws_url}/stream?streams=" + "/".join(streams[:STREAMS_IN_URL])
+
+
+def subscribe_requests(streams: Sequence[str]) -> list[str]:
+    """SUBSCRIBE requests (ids 1, 2, ...) for the streams past those in the URL."""
+    extra = list(streams[STREAMS_IN_URL:])
+    return [
+        orjson.dumps({"method": "SUBSCRIBE", "params": extra[start : start + STREAMS_PER_SUBSCRIBE], "id": number})
+        .decode()
+        for number, start in enumerate(range(0, len(extra), STREAMS_PER_SUBSCRIBE), 1)
+    ]

@@ -1,0 +1,97 @@
+"""Binance (spot or USD-M, aggTrade or trade stream) as a venue of the generic feed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import orjson
+
+from core.settings import Market, StreamKind
+from engine.connection.validator import TradeValidator
+from engine.venues.base import Frame, Rejection, ShutdownNotice
+from engine.venues.binance import streams
+from engine.venues.binance.backfill import BinanceBackfiller
+from engine.venues.binance.messages import (
+    SERVER_SHUTDOWN,
+    InvalidMessage,
+    trade_from_aggtrade,
+    trade_from_trade,
+    unwrap,
+)
+from engine.venues.binance.rest import BinanceRest
+from engine.venues.binance.rules import binance_validator
+
+_SHUTDOWN = ShutdownNotice(f"Binance announced {SERVER_SHUTDOWN}")
+
+
+class BinanceVenue:
+    """One Binance market and stream kind: its streams, frames, limits and REST backfill."""
+
+    limits = streams.LIMITS
+
+    def __init__(self, market: Market, stream: StreamKind) -> None:
+        self.market = market
+        self.stream = stream
+        self.name = market.value
+        self.by_trade_ids = stream is StreamKind.TRADE
+        self._kind = stream.value
+        self._parse = trade_from_trade if self.by_trade_ids else trade_from_aggtrade
+
+    def stream_names(self, symbols: Sequence[str]) -> list[str]:
+        return [streams.stream_name(symbol, self._kind) for symbol in symbols]
+
+    def symbol_of(self, stream: str) -> str:
+        return streams.symbol_of(stream)
+
+    def connection_url(self, ws_url: str, stream_names: Sequence[str]) -> str:
+        return streams.connection_url(self.market, ws_url, stream_names)
+
+    def subscribe_requests(self, stream_names: Sequence[str]) -> list[str]:
+        return streams.subscribe_requests(stream_names)
+
+    def decode(self, text: str) -> Frame:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return Rejection("malformed_json", repr(text[:80]))
+        try:
+            data = message["data"]
+            kind = data["e"]
+        except (KeyError, TypeError, IndexError):
+            if not (isinstance(message, dict) and "e" in message and "data" not in message):
+                return _not_an_event(message)
+            data = message  # a bare event, without the combined-stream wrapper
+            kind = data["e"]
+        if kind != self._kind:
+            return _SHUTDOWN if kind == SERVER_SHUTDOWN else Rejection("unexpected_event", repr(kind))
+        try:
+            return self._parse(data)
+        except InvalidMessage as exc:
+            return Rejection(exc.reason, str(exc))
+
+    def validator(self, *, max_clock_skew: float, rejected: Counter[str]) -> TradeValidator:
+        return binance_validator(live=True, max_clock_skew=max_clock_skew, rejected=rejected)
+
+    def backfiller(
+        self, session: aiohttp.ClientSession, rest_url: str, validator: TradeValidator, *, max_attempts: int
+    ) -> BinanceBackfiller:
+        rest = BinanceRest(session, rest_url, self.market, max_attempts=max_attempts)
+        return BinanceBackfiller(rest, validator, by_trade_ids=self.by_trade_ids)
+
+
+def _not_an_event(message: Any) -> Rejection | None:
+    """What to do with a message that is not an event: a subscribe reply is ignored, the rest rejected."""
+    if isinstance(message, dict):
+        if "result" in message and "id" in message:
+            return None  # the reply to a subscribe request
+        if "error" in message:
+            error = message["error"]
+            return Rejection("server_error_message", repr(error), f"Binance error {error}")
+    try:
+        unwrap(message)
+    except InvalidMessage as exc:
+        return Rejection(exc.reason, repr(message)[:80])
+    return Rejection("missing_field", repr(message)[:80])
