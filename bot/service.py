@@ -24,7 +24,6 @@ from bot.subscriptions import Subscriptions
 from bot.telegram.adapter import TelegramAdapter, telegram_concurrency
 from core.events import Signal
 from core.settings import Settings
-from engine.bus import Subscription
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
@@ -116,12 +115,6 @@ class BotService:
 
     async def on_explanation(self, signal_id: str, text: str, provider: str) -> None:
         await self.router.on_explanation(signal_id, text, provider)
-
-    async def consume(self, signals: Subscription) -> None:
-        """Route every signal from the bus (idempotent: a signal seen twice is alerted once)."""
-        async for event in signals:
-            if isinstance(event, Signal):
-                await self.on_signal(event)
 
     async def start(self) -> None:
         unconfirmed = self.outbox.recover()

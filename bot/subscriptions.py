@@ -32,13 +32,6 @@ class ChatSettings:
     def mode(self, kind: str) -> str:
         return self.kind_modes.get(kind, "on")
 
-    def is_quiet(self, hour: int) -> bool:
-        if self.quiet_start is None or self.quiet_end is None or self.quiet_start == self.quiet_end:
-            return False
-        if self.quiet_start < self.quiet_end:
-            return self.quiet_start <= hour < self.quiet_end
-        return hour >= self.quiet_start or hour < self.quiet_end
-
 
 @dataclass(frozen=True)
 class Subscriber:
