@@ -195,6 +195,6 @@ class Subscriptions:
             "subscriptions": one("SELECT count(*) FROM subscriptions").fetchone()[0],
         }
 
-    def all_active(self) -> list[Destination]:
-        """Delivery destinations of every active chat (for /broadcast)."""
-        return [_delivery(row) for row in self.db["chats"].rows_where("active = 1")]
+    def all_active(self) -> list[tuple[Destination, str]]:
+        """Delivery destination and language of every active chat (for /broadcast)."""
+        return [(_delivery(row), row["language"] or "en") for row in self.db["chats"].rows_where("active = 1")]
