@@ -4,7 +4,7 @@ autocompletion and window choices; plus /alerts here. Each hands its arguments a
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import discord
@@ -18,7 +18,7 @@ from storage.flow_query import FLOW_SPANS_MS
 
 Answer = Callable[[discord.Interaction, CommandSpec[Any], list[str]], Awaitable[None]]
 AlertsHere = Callable[[discord.Interaction], Awaitable[None]]
-Completer = Callable[[discord.Interaction, str], Awaitable[list[Choice[str]]]]
+Completer = Callable[[discord.Interaction[Any], str], Coroutine[Any, Any, list[Choice[str]]]]
 
 CHOICES_LIMIT = 25
 CHOICE_LENGTH = 100
