@@ -165,7 +165,7 @@ def _no_data(question: Question) -> str:
 
 def _number(value: float, language: str) -> str:
     text = f"{value:,.4f}".rstrip("0").rstrip(".")
-    return text.translate(str.maketrans({",": ".", ".": ","})) if language == "pt" else text
+    return text.translate(str.maketrans(",.", ".,")) if language == "pt" else text
 
 
 def _offline_answer(question: Question, facts: dict[str, Any]) -> str:

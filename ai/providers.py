@@ -29,7 +29,8 @@ Completer = Callable[[str, Messages, Any, str], Awaitable["Completion | None"]] 
 class ChatClient(Protocol):
     """The part of the groq and openai SDK clients that we use."""
 
-    chat: Any
+    @property
+    def chat(self) -> Any: ...
 
 
 @dataclass
@@ -101,10 +102,10 @@ def providers_from(settings: Settings) -> list[ChatProvider]:
     """The configured providers in their order; one without a key is skipped."""
     providers = []
     if settings.groq_api_key is not None:
-        client = groq.AsyncGroq(
+        groq_client = groq.AsyncGroq(
             api_key=settings.groq_api_key.get_secret_value(), base_url=settings.groq_base_url, max_retries=0
         )
-        providers.append(ChatProvider("groq", settings.groq_model, client, groq))
+        providers.append(ChatProvider("groq", settings.groq_model, groq_client, groq))
     for name, key, base_url, model in (
         ("dashscope", settings.dashscope_api_key, settings.dashscope_base_url, settings.dashscope_model),
         ("openai", settings.openai_api_key, settings.openai_base_url, settings.openai_model),

@@ -42,7 +42,8 @@ def ai_environment(settings: Settings) -> dict[str, str]:
 
 def _serve(connection: Connection, environment: dict[str, str]) -> None:
     """The worker process: answer jobs from the pipe until it closes."""
-    settings = Settings(_env_file=None, **environment)
+    fields: dict[str, Any] = dict(environment)  # names read by alias; the process environment fills the rest
+    settings = Settings(_env_file=None, **fields)
     configure_logging(settings)  # who answered, how fast, why others were skipped; keys masked
 
     def report(attempts: list[Attempt]) -> None:
@@ -107,15 +108,15 @@ class ModelWorker:
             job, result = self._connection.recv()
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(self._connection.fileno())
-            for future in self._waiting.values():
-                if not future.done():
-                    future.set_result(None)  # the worker is gone: the offline text answers
+            for waiting in self._waiting.values():
+                if not waiting.done():
+                    waiting.set_result(None)  # the worker is gone: the offline text answers
             return
         if job == ATTEMPTS:
             if self.on_attempts is not None:
                 self.on_attempts([Attempt(*attempt) for attempt in result])
             return
-        future = self._waiting.pop(job, None)
+        future = self._waiting.pop(job) if job in self._waiting else None
         if future is not None and not future.done():
             future.set_result(result)
 

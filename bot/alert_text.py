@@ -8,6 +8,8 @@ from typing import Any
 from bot.i18n import t
 from bot.models import Message
 from bot.outbox import AlertItem
+from core.events import Direction
+from engine.signals import registry
 
 MAX_LINES = 12  # signals shown in one merged alert; the rest are counted
 MAX_EXPLANATION_CHARS = 900
@@ -25,32 +27,39 @@ def _percent(ratio: Any) -> str:
     return number(float(ratio) * 100, 1)
 
 
+class _Format:
+    """Numbers and sides as the bot writes them, in one language (engine.signals.kind.FactFormat)."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def number(self, value: Any, places: int = 2) -> str:
+        return number(value, places)
+
+    def percent(self, ratio: Any) -> str:
+        return _percent(ratio)
+
+    def side(self, word: str) -> str:
+        return t(self.language, word)
+
+
 def facts(item_evidence: dict[str, Any], kind: str, direction: str, language: str) -> str:
     """One line of the numbers that triggered a signal of this kind."""
-    e = item_evidence
-    side = t(language, "buyers" if direction == "buy" else "sellers")
-    if kind == "whale":
-        return t(language, "fact.whale", count=e["whale_count"], buy=number(e["whale_buy_quote"]),
-                 sell=number(e["whale_sell_quote"]), threshold=number(e["whale_threshold_quote"]))
-    if kind == "burst":
-        return t(language, "fact.burst", trades=number(e["trade_count"]), ratio=number(e["burst_ratio"], 1))
-    if kind == "imbalance":
-        return t(language, "fact.imbalance", side=side, share=_percent(e["share"]), volume=number(e["volume_1m"], 4),
-                 trades=number(e["trade_count_1m"]))
-    if kind == "cvd_divergence":
-        return t(language, "fact.cvd_divergence", pct=number(e["price_change_pct_5m"], 3),
-                 share=_percent(e["delta_share_5m"]), delta=number(e["delta_5m"], 4))
-    if kind == "absorption":
-        heavy = "sellers" if direction == "buy" else "buyers"
-        share = e["sell_share_1m"] if direction == "buy" else e["buy_share_1m"]
-        return t(language, "fact.absorption", side=t(language, heavy), share=_percent(share),
-                 pct=number(e["price_change_pct_1m"], 3), ratio=number(e["volume_ratio"], 1))
-    return ", ".join(f"{key} {value}" for key, value in e.items())
+    spec = registry.find(kind)
+    if spec is None:
+        return ", ".join(f"{key} {value}" for key, value in item_evidence.items())
+    values = spec.facts(item_evidence, Direction(direction), _Format(language))
+    return spec.words(language).fact.format(**values)
+
+
+def _title(kind: str, language: str) -> str:
+    spec = registry.find(kind)
+    return kind if spec is None else spec.words(language).title
 
 
 def _headline(item: AlertItem, language: str) -> str:
     s = item.signal
-    return (f"{t(language, f'kind.{s.kind}')} · {t(language, f'direction.{s.direction}')} · "
+    return (f"{_title(s.kind, language)} · {t(language, f'direction.{s.direction}')} · "
             f"{t(language, 'severity')} {s.severity}/3")
 
 

@@ -15,7 +15,7 @@ import orjson
 import sqlite_utils
 
 from bot.models import Destination, Message
-from core.events import Signal
+from core.events import Direction, Signal, SignalKind
 
 ROUTE_CHUNK = 250  # destinations per routing transaction: a few milliseconds of SQLite
 
@@ -313,4 +313,4 @@ class Outbox:
 
 
 def _signal(data: dict) -> Signal:
-    return Signal(**data)
+    return Signal(**{**data, "kind": SignalKind(data["kind"]), "direction": Direction(data["direction"])})

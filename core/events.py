@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NewType
 
+from core.features import WindowFeatures
 from core.trades import Trade
+
+SignalKind = NewType("SignalKind", str)  # a name the engine's signal kind registry knows (engine.signals.registry)
+
+
+class Direction(StrEnum):
+    """Which side a signal points to; equal to its str value, so JSON, SQLite and the bus see plain strings."""
+
+    BUY = "buy"
+    SELL = "sell"
+    NEUTRAL = "neutral"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +74,7 @@ class FeedStatusChanged(Event):
 class WindowClosed(Event):
     """A window's features, final (or corrected: `revision` > 0 replaces an earlier row)."""
 
-    features: Any  # core.features.WindowFeatures
+    features: WindowFeatures
     revision: int = 0
 
 
@@ -72,8 +84,8 @@ class Signal(Event):
 
     id: str  # stable: symbol, kind and window start, so a re-detected signal keeps its id
     symbol: str
-    kind: str  # whale | burst | imbalance | cvd_divergence | absorption
-    direction: str  # buy | sell | neutral
+    kind: SignalKind
+    direction: Direction
     severity: int  # 1..3
     window_start: int  # ms
     window_end: int  # ms

@@ -21,16 +21,24 @@ AI_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 class Attempt(Protocol):
     """One model call as the AI layer reports it."""
 
-    provider: str
-    outcome: str  # ok | rejected:<reason> | timeout | ... | circuit_open
-    seconds: float
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def outcome(self) -> str: ...  # ok | rejected:<reason> | timeout | ... | circuit_open
+
+    @property
+    def seconds(self) -> float: ...
 
 
 class Stats(Protocol):
     """What a Dispatcher offers to metrics."""
 
-    platform: str
-    stats: Mapping[str, int]
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def stats(self) -> Mapping[str, int]: ...
 
 
 class Depth(Protocol):

@@ -9,8 +9,6 @@ from bot.outbox import Outbox
 from core.events import Signal
 from storage.signal_store import SignalStore
 
-KINDS = ("whale", "burst", "imbalance", "cvd_divergence", "absorption")
-
 
 @dataclass(frozen=True)
 class AlertRow:

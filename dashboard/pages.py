@@ -7,8 +7,9 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from dashboard.alerts import KINDS, AlertRow
+from dashboard.alerts import AlertRow
 from dashboard.state import CARD_FIELDS, UNKNOWN, Card
+from engine.signals.registry import kind_names
 
 CHART_RANGES = ("15m", "1h", "4h", "24h")
 FACTS_SHOWN = 6
@@ -223,7 +224,7 @@ def alerts_page(rows: list[AlertRow], symbols: list[str], symbol: str, kind: str
     form = (
         '<form class="filters" method="get" action="/alerts">'
         f'<label>Symbol<select name="symbol">{_options(symbols, symbol, "all symbols")}</select></label>'
-        f'<label>Kind<select name="kind">{_options(list(KINDS), kind, "all kinds")}</select></label>'
+        f'<label>Kind<select name="kind">{_options(list(kind_names()), kind, "all kinds")}</select></label>'
         f'<label>Severity<select name="severity">{severities}</select></label>'
         "<button type=submit>Filter</button></form>"
     )

@@ -29,6 +29,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
+from redis.typing import KeyT, StreamIdT
 
 from core.events import Event
 from engine.bus import Subscription, _is_power_of_ten
@@ -327,7 +328,7 @@ class RedisStreamsBus:
     async def _read(self, sub: StreamSubscription, setup: asyncio.Task[None]) -> None:
         """Deliver the group's entries to `sub`: its own pending ones first, then idle ones of others, then new."""
         streams = [self.stream_key(kind).encode() for kind in sub.kinds]
-        history = dict.fromkeys(streams, b"0")
+        history: dict[KeyT, StreamIdT] = dict.fromkeys(streams, b"0")
         backoff = _Backoff()
         next_claim = 0.0
         try:
@@ -363,7 +364,7 @@ class RedisStreamsBus:
             with contextlib.suppress(RedisError):
                 await self._ack(sub)
 
-    async def _read_history(self, sub: StreamSubscription, history: dict[bytes, bytes]) -> None:
+    async def _read_history(self, sub: StreamSubscription, history: dict[KeyT, StreamIdT]) -> None:
         """One page of this consumer's own pending entries (delivered before a restart, never acknowledged)."""
         response = await self._redis.xreadgroup(sub.name, sub.consumer, history, count=sub.room)
         for stream, entries in _entries(response):

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from core.events import (
+    Direction,
     Event,
     FeedHealthReport,
     FeedStatusChanged,
@@ -34,8 +35,10 @@ EVENT_KINDS: dict[str, type[Event]] = {
 }
 _INT64 = 2**63
 _TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,), "dict[str, Any]": (dict,)
+    "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,), "dict[str, Any]": (dict,),
+    "SignalKind": (str,), "Direction": (str,),
 }
+_PARSED: dict[str, Callable[[Any], Any]] = {"Direction": Direction}  # fields that travel as str, typed on decode
 
 
 class CodecError(ValueError):
@@ -127,7 +130,8 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
         wrong_bool = isinstance(value, bool) and allowed is not None and bool not in allowed
         if allowed is not None and (wrong_bool or not isinstance(value, allowed)):
             raise TypeError(f"{cls.__name__}.{f.name} must be {f.type}, not {type(value).__name__}")
-        values[f.name] = value
+        parse = _PARSED.get(str(f.type))
+        values[f.name] = value if parse is None else parse(value)
     return cls(**values)
 
 

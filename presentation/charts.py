@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -167,11 +168,18 @@ def _fit_margins(figure: Figure, renderer: RendererAgg, panels: tuple[Axes, ...]
     figure.subplots_adjust(right=1 - 20 / size[0], top=1 - top / size[1], bottom=bottom / size[1],
                            hspace=gap * len(panels) / (panels_px - gap * (len(panels) - 1)))
     # Measured once the heights, so the y ticks, are final: how far the tick labels reach left of their panel.
-    reach = max(axes.get_window_extent(renderer).x0 - axes.yaxis.get_tightbbox(renderer).x0 for axes in panels)
+    reach = max(axes.get_window_extent(renderer).x0 - _tight_left(axes, renderer) for axes in panels)
     figure.subplots_adjust(left=(reach + 8) / size[0])
 
 
-def _draw_line(axes: Axes, x: np.ndarray, y: np.ndarray, **style: object) -> None:
+
+def _tight_left(axes: Axes, renderer: RendererAgg) -> float:
+    """The left edge of a panel's y axis with its tick labels (the panel's own edge for an invisible axis)."""
+    box = axes.yaxis.get_tightbbox(renderer)
+    return axes.get_window_extent(renderer).x0 if box is None else box.x0
+
+
+def _draw_line(axes: Axes, x: np.ndarray, y: np.ndarray, **style: Any) -> None:
     """A line broken where buckets are empty (NaN), with a dot for each point that has no neighbour to join."""
     axes.plot(x, y, color=PRICE_COLOUR, linewidth=1.4, **style)
     present = ~np.isnan(y)
@@ -184,7 +192,8 @@ def _draw_bars(axes: Axes, left: np.ndarray, width: float, heights: np.ndarray, 
     zero = np.zeros_like(heights)
     right = left + width
     corners = [np.c_[left, zero], np.c_[left, heights], np.c_[right, heights], np.c_[right, zero]]
-    axes.add_collection(PolyCollection(np.stack(corners, axis=1), facecolors=colour, linewidths=0, label=label))
+    polygons = cast(Any, np.stack(corners, axis=1))  # an (n, 4, 2) array: matplotlib's fast path, not a list
+    axes.add_collection(PolyCollection(polygons, facecolors=colour, linewidths=0, label=label))
 
 
 def _draw_price(axes: Axes, x: np.ndarray, bars: _Bars, largest_area: float) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 import sqlite_utils
+from sqlite_utils.db import Table
 
-from core.events import Signal
+from core.events import Direction, Signal, SignalKind
 
 TABLE = "signals"
 COLUMNS: dict[str, type] = {
@@ -50,7 +51,7 @@ class SignalStore:
 
     def migrate(self) -> None:
         """Create the table, add any missing column and the indexes; safe to run on every start."""
-        table = self.db.table(TABLE)
+        table = Table(self.db, TABLE)
         if not table.exists():
             table.create(COLUMNS, pk="id", not_null={"id", "symbol", "kind", "direction", "severity"})
         existing = table.columns_dict
@@ -113,7 +114,8 @@ class SignalStore:
         limit: int = 100,
     ) -> list[Signal]:
         """Signals matching the filters (since_ms: window_start at or after it), newest window_start first."""
-        where, params = ["severity >= ?"], [min_severity]
+        where: list[str] = ["severity >= ?"]
+        params: list[int | str] = [min_severity]
         if symbol is not None:
             where.append("symbol = ?")
             params.append(symbol)
@@ -167,8 +169,8 @@ def _signal(row: dict[str, Any]) -> Signal:
     return Signal(
         id=row["id"],
         symbol=row["symbol"],
-        kind=row["kind"],
-        direction=row["direction"],
+        kind=SignalKind(row["kind"]),
+        direction=Direction(row["direction"]),
         severity=row["severity"],
         window_start=row["window_start"],
         window_end=row["window_end"],

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from expected_flow import columns, load_csv
 
-from engine.analysis import batch_signals
-from engine.analysis.batch_signals import BatchJudge
 from engine.analysis.context import SymbolContext
-from engine.analysis.signals import SignalDetector, SignalThresholds
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import FlowRules, WindowBuilder
+from engine.signals import batch as batch_signals
+from engine.signals.batch import BatchJudge
+from engine.signals.detector import SignalDetector
+from engine.signals.thresholds import SignalThresholds
 
 EAGER = SignalThresholds(
     whale_cluster=2, imbalance_ratio=0.6, imbalance_min_trades=5, divergence_min_price_pct=0.005,

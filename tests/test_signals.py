@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from core.events import Signal
 from core.features import PRICE_SCALE, WindowFeatures
 from engine.analysis.context import SymbolContext
-from engine.analysis.signals import SignalDetector, SignalThresholds
+from engine.signals.detector import SignalDetector
+from engine.signals.thresholds import SignalThresholds
 
 T0 = 1_700_000_000_000  # ms, a minute boundary
 MINUTE = 60_000

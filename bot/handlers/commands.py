@@ -15,6 +15,7 @@ from bot.messages import text as text_of
 from bot.models import Button, Caller, Destination, Message
 from bot.outbox import Outbox
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
+from engine.signals.registry import all_kinds
 from presentation.charts import render_chart
 from presentation.flow_text import format_flow
 from presentation.symbols import resolve_symbol
@@ -118,6 +119,7 @@ class Commands:
         if caller.destination.platform == "discord":
             lines.append(say("help.alerts_here"))
         lines.append(say("help.symbols", symbols=", ".join(self.symbols), kinds=", ".join(SIGNAL_KINDS)))
+        lines.extend(f"• {spec.name}: {spec.doc}" for spec in all_kinds())  # each kind documents itself in English
         return Message(say("help"), "\n".join(lines))
 
     def _channel(self, caller: Caller) -> str | None:

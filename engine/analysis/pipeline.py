@@ -23,13 +23,14 @@ from core.events import Signal, WindowClosed
 from core.features import QUOTE_SCALE, WindowFeatures
 from core.settings import Settings
 from core.trades import Trade
-from engine.analysis.batch_signals import BatchJudge
 from engine.analysis.columns import TradeColumns
 from engine.analysis.context import KEPT_MS, SymbolContext
-from engine.analysis.signals import SignalDetector, SignalThresholds
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import FlowRules, WindowBuilder
 from engine.bus import EventBus
+from engine.signals.batch import BatchJudge
+from engine.signals.detector import SignalDetector
+from engine.signals.thresholds import SignalThresholds
 from engine.sinks import FeatureSink, SignalSink
 
 log = logging.getLogger(__name__)

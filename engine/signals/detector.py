@@ -1,0 +1,62 @@
+"""Signal detection window by window: every kind's rule over a closed window, then a per (symbol, kind) cooldown."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from core.events import Signal, SignalKind
+from core.features import WindowFeatures
+from engine.analysis.context import SymbolContext
+from engine.signals import registry
+from engine.signals.amounts import price
+from engine.signals.flows import flows_at
+from engine.signals.kind import Finding
+from engine.signals.thresholds import SignalThresholds
+
+
+class SignalDetector:
+    """Runs every registered kind on each closed window, with a per (symbol, kind) cooldown in data time."""
+
+    def __init__(self, thresholds: SignalThresholds, clock: Callable[[], float] = time.time) -> None:
+        self.thresholds = thresholds
+        self.clock = clock
+        self.cooldown_ms = int(thresholds.cooldown_s * 1000)
+        self.last_emitted: dict[tuple[str, str], int] = {}  # (symbol, kind) -> window_end of the last signal
+        self.suppressed: Counter[tuple[str, str]] = Counter()
+
+    def detect(self, features: WindowFeatures, context: SymbolContext) -> list[Signal]:
+        """The signals of a window, in kind order, after cooldown; call after `context.add(features)`."""
+        flows = flows_at(features, context)
+        signals = []
+        for spec in registry.all_kinds():
+            finding = spec.rule(features, flows, self.thresholds)
+            if finding is not None and self._cooled_down(features, spec.name):
+                signals.append(self.signal(features, spec.name, finding))
+        return signals
+
+    def _cooled_down(self, features: WindowFeatures, kind: str) -> bool:
+        """Record an emission and answer True, unless the last one was < cooldown_s of data time ago (counted)."""
+        key = (features.symbol, kind)
+        last = self.last_emitted.get(key)
+        if last is not None and features.window_end - last < self.cooldown_ms:
+            self.suppressed[key] += 1
+            return False
+        self.last_emitted[key] = features.window_end
+        return True
+
+    def signal(self, w: WindowFeatures, kind: SignalKind, finding: Finding) -> Signal:
+        """The Signal event of a finding, with the window's close, delta and cvd added to its evidence."""
+        evidence = {**finding.evidence, "close": price(w.close), "delta": price(w.delta), "cvd": price(w.cvd)}
+        return Signal(
+            id=f"{w.symbol}-{kind}-{w.window_start}",
+            symbol=w.symbol,
+            kind=kind,
+            direction=finding.direction,
+            severity=finding.severity,
+            window_start=w.window_start,
+            window_end=w.window_end,
+            evidence=evidence,
+            created_at=self.clock(),
+        )
