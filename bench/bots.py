@@ -35,6 +35,7 @@ from core.settings import Settings
 from engine.bus import InMemoryBus
 from fakes.binance import FakeBinance
 from fakes.telegram_api import FakeTelegram
+from flowbot.bot_config import bot_config
 from flowbot.feed_config import make_feed
 from storage.feature_store import FeatureStore
 
@@ -173,7 +174,7 @@ async def run(subscribers: int, signals: int, rate: float, offered: float) -> di
         TELEGRAM_API_BASE_URL=telegram.stdout.readline().strip(), TELEGRAM_RATE_LIMIT=str(rate),
         ALERT_MERGE_WINDOW=str(MERGE_S),
     )
-    service = BotService(settings, store=FeatureStore(data_dir), signal_store=None, asker=None)
+    service = BotService(bot_config(settings), store=FeatureStore(data_dir), signal_store=None, asker=None)
     subscribe_many(service, subscribers)
     await service.start()
     started = time.perf_counter()

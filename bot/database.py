@@ -9,12 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
+from sqlite_utils.db import Table
 
 MIGRATIONS_TABLE = "bot_migrations"
 
 
 def _chats_and_subscriptions(db: sqlite_utils.Database) -> None:
-    db["chats"].create(
+    Table(db, "chats").create(
         {
             "platform": str, "chat_id": str, "thread_id": int, "guild_id": str, "channel_id": str,
             "is_private": int, "language": str, "min_severity": int, "kind_modes": str,
@@ -25,16 +26,16 @@ def _chats_and_subscriptions(db: sqlite_utils.Database) -> None:
         defaults={"language": "en", "min_severity": 1, "kind_modes": "{}", "active": 1, "is_private": 1},
         not_null={"platform", "chat_id", "thread_id"},
     )
-    db["subscriptions"].create(
+    Table(db, "subscriptions").create(
         {"platform": str, "chat_id": str, "thread_id": int, "symbol": str, "kinds": str, "created_at": float},
         pk=("platform", "chat_id", "thread_id", "symbol"),
         not_null={"platform", "chat_id", "thread_id", "symbol"},
     )
-    db["subscriptions"].create_index(["symbol"])
+    Table(db, "subscriptions").create_index(["symbol"])
 
 
 def _outbox(db: sqlite_utils.Database) -> None:
-    db["outbox"].create(
+    Table(db, "outbox").create(
         {
             "id": int, "platform": str, "chat_id": str, "thread_id": int, "key": str, "kind": str,
             "symbol": str, "merge_until": float, "language": str, "message": str, "sent_text": str, "silent": int,
@@ -45,18 +46,18 @@ def _outbox(db: sqlite_utils.Database) -> None:
         defaults={"state": "pending", "attempts": 0, "next_attempt_at": 0.0, "needs_edit": 0, "silent": 0},
         not_null={"platform", "chat_id", "thread_id", "key", "kind", "state"},
     )
-    db["outbox"].create_index(["platform", "chat_id", "thread_id", "key"], unique=True)
-    db["outbox"].create_index(["platform", "state", "next_attempt_at"])
-    db["outbox"].create_index(["platform", "needs_edit", "next_attempt_at"])
-    db["alert_signals"].create({"signal_id": str, "signal": str}, pk="signal_id")
-    db["outbox_signals"].create(
+    Table(db, "outbox").create_index(["platform", "chat_id", "thread_id", "key"], unique=True)
+    Table(db, "outbox").create_index(["platform", "state", "next_attempt_at"])
+    Table(db, "outbox").create_index(["platform", "needs_edit", "next_attempt_at"])
+    Table(db, "alert_signals").create({"signal_id": str, "signal": str}, pk="signal_id")
+    Table(db, "outbox_signals").create(
         {"outbox_id": int, "signal_id": str, "platform": str, "chat_id": str, "thread_id": int},
         pk=("outbox_id", "signal_id"),
         foreign_keys=[("outbox_id", "outbox", "id")],
     )
-    db["outbox_signals"].create_index(["platform", "chat_id", "thread_id", "signal_id"], unique=True)
-    db["outbox_signals"].create_index(["signal_id"])
-    db["alert_explanations"].create({"signal_id": str, "text": str, "provider": str}, pk="signal_id")
+    Table(db, "outbox_signals").create_index(["platform", "chat_id", "thread_id", "signal_id"], unique=True)
+    Table(db, "outbox_signals").create_index(["signal_id"])
+    Table(db, "alert_explanations").create({"signal_id": str, "text": str, "provider": str}, pk="signal_id")
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
@@ -78,7 +79,7 @@ def open_database(path: str | Path) -> sqlite_utils.Database:
 
 def migrate(db: sqlite_utils.Database) -> list[int]:
     """Apply the migrations this database has not had yet; returns their numbers."""
-    applied_table = db[MIGRATIONS_TABLE]
+    applied_table = Table(db, MIGRATIONS_TABLE)
     if not applied_table.exists():
         applied_table.create({"version": int, "name": str, "applied_at": float}, pk="version")
     done = {row["version"] for row in applied_table.rows}

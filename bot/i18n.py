@@ -38,7 +38,12 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
+def translate(texts: dict[str, dict[str, str]], language: str, key: str, /, **values: object) -> str:
+    """The text of `key` in `language` from the catalogue `texts` (English when missing), formatted with `values`."""
+    text = texts.get(language, texts["en"]).get(key) or texts["en"][key]
+    return text.format(**values) if values else text
+
+
 def t(language: str, key: str, **values: object) -> str:
     """The text of `key` in `language` (English when missing), formatted with `values`."""
-    text = TEXTS.get(language, TEXTS["en"]).get(key) or TEXTS["en"][key]
-    return text.format(**values) if values else text
+    return translate(TEXTS, language, key, **values)

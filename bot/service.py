@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from ai.ask import Asker
+from bot.config import BotConfig
 from bot.console import CONSOLE, ConsoleSender
 from bot.database import WalCheckpointer, open_database
 from bot.delivery import Dispatcher, Sender
@@ -21,10 +21,8 @@ from bot.outbox import Outbox
 from bot.router import AlertRouter
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
-from bot.telegram.adapter import TelegramAdapter, telegram_concurrency
+from bot.telegram.adapter import TelegramAdapter
 from core.events import Signal
-from core.settings import Settings
-from engine.bus import Subscription
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
@@ -34,7 +32,8 @@ log = logging.getLogger(__name__)
 class Adapter(Protocol):
     """A chat platform front end: receives commands, and offers a Sender for the outbox."""
 
-    sender: Sender
+    @property
+    def sender(self) -> Sender: ...
 
     async def start(self) -> None: ...
 
@@ -46,7 +45,7 @@ class BotService:
 
     def __init__(
         self,
-        settings: Settings,
+        config: BotConfig,
         *,
         store: FeatureStore,
         signal_store: SignalStore | None,
@@ -56,25 +55,24 @@ class BotService:
         out: TextIO | None = None,
         retry_base_s: float = 1.0,
     ) -> None:
-        self.settings = settings
-        self.db = open_database(Path(settings.data_dir) / "flowbot.db")
+        self.config = config
+        self.db = open_database(config.data_dir / "flowbot.db")
         self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the event loop
-        self.checkpointer = WalCheckpointer(Path(settings.data_dir) / "flowbot.db")
+        self.checkpointer = WalCheckpointer(config.data_dir / "flowbot.db")
         self.subscriptions = Subscriptions(self.db)
-        self.outbox = Outbox(self.db, settings.alert_merge_window)
+        self.outbox = Outbox(self.db, config.alert_merge_window)
         self.commands = Commands(
-            subscriptions=self.subscriptions, outbox=self.outbox, store=store, symbols=settings.symbols,
+            subscriptions=self.subscriptions, outbox=self.outbox, store=store, symbols=list(config.symbols),
             asker=asker, feed_health=feed_health, provider_health=provider_health, on_queued=self.wake,
         )
         self.adapters: list[Adapter] = self._adapters()
         static: list[Destination] = []
-        senders: list[tuple[Sender, float]] = [(a.sender, _spacing(settings, a.sender.platform)) for a in self.adapters]
-        if settings.discord_alert_channel_id and settings.discord_bot_token is not None:
-            static.append(Destination("discord", settings.discord_alert_channel_id))
+        senders: list[tuple[Sender, float]] = [(a.sender, self._spacing(a.sender.platform)) for a in self.adapters]
+        if config.discord is not None and config.discord.alert_channel_id:
+            static.append(Destination("discord", config.discord.alert_channel_id))
         self._webhook: WebhookSender | None = None
-        if settings.discord_webhook_url is not None:
-            self._webhook = WebhookSender(settings.discord_webhook_url.get_secret_value(),
-                                          settings.discord_api_base_url)
+        if config.webhook is not None:
+            self._webhook = WebhookSender(config.webhook.url.get_secret_value(), config.webhook.api_base_url)
             senders.append((self._webhook, 0.0))
             static.append(Destination("webhook", "default"))
         if not self.adapters and out is not None:
@@ -83,7 +81,7 @@ class BotService:
         self.dispatchers = {
             sender.platform: Dispatcher(
                 sender, self.outbox, self.subscriptions, per_destination_interval=spacing,
-                concurrency=_concurrency(settings, sender.platform), retry_base_s=retry_base_s,
+                concurrency=self._concurrency(sender.platform), retry_base_s=retry_base_s,
             )
             for sender, spacing in senders
         }
@@ -91,20 +89,32 @@ class BotService:
         self.scheduler = BotScheduler(
             subscriptions=self.subscriptions, outbox=self.outbox, store=store, signal_store=signal_store,
             admins=self.admin_destinations, feed_health=feed_health,
-            health_interval_s=settings.health_check_interval, on_queued=self.wake,
+            health_interval_s=config.health_check_interval, on_queued=self.wake,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
     def _adapters(self) -> list[Adapter]:
         adapters: list[Adapter] = []
-        if self.settings.telegram_bot_token is not None:
-            adapters.append(TelegramAdapter(self.settings, self.commands))
-        if self.settings.discord_bot_token is not None:
-            adapters.append(DiscordAdapter(self.settings, self.commands))
+        if self.config.telegram is not None:
+            adapters.append(TelegramAdapter(self.config.telegram, self.commands))
+        if self.config.discord is not None:
+            adapters.append(DiscordAdapter(self.config.discord, self.commands, self.config.symbols))
         return adapters
 
+    def _spacing(self, platform: str) -> float:
+        """Seconds between two messages to one destination."""
+        telegram = self.config.telegram
+        return telegram.chat_interval if platform == "telegram" and telegram is not None else 0.0
+
+    def _concurrency(self, platform: str) -> int:
+        """Sends in flight at once: enough for Telegram's configured rate at ~100 ms round trips (more would only
+        make the HTTP pool's bookkeeping, which grows with its size, cost more per request)."""
+        telegram = self.config.telegram
+        return telegram.concurrency if platform == "telegram" and telegram is not None else 16
+
     def admin_destinations(self) -> list[Destination]:
-        return self.subscriptions.admins_reach("telegram", self.settings.telegram_admin_ids)
+        telegram = self.config.telegram
+        return self.subscriptions.admins_reach("telegram", telegram.admin_ids if telegram is not None else ())
 
     def wake(self) -> None:
         for dispatcher in self.dispatchers.values():
@@ -116,12 +126,6 @@ class BotService:
 
     async def on_explanation(self, signal_id: str, text: str, provider: str) -> None:
         await self.router.on_explanation(signal_id, text, provider)
-
-    async def consume(self, signals: Subscription) -> None:
-        """Route every signal from the bus (idempotent: a signal seen twice is alerted once)."""
-        async for event in signals:
-            if isinstance(event, Signal):
-                await self.on_signal(event)
 
     async def start(self) -> None:
         unconfirmed = self.outbox.recover()
@@ -150,13 +154,3 @@ class BotService:
         self.db.close()
         self.checkpointer.stop()
 
-
-def _spacing(settings: Settings, platform: str) -> float:
-    """Seconds between two messages to one destination."""
-    return settings.telegram_chat_interval if platform == "telegram" else 0.0
-
-
-def _concurrency(settings: Settings, platform: str) -> int:
-    """Sends in flight at once: enough for Telegram's configured rate at ~100 ms round trips (more would only
-    make the HTTP pool's bookkeeping, which grows with its size, cost more per request)."""
-    return telegram_concurrency(settings) if platform == "telegram" else 16

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import orjson
 import sqlite_utils
+from sqlite_utils.db import Table
 
 from bot.models import Destination
 from core.events import Signal
@@ -31,13 +32,6 @@ class ChatSettings:
 
     def mode(self, kind: str) -> str:
         return self.kind_modes.get(kind, "on")
-
-    def is_quiet(self, hour: int) -> bool:
-        if self.quiet_start is None or self.quiet_end is None or self.quiet_start == self.quiet_end:
-            return False
-        if self.quiet_start < self.quiet_end:
-            return self.quiet_start <= hour < self.quiet_end
-        return hour >= self.quiet_start or hour < self.quiet_end
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ class Subscriptions:
         self.db = db
 
     def _row(self, key: Destination) -> dict | None:
-        rows = list(self.db["chats"].rows_where(
+        rows = list(Table(self.db, "chats").rows_where(
             "platform = ? AND chat_id = ? AND thread_id = ?", [key.platform, key.chat_id, key.thread_id], limit=1
         ))
         return rows[0] if rows else None
@@ -83,17 +77,17 @@ class Subscriptions:
         row = self._row(key)
         with self.db.conn:
             if row is None:
-                self.db["chats"].insert({
+                Table(self.db, "chats").insert({
                     "platform": key.platform, "chat_id": key.chat_id, "thread_id": key.thread_id,
                     "channel_id": channel_id, "is_private": int(is_private), "language": "en", "min_severity": 1,
                     "kind_modes": "{}", "active": 1, "created_at": time.time(),
                 })
                 return ChatSettings()
             if not row["active"]:
-                self.db["chats"].update((key.platform, key.chat_id, key.thread_id),
+                Table(self.db, "chats").update((key.platform, key.chat_id, key.thread_id),
                                         {"active": 1, "deactivated_reason": None})
             if channel_id is not None and not row["channel_id"]:
-                self.db["chats"].update((key.platform, key.chat_id, key.thread_id), {"channel_id": channel_id})
+                Table(self.db, "chats").update((key.platform, key.chat_id, key.thread_id), {"channel_id": channel_id})
         return _settings(row)
 
     def settings(self, key: Destination) -> ChatSettings:
@@ -102,7 +96,7 @@ class Subscriptions:
 
     def save_settings(self, key: Destination, settings: ChatSettings) -> None:
         with self.db.conn:
-            self.db["chats"].update((key.platform, key.chat_id, key.thread_id), {
+            Table(self.db, "chats").update((key.platform, key.chat_id, key.thread_id), {
                 "language": settings.language, "min_severity": settings.min_severity,
                 "kind_modes": orjson.dumps(settings.kind_modes).decode(), "quiet_start": settings.quiet_start,
                 "quiet_end": settings.quiet_end, "digest_hour": settings.digest_hour,
@@ -114,13 +108,13 @@ class Subscriptions:
 
     def set_alert_channel(self, key: Destination, channel_id: str) -> None:
         with self.db.conn:
-            self.db["chats"].update((key.platform, key.chat_id, key.thread_id), {"channel_id": channel_id})
+            Table(self.db, "chats").update((key.platform, key.chat_id, key.thread_id), {"channel_id": channel_id})
 
     def subscribe(self, key: Destination, symbols: Iterable[str], kinds: Iterable[str] = ()) -> None:
         kinds_text = ",".join(kinds)
         now = time.time()
         with self.db.conn:
-            self.db["subscriptions"].upsert_all(
+            Table(self.db, "subscriptions").upsert_all(
                 [{"platform": key.platform, "chat_id": key.chat_id, "thread_id": key.thread_id, "symbol": symbol,
                   "kinds": kinds_text, "created_at": now} for symbol in symbols],
                 pk=("platform", "chat_id", "thread_id", "symbol"),
@@ -132,12 +126,12 @@ class Subscriptions:
         removed = [s for s in symbols if s in held]
         with self.db.conn:
             for symbol in removed:
-                self.db["subscriptions"].delete((key.platform, key.chat_id, key.thread_id, symbol))
+                Table(self.db, "subscriptions").delete((key.platform, key.chat_id, key.thread_id, symbol))
         return removed
 
     def symbols(self, key: Destination) -> list[tuple[str, tuple[str, ...]]]:
         """(symbol, kinds) of the chat's subscriptions, by symbol."""
-        rows = self.db["subscriptions"].rows_where(
+        rows = Table(self.db, "subscriptions").rows_where(
             "platform = ? AND chat_id = ? AND thread_id = ?", [key.platform, key.chat_id, key.thread_id],
             order_by="symbol",
         )
@@ -164,7 +158,7 @@ class Subscriptions:
 
     def with_digest_at(self, hour_utc: int) -> list[Subscriber]:
         """Active subscribers whose daily digest is due at this UTC hour."""
-        rows = self.db["chats"].rows_where("active = 1 AND digest_hour = ?", [hour_utc])
+        rows = Table(self.db, "chats").rows_where("active = 1 AND digest_hour = ?", [hour_utc])
         return [Subscriber(_key(row), _delivery(row), _settings(row)) for row in rows]
 
     def deactivate(self, delivery: Destination, reason: str) -> int:
@@ -188,7 +182,7 @@ class Subscriptions:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = self.db["chats"].rows_where(
+        rows = Table(self.db, "chats").rows_where(
             f"platform = ? AND is_private = 1 AND active = 1 AND chat_id IN ({marks})", [platform, *ids]
         )
         return [_delivery(row) for row in rows]
@@ -202,6 +196,6 @@ class Subscriptions:
             "subscriptions": one("SELECT count(*) FROM subscriptions").fetchone()[0],
         }
 
-    def all_active(self) -> list[Destination]:
-        """Delivery destinations of every active chat (for /broadcast)."""
-        return [_delivery(row) for row in self.db["chats"].rows_where("active = 1")]
+    def all_active(self) -> list[tuple[Destination, str]]:
+        """Delivery destination and language of every active chat (for /broadcast)."""
+        return [(_delivery(row), row["language"] or "en") for row in Table(self.db, "chats").rows_where("active = 1")]

@@ -24,10 +24,6 @@ class Broadcaster:
         self._queues: set[asyncio.Queue[bytes | None]] = set()
         self.closed = False
 
-    @property
-    def listeners(self) -> int:
-        return len(self._queues)
-
     @contextlib.contextmanager
     def listen(self) -> Iterator[asyncio.Queue[bytes | None]]:
         """A queue of this page's events (None: the stream ends), registered while the block runs."""

@@ -25,6 +25,7 @@ from engine.analysis.context import SymbolContext
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
 from flowbot.analysis_config import pipeline_config
+from flowbot.bot_config import bot_config
 from flowbot.feed_config import make_feed
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
@@ -107,7 +108,7 @@ class BotSide:
             complete, contexts=contexts, signal_store=signal_store, concurrency=settings.ai_concurrency
         )
         self.bots = BotService(
-            settings, store=store, signal_store=signal_store,
+            bot_config(settings), store=store, signal_store=signal_store,
             asker=Asker(complete, store, symbols=settings.symbols, signal_store=signal_store,
                         rate_limit=settings.ask_rate_limit),
             feed_health=feed_health, provider_health=lambda: {p.name: "configured" for p in self.providers},

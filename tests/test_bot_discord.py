@@ -34,6 +34,7 @@ from fakes.discord_api import (
     FakeDiscord,
     SentMessage,
 )
+from flowbot.bot_config import bot_config
 from storage.feature_store import FeatureStore
 
 MERGE_S = 30
@@ -63,7 +64,7 @@ def make_service(data_dir: Path, store_dir: Path, **settings: str) -> BotService
                       ALERT_MERGE_WINDOW=str(MERGE_S), **settings)
     store = FeatureStore(store_dir)
     asker = Asker(ProviderChain([], timeout=1).answer, store, symbols=config.symbols)
-    return BotService(config, store=store, signal_store=None, asker=asker, retry_base_s=0.05)
+    return BotService(bot_config(config), store=store, signal_store=None, asker=asker, retry_base_s=0.05)
 
 
 def bot_service(fake: FakeDiscord, data_dir: Path, store_dir: Path, **settings: str) -> BotService:

@@ -21,6 +21,7 @@ from bot.telegram.format import split_html
 from core.events import Signal
 from core.settings import Settings
 from fakes.telegram_api import FakeTelegram
+from flowbot.bot_config import bot_config
 from storage.feature_store import FeatureStore
 
 MERGE_S = 30
@@ -52,7 +53,7 @@ def make_service(fake: FakeTelegram, data_dir: Path, store_dir: Path, **override
     )
     store = FeatureStore(store_dir)
     asker = Asker(ProviderChain([], timeout=1).answer, store, symbols=settings.symbols)
-    return BotService(settings, store=store, signal_store=None, asker=asker, retry_base_s=0.05)
+    return BotService(bot_config(settings), store=store, signal_store=None, asker=asker, retry_base_s=0.05)
 
 
 async def reply_to(fake: FakeTelegram, chat_id: int, text: str, **push) -> str:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import discord
 from discord import app_commands
 
+from bot.config import DiscordConfig
 from bot.discord.connection import (
     DEFAULT_API_BASE,
     Endpoints,
@@ -21,39 +23,37 @@ from bot.discord.embeds import send_kwargs
 from bot.discord.sender import DiscordSender
 from bot.discord.slash import add_commands
 from bot.handlers.commands import Commands
+from bot.handlers.registry import CommandSpec
 from bot.models import Caller, Destination, Message
-from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 GUILD_READY_TIMEOUT_S = 2.0  # discord.py waits this long after the last GUILD_CREATE before it is ready
 READY_TIMEOUT_S = 30.0
-SLOW_COMMANDS = frozenset({"ask", "chart"})  # may take longer than the 3 s Discord allows: deferred first
 
 
 class DiscordAdapter:
     """Slash commands over the gateway; alerts to channels through `sender`."""
 
-    def __init__(self, settings: Settings, commands: Commands) -> None:
-        self.settings = settings
+    def __init__(self, config: DiscordConfig, commands: Commands, symbols: Sequence[str]) -> None:
+        self.config = config
         self.commands = commands
-        self.admins = set(settings.discord_admin_ids)
+        self.admins = set(config.admin_ids)
         self.client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=GUILD_READY_TIMEOUT_S)
         self.tree = app_commands.CommandTree(self.client)
         self.tree.error(self._on_error)
-        add_commands(self.tree, settings.symbols, self._answer, self._alerts_here)
+        add_commands(self.tree, symbols, self._answer, self._alerts_here)
         self.sender = DiscordSender(self.client)
         self._runner: asyncio.Task[None] | None = None
         self._endpoints: Endpoints | None = None
 
     async def start(self) -> None:
         """Log in, sync the slash commands globally, connect to the gateway and wait until ready."""
-        settings = self.settings
-        assert settings.discord_bot_token is not None
-        self._endpoints = point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
+        config = self.config
+        self._endpoints = point_discord_at(config.api_base_url, config.gateway_url)
         try:
-            await self.client.login(settings.discord_bot_token.get_secret_value())
-            if settings.discord_gateway_url is None and settings.discord_api_base_url.rstrip("/") != DEFAULT_API_BASE:
+            await self.client.login(config.token.get_secret_value())
+            if config.gateway_url is None and config.api_base_url.rstrip("/") != DEFAULT_API_BASE:
                 await discover_gateway(self.client.http)
             await self.tree.sync()
             self._runner = asyncio.create_task(self.client.connect(), name="discord-gateway")
@@ -97,10 +97,10 @@ class DiscordAdapter:
             can_manage_channels=interaction.permissions.manage_channels,
         )
 
-    async def _answer(self, interaction: discord.Interaction, name: str, args: list[str]) -> None:
-        if name in SLOW_COMMANDS:
+    async def _answer(self, interaction: discord.Interaction, spec: CommandSpec[Commands], args: list[str]) -> None:
+        if spec.slow:  # may take longer than the 3 s Discord allows: deferred first
             await interaction.response.defer(thinking=True)
-        await self._reply(interaction, await self.commands.run(self._caller(interaction), name, args))
+        await self._reply(interaction, await self.commands.run(self._caller(interaction), spec.name, args))
 
     async def _alerts_here(self, interaction: discord.Interaction) -> None:
         await self._reply(interaction, await self.commands.alerts_here(self._caller(interaction)))
@@ -116,15 +116,17 @@ class DiscordAdapter:
 
     async def _on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Commands Discord still lists but we no longer have, arguments we cannot read, and failures."""
+        caller = self._caller(interaction)
+        say = self.commands.say_for(caller)
         if isinstance(error, app_commands.CommandNotFound):
-            reply = await self.commands.run(self._caller(interaction), error.name, [])
+            reply = await self.commands.run(caller, error.name, [])
         elif isinstance(error, app_commands.TransformerError):
-            reply = Message(f"I could not read {str(error.value)[:20]!r}.", "See /help for what each command takes.")
+            reply = Message(say("unreadable", text=repr(str(error.value)[:20])), say("unreadable.hint"))
         elif isinstance(error, app_commands.NoPrivateMessage):
-            reply = Message("Use that in a server channel.")
+            reply = Message(say("server_only"))
         else:
             log.warning("discord: a command failed: %s", type(error).__name__, exc_info=error)
-            reply = Message("Sorry, that did not work.", "Something went wrong on our side; please try again later.")
+            reply = Message(say("failed"), say("failed.hint"))
         try:
             await self._reply(interaction, reply)
         except discord.HTTPException as exc:

@@ -1,20 +1,24 @@
-"""The slash commands: one per bot command, with argument hints, symbol autocompletion and window choices,
-plus /alerts here. Each hands its arguments as words to a callback; nothing is decided here."""
+"""The slash commands, generated from the command registry: an option per argument with its hint, symbol
+autocompletion and window choices; plus /alerts here. Each hands its arguments as words to a callback."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 import discord
 from discord import app_commands
-from discord.app_commands import Choice
+from discord.app_commands import Choice, Command
 
 from bot.handlers.commands import COMMANDS, DIGEST_PRESETS, QUIET_PRESETS
+from bot.handlers.registry import Argument, ArgumentKind, CommandSpec
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS
 from storage.flow_query import FLOW_SPANS_MS
 
-Answer = Callable[[discord.Interaction, str, list[str]], Awaitable[None]]
+Answer = Callable[[discord.Interaction, CommandSpec[Any], list[str]], Awaitable[None]]
 AlertsHere = Callable[[discord.Interaction], Awaitable[None]]
+Completer = Callable[[discord.Interaction[Any], str], Coroutine[Any, Any, list[Choice[str]]]]
 
 CHOICES_LIMIT = 25
 CHOICE_LENGTH = 100
@@ -27,7 +31,7 @@ SETTING_VALUES: dict[str, tuple[str, ...]] = {
     "digest": DIGEST_PRESETS,
 }
 SETTING_OPTIONS = [Choice(name=option, value=option) for option in SETTING_VALUES]
-NO_ARGUMENTS = ("start", "help", "list", "status", "admin")
+CHOICES = {ArgumentKind.WINDOW: WINDOWS, ArgumentKind.SETTING_OPTION: SETTING_OPTIONS}
 
 
 def words(*values: str | None) -> list[str]:
@@ -45,21 +49,37 @@ def complete(current: str, options: Sequence[str]) -> list[Choice[str]]:
     return [Choice(name=text, value=text) for text in texts if len(text) <= CHOICE_LENGTH]
 
 
-def _description(name: str) -> str:
-    return next(c.description for c in COMMANDS if c.name == name)[:CHOICE_LENGTH]
+def _option(argument: Argument) -> inspect.Parameter:
+    """The callback parameter discord.py reads an option from: a string, required or defaulting to None."""
+    return inspect.Parameter(
+        argument.name, inspect.Parameter.KEYWORD_ONLY,
+        annotation=str if argument.required else str | None,
+        default=inspect.Parameter.empty if argument.required else None,
+    )
 
 
-def _without_arguments(name: str, answer: Answer) -> app_commands.Command:
-    async def callback(interaction: discord.Interaction) -> None:
-        await answer(interaction, name, [])
+def slash_command(spec: CommandSpec[Any], answer: Answer, completers: dict[ArgumentKind, Completer]) -> Command:
+    """The slash command of a registered command: an option per argument, with its hint, choices or completion."""
 
-    return app_commands.Command(name=name, description=_description(name), callback=callback)
+    async def callback(interaction: discord.Interaction, **options: str | None) -> None:
+        await answer(interaction, spec, words(*(options.get(a.name) for a in spec.arguments)))
+
+    interaction = inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    annotation=discord.Interaction)
+    callback.__signature__ = inspect.Signature([interaction, *map(_option, spec.arguments)])  # type: ignore[attr-defined]
+    arguments = spec.arguments
+    decorated: Any = app_commands.describe(**{a.name: a.hint for a in arguments})(callback)
+    choices = {a.name: CHOICES[a.kind] for a in arguments if a.kind in CHOICES}
+    if choices:
+        decorated = app_commands.choices(**choices)(decorated)
+    completions = {a.name: completers[a.kind] for a in arguments if a.kind in completers}
+    if completions:
+        decorated = app_commands.autocomplete(**completions)(decorated)
+    return Command(name=spec.name, description=spec.summary[:CHOICE_LENGTH], callback=decorated)
 
 
-def add_commands(tree: app_commands.CommandTree, symbols: list[str], answer: Answer, here: AlertsHere) -> None:
+def add_commands(tree: app_commands.CommandTree, symbols: Sequence[str], answer: Answer, here: AlertsHere) -> None:
     """Register every bot command and /alerts here on the tree."""
-    for name in NO_ARGUMENTS:
-        tree.add_command(_without_arguments(name, answer))
 
     async def symbol_words(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         return complete(current, symbols)
@@ -73,48 +93,13 @@ def add_commands(tree: app_commands.CommandTree, symbols: list[str], answer: Ans
     async def setting_values(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         return complete(current, SETTING_VALUES.get(interaction.namespace.option or "", ()))
 
-    @tree.command(name="subscribe", description=_description("subscribe"))
-    @app_commands.describe(symbols="Symbols, e.g. BTCUSDT ETHUSDT", kinds="Only these kinds, e.g. whale burst")
-    @app_commands.autocomplete(symbols=symbol_words, kinds=kind_words)
-    async def subscribe(interaction: discord.Interaction, symbols: str, kinds: str | None = None) -> None:
-        await answer(interaction, "subscribe", words(symbols, kinds))
-
-    @tree.command(name="unsubscribe", description=_description("unsubscribe"))
-    @app_commands.describe(symbols="Symbols, or all")
-    @app_commands.autocomplete(symbols=symbols_or_all)
-    async def unsubscribe(interaction: discord.Interaction, symbols: str) -> None:
-        await answer(interaction, "unsubscribe", words(symbols))
-
-    @tree.command(name="flow", description=_description("flow"))
-    @app_commands.describe(symbol="A symbol, e.g. BTCUSDT", window="How far back (default 1h)")
-    @app_commands.autocomplete(symbol=symbol_words)
-    @app_commands.choices(window=WINDOWS)
-    async def flow(interaction: discord.Interaction, symbol: str, window: str | None = None) -> None:
-        await answer(interaction, "flow", words(symbol, window))
-
-    @tree.command(name="chart", description=_description("chart"))
-    @app_commands.describe(symbol="A symbol, e.g. BTCUSDT", window="How far back (default 1h)")
-    @app_commands.autocomplete(symbol=symbol_words)
-    @app_commands.choices(window=WINDOWS)
-    async def chart(interaction: discord.Interaction, symbol: str, window: str | None = None) -> None:
-        await answer(interaction, "chart", words(symbol, window))
-
-    @tree.command(name="ask", description=_description("ask"))
-    @app_commands.describe(question="e.g. is BTCUSDT being bought?")
-    async def ask(interaction: discord.Interaction, question: str) -> None:
-        await answer(interaction, "ask", words(question))
-
-    @tree.command(name="settings", description=_description("settings"))
-    @app_commands.describe(option="What to change (leave out to see the settings)", value="Its new value")
-    @app_commands.choices(option=SETTING_OPTIONS)
-    @app_commands.autocomplete(value=setting_values)
-    async def settings(interaction: discord.Interaction, option: str | None = None, value: str | None = None) -> None:
-        await answer(interaction, "settings", words(option, value))
-
-    @tree.command(name="broadcast", description=_description("broadcast"))
-    @app_commands.describe(text="The notice every chat receives")
-    async def broadcast(interaction: discord.Interaction, text: str) -> None:
-        await answer(interaction, "broadcast", words(text))
+    completers: dict[ArgumentKind, Completer] = {
+        ArgumentKind.SYMBOL: symbol_words, ArgumentKind.SYMBOLS: symbol_words,
+        ArgumentKind.SYMBOLS_OR_ALL: symbols_or_all, ArgumentKind.KINDS: kind_words,
+        ArgumentKind.SETTING_VALUE: setting_values,
+    }
+    for spec in COMMANDS:
+        tree.add_command(slash_command(spec, answer, completers))
 
     alerts = app_commands.Group(
         name="alerts", description="Where this server's alerts arrive", guild_only=True,

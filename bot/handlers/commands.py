@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ai.ask import Asker
+from bot.handlers.registry import Argument, ArgumentKind, CommandRegistry
+from bot.messages import Say, say_in
+from bot.messages import text as text_of
 from bot.models import Button, Caller, Destination, Message
 from bot.outbox import Outbox
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
@@ -22,31 +25,16 @@ from storage.flow_query import FLOW_SPANS_MS, flow_report
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CommandInfo:
-    name: str
-    description: str
-    usage: str = ""
-    admin: bool = False
-
-
-COMMANDS: tuple[CommandInfo, ...] = (
-    CommandInfo("start", "Welcome and how to begin"),
-    CommandInfo("help", "What Flowbot can do"),
-    CommandInfo("subscribe", "Alerts for symbols, optionally only some kinds", "SYMBOL... [kinds]"),
-    CommandInfo("unsubscribe", "Stop alerts for symbols (or all)", "SYMBOL... | all"),
-    CommandInfo("list", "Your subscriptions"),
-    CommandInfo("flow", "Order flow of a symbol", "SYMBOL [5m|15m|1h|4h|24h]"),
-    CommandInfo("chart", "Chart of price, whales, CVD and volume", "SYMBOL [5m|15m|1h|4h|24h]"),
-    CommandInfo("ask", "Ask about current flow", "QUESTION"),
-    CommandInfo("settings", "Severity, kinds, quiet hours, language, digest", "[option value]"),
-    CommandInfo("status", "Feed health"),
-    CommandInfo("admin", "Users, subscriptions, outbox, providers", admin=True),
-    CommandInfo("broadcast", "Send a notice to every chat", "TEXT", admin=True),
-)
+COMMANDS: CommandRegistry[Commands] = CommandRegistry()
 KIND_ALIASES = {"cvd": "cvd_divergence", "divergence": "cvd_divergence", "whales": "whale", "bursts": "burst"}
 QUIET_PRESETS = ("off", "22-7", "0-8")
 DIGEST_PRESETS = ("off", "8", "20")
+LANGUAGE_NAMES = {"en": "English", "pt": "Português"}
+DEFAULT_SPAN = "1h"
+SYMBOL_AND_WINDOW = (
+    Argument("symbol", ArgumentKind.SYMBOL, "A symbol, e.g. BTCUSDT"),
+    Argument("window", ArgumentKind.WINDOW, "How far back (default 1h)", required=False),
+)
 
 
 def subscriber_of(caller: Caller) -> Destination:
@@ -90,49 +78,61 @@ class Commands:
         self.on_queued = on_queued
         self.clock = clock
 
+    def say_for(self, caller: Caller) -> Say:
+        """The words of replies to this caller, in their chat's language."""
+        return say_in(self.subscriptions.settings(subscriber_of(caller)).language)
+
     async def run(self, caller: Caller, name: str, args: list[str]) -> Message:
         """Answer a command by name; unknown commands and failures get a short helpful reply."""
-        handler = getattr(self, f"cmd_{name}", None)
-        info = next((c for c in COMMANDS if c.name == name), None)
-        if handler is None or info is None:
-            return Message(f"Unknown command /{name}.", "Send /help to see what I can do.")
-        if info.admin and not caller.is_admin:
-            return Message("That command is for the bot's admins.")
+        say = self.say_for(caller)
+        spec = COMMANDS.get(name)
+        if spec is None:
+            return Message(say("unknown_command", name=name), say("unknown_command.hint"))
+        if spec.admin and not caller.is_admin:
+            return Message(say("admin_only"))
         try:
-            return await handler(caller, args)
+            return await spec.handler(self, caller, args, say)
         except Exception:
             log.exception("/%s failed", name)
-            return Message("Sorry, that did not work.", "Something went wrong on our side; please try again later.")
+            return Message(say("failed"), say("failed.hint"))
 
-    def _unknown_symbol(self, text: str) -> Message:
-        return Message(f"I don't follow {text[:20]!r}.", f"Symbols I follow: {', '.join(self.symbols)}.")
+    def _unknown_symbol(self, text: str, say: Say) -> Message:
+        return Message(say("unknown_symbol", text=repr(text[:20])),
+                       say("unknown_symbol.hint", symbols=", ".join(self.symbols)))
 
-    def _usage(self, name: str) -> Message:
-        info = next(c for c in COMMANDS if c.name == name)
-        return Message(f"Usage: /{name} {info.usage}".rstrip(), info.description + ".")
+    def _usage(self, name: str, say: Say) -> Message:
+        spec = COMMANDS.get(name)
+        assert spec is not None
+        return Message(say("usage", name=name, usage=spec.usage(say)).rstrip(), spec.description(say) + ".")
 
-    async def cmd_start(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command("start")
+    async def start(self, caller: Caller, args: list[str], say: Say) -> Message:
         self.subscriptions.ensure_chat(subscriber_of(caller), is_private=caller.is_private,
                                        channel_id=self._channel(caller))
-        help_message = await self.cmd_help(caller, args)
-        return Message("Welcome to Flowbot: order-flow alerts for Binance markets.",
-                       f"Start with /subscribe {self.symbols[0]}.\n\n{help_message.body}")
+        help_message = await self.show_help(caller, args, say)
+        return Message(say("start"), f"{say('start.hint', symbol=self.symbols[0])}\n\n{help_message.body}")
 
-    async def cmd_help(self, caller: Caller, args: list[str]) -> Message:
-        lines = [f"/{c.name} {c.usage}".rstrip() + f": {c.description}"
+    @COMMANDS.command("help")
+    async def show_help(self, caller: Caller, args: list[str], say: Say) -> Message:
+        lines = [f"/{c.name} {c.usage(say)}".rstrip() + f": {c.description(say)}"
                  for c in COMMANDS if not c.admin or caller.is_admin]
         if caller.destination.platform == "discord":
-            lines.append("/alerts here: send this server's alerts to this channel (Manage Channels)")
-        lines.append(f"Symbols: {', '.join(self.symbols)}. Kinds: {', '.join(SIGNAL_KINDS)}.")
-        lines.extend(f"• {spec.name}: {spec.doc}" for spec in all_kinds())
-        return Message("Flowbot commands", "\n".join(lines))
+            lines.append(say("help.alerts_here"))
+        lines.append(say("help.symbols", symbols=", ".join(self.symbols), kinds=", ".join(SIGNAL_KINDS)))
+        lines.extend(f"• {spec.name}: {spec.doc}" for spec in all_kinds())  # each kind documents itself in English
+        return Message(say("help"), "\n".join(lines))
 
     def _channel(self, caller: Caller) -> str | None:
         return caller.destination.chat_id if caller.destination.platform == "discord" else None
 
-    async def cmd_subscribe(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command(
+        "subscribe",
+        Argument("symbols", ArgumentKind.SYMBOLS, "Symbols, e.g. BTCUSDT ETHUSDT"),
+        Argument("kinds", ArgumentKind.KINDS, "Only these kinds, e.g. whale burst", required=False),
+    )
+    async def subscribe(self, caller: Caller, args: list[str], say: Say) -> Message:
         if not args:
-            return self._usage("subscribe")
+            return self._usage("subscribe", say)
         symbols: list[str] = []
         kinds: list[str] = []
         for word in args:
@@ -142,23 +142,24 @@ class Commands:
                 continue
             symbol = resolve_symbol(word, self.symbols)
             if symbol is None:
-                return self._unknown_symbol(word)
+                return self._unknown_symbol(word, say)
             symbols.append(symbol)
         if not symbols:
-            return Message("Which symbols?", f"For example: /subscribe {self.symbols[0]} whale")
+            return Message(say("subscribe.which"), say("subscribe.which.hint", symbol=self.symbols[0]))
         key = subscriber_of(caller)
         self.subscriptions.ensure_chat(key, is_private=caller.is_private, channel_id=self._channel(caller))
         self.subscriptions.subscribe(key, symbols, kinds)
-        what = ", ".join(kinds) if kinds else "all kinds"
         where = ""
         if key.platform == "discord":
-            where = f" in <#{self.subscriptions.alert_channel(key) or caller.destination.chat_id}>"
-        return Message(f"Subscribed to {', '.join(symbols)} ({what}){where}.",
-                       "Alerts arrive as the market moves; /settings tunes them, /unsubscribe stops them.")
+            where = say("subscribe.where",
+                        channel=self.subscriptions.alert_channel(key) or caller.destination.chat_id)
+        return Message(say("subscribe.done", symbols=", ".join(symbols), kinds=_kinds(kinds, say), where=where),
+                       say("subscribe.done.hint"))
 
-    async def cmd_unsubscribe(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command("unsubscribe", Argument("symbols", ArgumentKind.SYMBOLS_OR_ALL, "Symbols, or all"))
+    async def unsubscribe(self, caller: Caller, args: list[str], say: Say) -> Message:
         if not args:
-            return self._usage("unsubscribe")
+            return self._usage("unsubscribe", say)
         key = subscriber_of(caller)
         held = [symbol for symbol, _ in self.subscriptions.symbols(key)]
         if [a.lower() for a in args] == ["all"]:
@@ -168,189 +169,216 @@ class Commands:
             for word in args:
                 symbol = resolve_symbol(word, self.symbols)
                 if symbol is None:
-                    return self._unknown_symbol(word)
+                    return self._unknown_symbol(word, say)
                 wanted.append(symbol)
         removed = self.subscriptions.unsubscribe(key, wanted)
         if not removed:
-            return Message("You were not subscribed to that.", "See /list for your subscriptions.")
-        return Message(f"Unsubscribed from {', '.join(removed)}.")
+            return Message(say("unsubscribe.none"), say("unsubscribe.none.hint"))
+        return Message(say("unsubscribe.done", symbols=", ".join(removed)))
 
-    async def cmd_list(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command("list")
+    async def show_list(self, caller: Caller, args: list[str], say: Say) -> Message:
         held = self.subscriptions.symbols(subscriber_of(caller))
         if not held:
-            return Message("No subscriptions yet.", f"Try /subscribe {self.symbols[0]}.")
-        lines = [f"{symbol}: {', '.join(kinds) if kinds else 'all kinds'}" for symbol, kinds in held]
-        return Message("Your subscriptions", "\n".join(lines))
+            return Message(say("list.empty"), say("list.empty.hint", symbol=self.symbols[0]))
+        lines = [f"{symbol}: {_kinds(kinds, say)}" for symbol, kinds in held]
+        return Message(say("list"), "\n".join(lines))
 
-    def _symbol_and_span(self, name: str, args: list[str], default: str) -> tuple[str, str] | Message:
+    def _symbol_and_span(self, name: str, args: list[str], say: Say) -> tuple[str, str] | Message:
         if not args or len(args) > 2:
-            return self._usage(name)
+            return self._usage(name, say)
         symbol = resolve_symbol(args[0], self.symbols)
         if symbol is None:
-            return self._unknown_symbol(args[0])
-        span = args[1].lower() if len(args) == 2 else default
+            return self._unknown_symbol(args[0], say)
+        span = args[1].lower() if len(args) == 2 else DEFAULT_SPAN
         if span not in FLOW_SPANS_MS:
-            return Message(f"Unknown window {args[1][:10]!r}.", f"Choose one of {', '.join(FLOW_SPANS_MS)}.")
+            return Message(say("unknown_window", text=repr(args[1][:10])),
+                           say("unknown_window.hint", windows=", ".join(FLOW_SPANS_MS)))
         return symbol, span
 
-    async def cmd_flow(self, caller: Caller, args: list[str]) -> Message:
-        parsed = self._symbol_and_span("flow", args, "1h")
+    @COMMANDS.command("flow", *SYMBOL_AND_WINDOW)
+    async def flow(self, caller: Caller, args: list[str], say: Say) -> Message:
+        parsed = self._symbol_and_span("flow", args, say)
         if isinstance(parsed, Message):
             return parsed
         symbol, span = parsed
         report = flow_report(self.store, symbol, span)
         if report is None:
-            return Message(f"No flow stored for {symbol} yet.", "The engine writes it as trades arrive.")
+            return Message(say("no_flow", symbol=symbol), say("no_flow.hint"))
         title, _, body = format_flow(report, self.clock()).partition("\n")
         return Message(title, body)
 
-    async def cmd_chart(self, caller: Caller, args: list[str]) -> Message:
-        parsed = self._symbol_and_span("chart", args, "1h")
+    @COMMANDS.command("chart", *SYMBOL_AND_WINDOW, slow=True)
+    async def chart(self, caller: Caller, args: list[str], say: Say) -> Message:
+        parsed = self._symbol_and_span("chart", args, say)
         if isinstance(parsed, Message):
             return parsed
         symbol, span = parsed
         chart = render_chart(self.store, symbol, span)
         if chart is None:
-            return Message(f"No flow stored for {symbol} yet.", "The engine writes it as trades arrive.")
-        return Message(f"{symbol}, last {span}", "Price with whale trades marked, CVD, buy and sell volume.",
-                       png=chart.png)
+            return Message(say("no_flow", symbol=symbol), say("no_flow.hint"))
+        return Message(say("chart", symbol=symbol, span=span), say("chart.caption"), png=chart.png)
 
-    async def cmd_ask(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command("ask", Argument("question", ArgumentKind.TEXT, "e.g. is BTCUSDT being bought?"), slow=True)
+    async def ask(self, caller: Caller, args: list[str], say: Say) -> Message:
         if not args:
-            return Message("Ask me about the flow.", f"For example: /ask is {self.symbols[0]} being bought?")
+            return Message(say("ask.empty"), say("ask.empty.hint", symbol=self.symbols[0]))
         if self.asker is None:
-            return Message("Questions are not available here.")
+            return Message(say("ask.unavailable"))
         answer = await self.asker.ask(" ".join(args), user=f"{caller.destination.platform}:{caller.user_id}")
         return Message(answer.text)
 
-    def _settings_message(self, settings: ChatSettings, note: str = "", settings_buttons: bool = True) -> Message:
-        quiet = ("off" if settings.quiet_start is None
-                 else f"{settings.quiet_start:02d}:00 to {settings.quiet_end:02d}:00 UTC")
-        digest = "off" if settings.digest_hour is None else f"{settings.digest_hour:02d}:00 UTC"
+    def _settings_message(self, settings: ChatSettings, say: Say, note: str = "", settings_buttons: bool = True
+                          ) -> Message:
+        off = say("settings.off")
+        quiet = (off if settings.quiet_start is None
+                 else say("settings.quiet_range", start=settings.quiet_start, end=settings.quiet_end))
+        digest = off if settings.digest_hour is None else f"{settings.digest_hour:02d}:00 UTC"
         lines = [
-            f"Minimum severity: {settings.min_severity}",
+            say("settings.severity", severity=settings.min_severity),
             *(f"{kind}: {settings.mode(kind)}" for kind in SIGNAL_KINDS),
-            f"Quiet hours (alerts arrive silently): {quiet}",
-            f"Language: {'Português' if settings.language == 'pt' else 'English'}",
-            f"Daily digest: {digest}",
-            "Change them with /settings OPTION VALUE, e.g. /settings severity 2, /settings whale silent,"
-            " /settings quiet 22-7, /settings language pt, /settings digest 8"
-            + (" (or the buttons below)." if settings_buttons else "."),
+            say("settings.quiet", quiet=quiet),
+            say("settings.language", language=LANGUAGE_NAMES[settings.language]),
+            say("settings.digest", digest=digest),
+            say("settings.how", tail=say("settings.how.buttons") if settings_buttons else "."),
         ]
         cycle = {mode: KIND_MODES[(i + 1) % len(KIND_MODES)] for i, mode in enumerate(KIND_MODES)}
         buttons = (
-            tuple(Button(f"{'• ' if settings.min_severity == n else ''}severity ≥{n}", f"settings severity {n}")
-                  for n in (1, 2, 3)),
+            tuple(Button(("• " if settings.min_severity == n else "") + say("button.severity", severity=n),
+                         f"settings severity {n}") for n in (1, 2, 3)),
             *((Button(f"{kind}: {settings.mode(kind)}", f"settings {kind} {cycle[settings.mode(kind)]}"),)
               for kind in SIGNAL_KINDS),
-            (Button("English", "settings language en"), Button("Português", "settings language pt")),
-            tuple(Button(f"quiet {p}", f"settings quiet {p}") for p in QUIET_PRESETS),
-            tuple(Button(f"digest {p}", f"settings digest {p}") for p in DIGEST_PRESETS),
+            tuple(Button(name, f"settings language {language}") for language, name in LANGUAGE_NAMES.items()),
+            tuple(Button(say("button.quiet", preset=p), f"settings quiet {p}") for p in QUIET_PRESETS),
+            tuple(Button(say("button.digest", preset=p), f"settings digest {p}") for p in DIGEST_PRESETS),
         )
-        return Message(note or "Your alert settings", "\n".join(lines), buttons=buttons if settings_buttons else ())
+        return Message(note or say("settings"), "\n".join(lines), buttons=buttons if settings_buttons else ())
 
-    async def cmd_settings(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command(
+        "settings",
+        Argument("option", ArgumentKind.SETTING_OPTION, "What to change (leave out to see the settings)",
+                 required=False),
+        Argument("value", ArgumentKind.SETTING_VALUE, "Its new value", required=False),
+    )
+    async def settings(self, caller: Caller, args: list[str], say: Say) -> Message:
         key = subscriber_of(caller)
         settings = self.subscriptions.ensure_chat(key, is_private=caller.is_private, channel_id=self._channel(caller))
         buttons = caller.destination.platform == "telegram"
         if not args:
-            return self._settings_message(settings, settings_buttons=buttons)
-        changed = _changed(settings, [a.lower() for a in args])
+            return self._settings_message(settings, say, settings_buttons=buttons)
+        changed = _changed(settings, [a.lower() for a in args], say)
         if isinstance(changed, str):
-            return Message(changed, "For example: /settings severity 2, /settings whale off, /settings quiet off.")
+            return Message(changed, say("settings.example"))
         self.subscriptions.save_settings(key, changed)
-        return self._settings_message(changed, "Saved.", settings_buttons=buttons)
+        return self._settings_message(changed, say, say("settings.saved"), settings_buttons=buttons)
 
     async def on_button(self, caller: Caller, data: str) -> Message:
         """A settings button was pressed: its data is the same text as a /settings command."""
+        say = self.say_for(caller)
         words = data.split()
         if not words or words[0] != "settings":
-            return Message("That button is no longer valid.")
-        return await self.cmd_settings(caller, words[1:])
+            return Message(say("button.stale"))
+        return await self.settings(caller, words[1:], say)
 
-    async def cmd_status(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command("status")
+    async def status(self, caller: Caller, args: list[str], say: Say) -> Message:
         snapshot = self.feed_health()
         if snapshot is None:
-            return Message("Feed status is not known yet.", "The engine reports it every health check.")
+            return Message(say("status.unknown"), say("status.unknown.hint"))
         lines = []
         for symbol, h in snapshot.get("symbols", {}).items():
             seen = h.get("last_trade_age_s")
-            age = "no trade yet" if seen is None else f"last trade {seen:.0f} s ago"
-            lag = "" if h.get("lag_ms") is None else f", lag {h['lag_ms']} ms"
-            lines.append(f"{symbol}: {age}{lag}, gaps {h.get('gaps_found', 0)} found / {h.get('gaps_filled', 0)} "
-                         f"filled / {h.get('gaps_unfilled', 0)} unfilled ({h.get('missing_ids', 0)} ids missing)")
+            age = say("status.no_trade") if seen is None else say("status.last_trade", age=seen)
+            lag = "" if h.get("lag_ms") is None else say("status.lag", lag=h["lag_ms"])
+            lines.append(say("status.symbol", symbol=symbol, age=age, lag=lag, found=h.get("gaps_found", 0),
+                             filled=h.get("gaps_filled", 0), unfilled=h.get("gaps_unfilled", 0),
+                             missing=h.get("missing_ids", 0)))
         for name, c in snapshot.get("connections", {}).items():
-            state = "connected" if c.get("connected") else "disconnected"
-            lines.append(f"Connection {name}: {state}, {c.get('reconnects', 0)} reconnects")
-        verdict = "healthy" if snapshot.get("healthy", False) else "UNHEALTHY"
-        return Message(f"Feed {verdict}", "\n".join(lines) or "No symbols yet.")
+            state = say("status.connected") if c.get("connected") else say("status.disconnected")
+            lines.append(say("status.connection", name=name, state=state, reconnects=c.get("reconnects", 0)))
+        verdict = say("status.healthy") if snapshot.get("healthy", False) else say("status.unhealthy")
+        return Message(say("status", verdict=verdict), "\n".join(lines) or say("status.no_symbols"))
 
-    async def cmd_admin(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command("admin", admin=True)
+    async def admin(self, caller: Caller, args: list[str], say: Say) -> Message:
         counts = self.subscriptions.counts()
         depth = self.outbox.depth()
         states = self.outbox.counts()
         providers = self.provider_health()
         snapshot = self.feed_health()
+        feed = (say("admin.unknown") if snapshot is None
+                else say("status.healthy") if snapshot.get("healthy") else say("status.unhealthy"))
         lines = [
-            f"Chats: {counts['chats']} ({counts['active_chats']} active), subscriptions: {counts['subscriptions']}",
-            "Outbox waiting: " + (", ".join(f"{p} {n}" for p, n in sorted(depth.items())) or "0"),
-            "Outbox by state: " + (", ".join(f"{s} {n}" for s, n in sorted(states.items())) or "empty"),
-            "AI providers: " + (", ".join(f"{p} {s}" for p, s in providers.items()) or "offline explainer only"),
-            "Feed: " + ("unknown" if snapshot is None else "healthy" if snapshot.get("healthy") else "UNHEALTHY"),
+            say("admin.chats", chats=counts["chats"], active=counts["active_chats"],
+                subscriptions=counts["subscriptions"]),
+            say("admin.waiting", waiting=", ".join(f"{p} {n}" for p, n in sorted(depth.items())) or "0"),
+            say("admin.states", states=", ".join(f"{s} {n}" for s, n in sorted(states.items()))
+                or say("admin.empty")),
+            say("admin.providers", providers=", ".join(f"{p} {s}" for p, s in providers.items())
+                or say("admin.offline")),
+            say("admin.feed", feed=feed),
         ]
-        return Message("Flowbot admin", "\n".join(lines))
+        return Message(say("admin"), "\n".join(lines))
 
-    async def cmd_broadcast(self, caller: Caller, args: list[str]) -> Message:
+    @COMMANDS.command("broadcast", Argument("text", ArgumentKind.TEXT, "The notice every chat receives"), admin=True)
+    async def broadcast(self, caller: Caller, args: list[str], say: Say) -> Message:
         text = " ".join(args).strip()
         if not text:
-            return self._usage("broadcast")
+            return self._usage("broadcast", say)
         key = f"broadcast:{self.clock():.6f}"
-        notice = Message("Notice from Flowbot", text[:3500])
-        queued = sum(self.outbox.add_message(d, key, "broadcast", notice) for d in self.subscriptions.all_active())
+        queued = sum(
+            self.outbox.add_message(d, key, "broadcast", Message(text_of(language, "broadcast.notice"), text[:3500]))
+            for d, language in self.subscriptions.all_active()
+        )
         self.on_queued()
-        return Message(f"Broadcast queued for {queued} chats.")
+        return Message(say("broadcast.queued", count=queued))
 
     async def alerts_here(self, caller: Caller) -> Message:
         """Discord's /alerts here: this server's alerts go to this channel (needs Manage Channels)."""
+        say = self.say_for(caller)
         if caller.guild_id is None:
-            return Message("Use /alerts here in a server channel.")
+            return Message(say("alerts_here.server_only"))
         if not caller.can_manage_channels:
-            return Message("You need the Manage Channels permission for that.")
+            return Message(say("alerts_here.permission"))
         key = subscriber_of(caller)
         self.subscriptions.ensure_chat(key, is_private=False, channel_id=caller.destination.chat_id)
         self.subscriptions.set_alert_channel(key, caller.destination.chat_id)
-        return Message(f"This server's alerts now arrive in <#{caller.destination.chat_id}>.")
+        return Message(say("alerts_here.done", channel=caller.destination.chat_id))
 
 
-def _changed(settings: ChatSettings, args: list[str]) -> ChatSettings | str:
+def _kinds(kinds: tuple[str, ...] | list[str], say: Say) -> str:
+    return ", ".join(kinds) if kinds else say("all_kinds")
+
+
+def _changed(settings: ChatSettings, args: list[str], say: Say) -> ChatSettings | str:
     """Settings with one option changed, or why the arguments are not understood."""
     if len(args) != 2:
-        return "Give one option and its value."
+        return say("settings.one_option")
     option, value = args
     option = KIND_ALIASES.get(option, option)
     if option == "severity":
         if value not in {"1", "2", "3"}:
-            return "Severity is 1, 2 or 3."
+            return say("settings.severity_values")
         return replace(settings, min_severity=int(value))
     if option in SIGNAL_KINDS:
         if value not in KIND_MODES:
-            return f"A kind is {', '.join(KIND_MODES)}."
+            return say("settings.kind_values", modes=", ".join(KIND_MODES))
         return replace(settings, kind_modes={**settings.kind_modes, option: value})
     if option == "language":
         if value not in LANGUAGES:
-            return "Language is en (English) or pt (Português)."
+            return say("settings.language_values")
         return replace(settings, language=value)
     if option == "quiet":
         if value == "off":
             return replace(settings, quiet_start=None, quiet_end=None)
         hours = _hours(value)
         if hours is None:
-            return "Quiet hours look like 22-7 (UTC hours), or off."
+            return say("settings.quiet_values")
         return replace(settings, quiet_start=hours[0], quiet_end=hours[1])
     if option == "digest":
         if value == "off":
             return replace(settings, digest_hour=None)
         if not value.isdigit() or not 0 <= int(value) < 24:
-            return "The digest hour is 0 to 23 (UTC), or off."
+            return say("settings.digest_values")
         return replace(settings, digest_hour=int(value))
-    return f"Unknown option {option[:20]!r}: severity, a kind ({', '.join(SIGNAL_KINDS)}), quiet, language, digest."
+    return say("settings.unknown_option", option=repr(option[:20]), kinds=", ".join(SIGNAL_KINDS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import partial
 
 from telegram import BotCommand, Update
 from telegram.constants import ChatAction, ChatType
@@ -11,44 +12,38 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler
 from telegram.ext import filters as tg_filters
 
+from bot.config import TelegramConfig
 from bot.handlers.commands import COMMANDS, Commands
+from bot.handlers.registry import CommandSpec
 from bot.models import Caller, Destination, Message
 from bot.telegram.format import caption, keyboard, split_html
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import TelegramSender
-from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 10
 
 
-def telegram_concurrency(settings: Settings) -> int:
-    """Requests in flight at once: the rate times a ~100 ms round trip, at least 8, at most 64."""
-    return min(64, max(8, int(settings.telegram_rate_limit / 10)))
-
-
-def webhook_secret(settings: Settings) -> str:
+def webhook_secret(config: TelegramConfig) -> str:
     """The secret Telegram sends with each webhook call, derived from the token (never the token itself)."""
-    assert settings.telegram_bot_token is not None
-    return hashlib.sha256(b"flowbot-webhook:" + settings.telegram_bot_token.get_secret_value().encode()).hexdigest()
+    return hashlib.sha256(b"flowbot-webhook:" + config.token.get_secret_value().encode()).hexdigest()
 
 
-def build_application(settings: Settings) -> Application:
+def build_application(config: TelegramConfig) -> Application:
     """The Application with the configured API base, Telegram's flood limits and our rate settings."""
-    assert settings.telegram_bot_token is not None
-    base = settings.telegram_api_base_url.rstrip("/")
+    base = config.api_base_url.rstrip("/")
     limiter = AIORateLimiter(  # one request per 1/rate seconds: paced, not bursts of `rate` at once
-        overall_max_rate=1, overall_time_period=1 / settings.telegram_rate_limit,
-        group_max_rate=settings.telegram_group_per_minute, group_time_period=60, max_retries=1,
+        overall_max_rate=1, overall_time_period=1 / config.rate_limit,
+        group_max_rate=config.group_per_minute, group_time_period=60, max_retries=1,
     )
     return (
         Application.builder()
-        .token(settings.telegram_bot_token.get_secret_value())
+        .token(config.token.get_secret_value())
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
         .rate_limiter(limiter)
-        .request(AiohttpRequest(pool_size=telegram_concurrency(settings) + 4))
+        .request(AiohttpRequest(pool_size=config.concurrency + 4))
         .get_updates_request(AiohttpRequest(pool_size=1))
         .build()
     )
@@ -57,15 +52,15 @@ def build_application(settings: Settings) -> Application:
 class TelegramAdapter:
     """Long polling by default; `TELEGRAM_WEBHOOK_URL` switches to a webhook served on the configured port."""
 
-    def __init__(self, settings: Settings, commands: Commands) -> None:
-        self.settings = settings
+    def __init__(self, config: TelegramConfig, commands: Commands) -> None:
+        self.config = config
         self.commands = commands
-        self.admins = set(settings.telegram_admin_ids)
-        self.allowed = set(settings.telegram_allowed_chat_ids)
-        self.app = build_application(settings)
+        self.admins = set(config.admin_ids)
+        self.allowed = set(config.allowed_chat_ids)
+        self.app = build_application(config)
         self.sender = TelegramSender(self.app.bot)
-        for info in COMMANDS:
-            self.app.add_handler(CommandHandler(info.name, self._command))
+        for spec in COMMANDS:
+            self.app.add_handler(CommandHandler(spec.name, partial(self._command, spec)))
         self.app.add_handler(MessageHandler(tg_filters.COMMAND, self._unknown))
         self.app.add_handler(CallbackQueryHandler(self._button))
         self.app.add_error_handler(self._error)
@@ -73,15 +68,15 @@ class TelegramAdapter:
     async def start(self) -> None:
         await self.app.initialize()
         await self.app.bot.set_my_commands(
-            [BotCommand(c.name, c.description[:256]) for c in COMMANDS if not c.admin]
+            [BotCommand(c.name, c.summary[:256]) for c in COMMANDS if not c.admin]
         )
         await self.app.start()
         assert self.app.updater is not None
-        if self.settings.telegram_webhook_url:
+        if self.config.webhook_url:
             await self.app.updater.start_webhook(
-                listen=self.settings.telegram_webhook_listen, port=self.settings.telegram_webhook_port,
-                url_path="telegram", webhook_url=self.settings.telegram_webhook_url,
-                allowed_updates=Update.ALL_TYPES, secret_token=webhook_secret(self.settings),
+                listen=self.config.webhook_listen, port=self.config.webhook_port,
+                url_path="telegram", webhook_url=self.config.webhook_url,
+                allowed_updates=Update.ALL_TYPES, secret_token=webhook_secret(self.config),
             )
         else:
             await self.app.updater.start_polling(timeout=POLL_TIMEOUT_S, allowed_updates=Update.ALL_TYPES)
@@ -108,18 +103,18 @@ class TelegramAdapter:
     def _refused(self, caller: Caller) -> bool:
         return bool(self.allowed) and caller.destination.chat_id not in self.allowed
 
-    async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _command(self, spec: CommandSpec[Commands], update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         caller = self._caller(update)
-        message = update.effective_message
-        if caller is None or message is None or not message.text:
+        chat, message = update.effective_chat, update.effective_message
+        if caller is None or chat is None or message is None or not message.text:
             return
         if self._refused(caller):
-            await self._reply(update, Message("This Flowbot is private.", "Ask its owner for access."))
+            say = self.commands.say_for(caller)
+            await self._reply(update, Message(say("private"), say("private.hint")))
             return
-        name = message.text.split()[0][1:].split("@")[0].lower()
-        if name == "ask":
-            await update.effective_chat.send_action(ChatAction.TYPING, message_thread_id=message.message_thread_id)
-        reply = await self.commands.run(caller, name, list(context.args or []))
+        if spec.slow:
+            await chat.send_action(ChatAction.TYPING, message_thread_id=message.message_thread_id)
+        reply = await self.commands.run(caller, spec.name, list(context.args or []))
         await self._reply(update, reply)
 
     async def _unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -136,7 +131,7 @@ class TelegramAdapter:
         if query is None or caller is None:
             return
         if self._refused(caller):
-            await query.answer("This Flowbot is private.")
+            await query.answer(self.commands.say_for(caller)("private"))
             return
         reply = await self.commands.on_button(caller, query.data or "")
         await query.answer(reply.title[:200])
