@@ -7,26 +7,26 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ai.ask import Asker
 from bot.console import CONSOLE, ConsoleSender
 from bot.database import WalCheckpointer, open_database
 from bot.delivery import Dispatcher, Sender
-from bot.discord.adapter import DiscordAdapter
-from bot.discord.webhook import WebhookSender
 from bot.handlers.commands import Commands
 from bot.models import Destination
 from bot.outbox import Outbox
 from bot.router import AlertRouter
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
-from bot.telegram.adapter import TelegramAdapter, telegram_concurrency
 from core.events import Signal
 from core.settings import Settings
 from engine.bus import Subscription
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+
+if TYPE_CHECKING:
+    from bot.discord.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class BotService:
             static.append(Destination("discord", settings.discord_alert_channel_id))
         self._webhook: WebhookSender | None = None
         if settings.discord_webhook_url is not None:
+            from bot.discord.webhook import WebhookSender  # discord.py only when a webhook is configured
+
             self._webhook = WebhookSender(settings.discord_webhook_url.get_secret_value(),
                                           settings.discord_api_base_url)
             senders.append((self._webhook, 0.0))
@@ -96,10 +98,15 @@ class BotService:
         self._tasks: list[asyncio.Task[None]] = []
 
     def _adapters(self) -> list[Adapter]:
+        """The configured platforms' adapters; each platform's SDK is imported only when its token is set."""
         adapters: list[Adapter] = []
         if self.settings.telegram_bot_token is not None:
+            from bot.telegram.adapter import TelegramAdapter
+
             adapters.append(TelegramAdapter(self.settings, self.commands))
         if self.settings.discord_bot_token is not None:
+            from bot.discord.adapter import DiscordAdapter
+
             adapters.append(DiscordAdapter(self.settings, self.commands))
         return adapters
 
@@ -159,4 +166,8 @@ def _spacing(settings: Settings, platform: str) -> float:
 def _concurrency(settings: Settings, platform: str) -> int:
     """Sends in flight at once: enough for Telegram's configured rate at ~100 ms round trips (more would only
     make the HTTP pool's bookkeeping, which grows with its size, cost more per request)."""
-    return telegram_concurrency(settings) if platform == "telegram" else 16
+    if platform != "telegram":
+        return 16
+    from bot.telegram.adapter import telegram_concurrency  # a Telegram sender exists: its adapter is imported
+
+    return telegram_concurrency(settings)
