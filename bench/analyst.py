@@ -7,7 +7,7 @@ fake chat server that answers in 50 ms in a process of its own (a real provider 
 child process measures the same ingestion without the analyst. Prints explanations per second and both
 ingestion rates (target: the analyst costs ingestion at most 10%).
 
-    python bench/analyst.py [--signals 1000] [--repeat 3]
+    python -m bench.analyst [--signals 1000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ async def serve_chat() -> None:
 
 async def run(tape: list[dict], with_analyst: bool, signal_count: int) -> dict[str, float]:
     binance = FakeBinance(tape, batch=200)
-    provider = subprocess.Popen([sys.executable, __file__, "--child", "provider"], stdin=subprocess.PIPE,
+    provider = subprocess.Popen([sys.executable, "-m", "bench.analyst", "--child", "provider"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
     assert provider.stdout is not None
     chat_url = provider.stdout.readline().strip()
@@ -111,8 +111,8 @@ async def run(tape: list[dict], with_analyst: bool, signal_count: int) -> dict[s
 
 
 def measure(mode: str, signals: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, "--signals", str(signals)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "bench.analyst", "--child", mode, "--signals", str(signals)],
+                         check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -9,7 +9,7 @@ the delivery rate against the configured TELEGRAM_RATE_LIMIT (target: within 10%
 with the burst arriving during it (achieved rate and worst lag, alone and beside), and the capacity (as fast
 as it goes) while the delivery sends at its steady rate, median of runs beside against runs alone.
 
-    python bench/bots.py [--subscribers 10000] [--signals 50] [--rate 30] [--offered 40000]
+    python -m bench.bots [--subscribers 10000] [--signals 50] [--rate 30] [--offered 40000]
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ async def run(subscribers: int, signals: int, rate: float, offered: float) -> di
     tape = build_tape(TRADES)
     result: dict[str, object] = {"rate": rate, "alone_before": await capacity_runs(tape, RUNS_ALONE)}
     result["paced_alone"] = [await ingest(tape, offered)]
-    telegram = subprocess.Popen([sys.executable, __file__, "--child", "telegram"], stdin=subprocess.PIPE,
+    telegram = subprocess.Popen([sys.executable, "-m", "bench.bots", "--child", "telegram"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
     assert telegram.stdout is not None and telegram.stdin is not None
     data_dir = Path(tempfile.mkdtemp(prefix="flowbot-bench-bots-"))

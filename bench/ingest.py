@@ -6,7 +6,7 @@ bare aiohttp client that only calls orjson.loads; each in its own child process 
 one process, as in production), so that each peak RSS is its own. Prints trades per second, peak RSS
 and the ratio.
 
-    python bench/ingest.py [--messages 200000] [--repeat 3]
+    python -m bench.ingest [--messages 200000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def child(mode: str, messages: int) -> None:
 
 def measure(mode: str, messages: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--messages", str(messages)],
+        [sys.executable, "-m", "bench.ingest", "--child", mode, "--messages", str(messages)],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])

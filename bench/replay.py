@@ -8,7 +8,7 @@ CSV, then measures, each in its own child process (so that each peak RSS is its 
 It repeats the replay on files twice and four times as long, to show that peak memory does not grow with length
 (it is bounded by two reader batches, the symbol's last hour of windows and the store's write buffer).
 
-    python bench/replay.py [--rows 1000000] [--repeat 3]
+    python -m bench.replay [--rows 1000000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def child_replay(path: Path) -> float:
 
 
 def measure(mode: str, path: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, "--csv", str(path)], check=True,
+    out = subprocess.run([sys.executable, "-m", "bench.replay", "--child", mode, "--csv", str(path)], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -6,25 +6,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ai.ask import Asker
 from bot.config import BotConfig
 from bot.console import CONSOLE, ConsoleSender
 from bot.database import WalCheckpointer, open_database
 from bot.delivery import Dispatcher, Sender
-from bot.discord.adapter import DiscordAdapter
-from bot.discord.webhook import WebhookSender
 from bot.handlers.commands import Commands
 from bot.models import Destination
 from bot.outbox import Outbox
 from bot.router import AlertRouter
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
-from bot.telegram.adapter import TelegramAdapter
 from core.events import Signal
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+
+if TYPE_CHECKING:
+    from bot.discord.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class BotService:
             static.append(Destination("discord", config.discord.alert_channel_id))
         self._webhook: WebhookSender | None = None
         if config.webhook is not None:
+            from bot.discord.webhook import WebhookSender  # discord.py only when a webhook is configured
+
             self._webhook = WebhookSender(config.webhook.url.get_secret_value(), config.webhook.api_base_url)
             senders.append((self._webhook, 0.0))
             static.append(Destination("webhook", "default"))
@@ -94,10 +96,15 @@ class BotService:
         self._tasks: list[asyncio.Task[None]] = []
 
     def _adapters(self) -> list[Adapter]:
+        """The configured platforms' adapters; each platform's SDK is imported only when its token is set."""
         adapters: list[Adapter] = []
         if self.config.telegram is not None:
+            from bot.telegram.adapter import TelegramAdapter
+
             adapters.append(TelegramAdapter(self.config.telegram, self.commands))
         if self.config.discord is not None:
+            from bot.discord.adapter import DiscordAdapter
+
             adapters.append(DiscordAdapter(self.config.discord, self.commands, self.config.symbols))
         return adapters
 

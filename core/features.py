@@ -6,16 +6,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-PRICE_SCALE = 10**8  # prices, quantities, delta, cvd: integers of 1e-8
-QUOTE_SCALE = 10**16  # price x quantity sums: integers of 1e-16
+from core.schema import FEATURE_SCHEMA, PRICE_SCALE, QUOTE_SCALE, Column
 
-# Parquet columns, named as tools outside the project read them (symbol may live in the partition path).
-FEATURE_COLUMNS = (
-    "symbol", "window_start", "window_end", "open", "high", "low", "close", "volume", "quote_volume",
-    "buy_volume", "sell_volume", "buy_quote", "sell_quote", "delta", "cvd", "vwap", "trade_count",
-    "whale_count", "whale_buy_quote", "whale_sell_quote", "first_id", "last_id", "missing_ids",
-    "whale_threshold", "burst", "burst_ratio",
-)
+# The scales are declared with the stored units (core/schema.py); most code reads them here, with the features.
+__all__ = ["PRICE_SCALE", "QUOTE_SCALE", "WindowFeatures", "exact_vwap", "vwap_float"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,36 +48,15 @@ class WindowFeatures:
         return exact_vwap(self.quote_volume, self.volume)
 
     def row(self) -> dict[str, Any]:
-        """The Parquet row: floats for amounts (converted only here), ints for counts and ids, ms times."""
-        p, q = float(PRICE_SCALE), float(QUOTE_SCALE)
-        return {
-            "symbol": self.symbol,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "open": self.open / p,
-            "high": self.high / p,
-            "low": self.low / p,
-            "close": self.close / p,
-            "volume": self.volume / p,
-            "quote_volume": self.quote_volume / q,
-            "buy_volume": self.buy_volume / p,
-            "sell_volume": self.sell_volume / p,
-            "buy_quote": self.buy_quote / q,
-            "sell_quote": self.sell_quote / q,
-            "delta": self.delta / p,
-            "cvd": self.cvd / p,
-            "vwap": float(self.vwap),
-            "trade_count": self.trade_count,
-            "whale_count": self.whale_count,
-            "whale_buy_quote": self.whale_buy_quote / q,
-            "whale_sell_quote": self.whale_sell_quote / q,
-            "first_id": self.first_id,
-            "last_id": self.last_id,
-            "missing_ids": self.missing_ids,
-            "whale_threshold": self.whale_threshold / q,
-            "burst": self.burst,
-            "burst_ratio": self.burst_ratio,
-        }
+        """The Parquet row (core/schema.py): floats for amounts (converted only here), ints for counts, ms times."""
+        return {column.name: _stored(getattr(self, column.name), column) for column in FEATURE_SCHEMA}
+
+
+def _stored(value: Any, column: Column) -> Any:
+    """A field's value as its column stores it: scaled integers as floats, the derived vwap (a Decimal) as float."""
+    if column.derived:
+        return float(value)
+    return value / float(column.unit.scale) if column.unit.scale != 1 else value
 
 
 def exact_vwap(quote_volume: int, volume: int) -> Decimal:

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from core.events import FeedHealthReport, WindowClosed
 from core.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures
+from core.schema import Unit, feature_fields
 from engine.analysis.context import KEPT_MS, SymbolContext
 from engine.mirror import BusMirror
 from storage.feature_store import FeatureStore
@@ -132,9 +133,9 @@ def stored_windows(store: FeatureStore, symbol: str) -> list[WindowFeatures]:
     return [_window(symbol, row) for row in table.to_pylist()]
 
 
-_PRICES = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "delta", "cvd")
-_QUOTES = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote", "whale_threshold")
-_INTS = ("window_start", "window_end", "trade_count", "whale_count", "first_id", "last_id", "missing_ids")
+_PRICES = feature_fields(Unit.PRICE)
+_QUOTES = feature_fields(Unit.QUOTE)
+_INTS = feature_fields(Unit.TIME, Unit.COUNT)  # times are read as ms integers
 
 
 def _window(symbol: str, row: dict[str, Any]) -> WindowFeatures:

@@ -1,4 +1,5 @@
-"""The `flowbot` command line."""
+"""The `flowbot` command line. It imports only what the chosen command uses (each command's modules inside its
+function), so `flowbot --help` is instant and a process never loads the SDKs of front ends it does not run."""
 
 from __future__ import annotations
 
@@ -6,114 +7,21 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import socket
 import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from storage.spans import FLOW_SPANS_MS
 
-from ai.ask import Asker
-from ai.providers import ProviderChain, providers_from
-from core.events import FeedHealthReport, WindowClosed
-from core.health_server import HealthPortError, all_ready, feed_ready, serving_health, started_ready
-from core.logs import configure_logging
-from core.metrics import Metrics
-from core.settings import Settings
-from dashboard.app import Dashboard, run_dashboard
-from engine.bus_factory import make_bus
-from engine.mirror import BusMirror
-from flowbot.compose import BotSide, Engine
-from flowbot.doctor import doctor
-from flowbot.replay import replay
-from presentation.flow_text import format_flow
-from storage.feature_store import FeatureStore
-from storage.flow_query import FLOW_SPANS_MS, flow_report
-from storage.signal_store import SignalStore
-
-
-async def run_all(settings: Settings) -> None:
-    """`flowbot run`: engine, bus, store, analyst and bots in one process."""
-    bus = make_bus(settings.bus_url, settings.bus_queue_size)
-    metrics = Metrics()
-    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
-    engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store, metrics=metrics)
-    bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
-                   feed_health=engine.feed.health.snapshot, metrics=metrics)
-    dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
-                          feed_health=engine.feed.health.snapshot)
-    ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started))
-    _announce(settings, engine.feed.symbols)
-    try:
-        async with serving_health(settings, metrics, ready, dashboard.routes()):
-            await _until_first_ends(engine.run(), bots.run(), dashboard.run())
-    finally:
-        dashboard.close()
-        signal_store.close()
-        await bus.close()
-
-
-async def run_engine(settings: Settings) -> None:
-    """`flowbot engine`: one shard of the symbols, publishing on the bus."""
-    bus = make_bus(settings.bus_url, settings.bus_queue_size)
-    metrics = Metrics()
-    engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None, metrics=metrics)
-    _announce(settings, engine.feed.symbols)
-    try:
-        async with serving_health(settings, metrics, feed_ready(engine.feed.health, settings)):
-            await engine.run()
-    finally:
-        await bus.close()
-
-
-async def run_bots(settings: Settings) -> None:
-    """`flowbot bot`: the analyst and the bots, consuming the engine shards' events from the bus."""
-    bus = make_bus(settings.bus_url, settings.bus_queue_size)
-    metrics = Metrics()
-    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
-    mirror = BusMirror()
-    following = bus.subscribe(  # every bot replica needs every window: a group of its own
-        WindowClosed, FeedHealthReport, name=f"bot-mirror-{socket.gethostname()}", maxsize=100_000
-    )
-    bots = BotSide(settings, bus, signal_store=signal_store, contexts=mirror.contexts.get,
-                   feed_health=mirror.feed_health, metrics=metrics)
-    print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
-    try:
-        async with serving_health(settings, metrics, started_ready("bots", bots.started)):
-            await _until_first_ends(mirror.follow(following), bots.run())
-    finally:
-        signal_store.close()
-        await bus.close()
-
-
-def _announce(settings: Settings, symbols: list[str]) -> None:
-    print(
-        f"flowbot: streaming {', '.join(symbols)} ({settings.market.value} {settings.stream.value}) "
-        f"from {settings.ws_url}; Ctrl-C stops",
-        flush=True,
-    )
-
-
-def _bus_name(settings: Settings) -> str:
-    return "the in-process bus" if settings.bus_url.startswith("memory") else "Redis Streams"
-
-
-async def _until_first_ends(*parts: Coroutine[Any, Any, None]) -> None:
-    """Run the parts together; when one ends (or fails, or all are cancelled) the others stop in order."""
-    tasks = [asyncio.create_task(part) for part in parts]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()
-    finally:
-        for task in reversed(tasks):
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from flowbot.replay import replay
+
     missing = [p for p in args.paths if not p.exists()]
     for path in missing:
         print(f"flowbot replay: no such file: {path}", file=sys.stderr)
@@ -125,6 +33,10 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_flow(settings: Settings, args: argparse.Namespace) -> int:
+    from presentation.flow_text import format_flow
+    from storage.feature_store import FeatureStore
+    from storage.flow_query import flow_report
+
     symbol = args.symbol
     report = flow_report(FeatureStore(Path(settings.data_dir)), symbol, args.window)
     if report is None:
@@ -152,6 +64,11 @@ def _run_until_signalled(main: Coroutine[Any, Any, None]) -> int:
 
 async def answer_question(settings: Settings, question: str) -> int:
     """`flowbot ask`: the answer on stdout (exit 0 whenever it answered)."""
+    from ai.ask import Asker
+    from ai.providers import ProviderChain, providers_from
+    from storage.feature_store import FeatureStore
+    from storage.signal_store import SignalStore
+
     data_dir = Path(settings.data_dir)
     store = FeatureStore(data_dir)
     signal_store = SignalStore(data_dir / "flowbot.db")
@@ -205,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+
+    from core.health_server import HealthPortError
+    from core.logs import configure_logging
+    from core.settings import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -212,28 +135,43 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     try:
-        if args.command == "run":
-            return _run_until_signalled(run_all(settings))
-        if args.command == "engine":
-            return _run_until_signalled(run_engine(settings))
-        if args.command == "bot":
-            return _run_until_signalled(run_bots(settings))
-        if args.command == "dashboard":
-            return _run_until_signalled(run_dashboard(settings))
-        if args.command == "replay":
-            return asyncio.run(run_replay(settings, args))
-        if args.command == "flow":
-            return show_flow(settings, args)
-        if args.command == "doctor":
-            return asyncio.run(doctor(settings, sys.stdout))
-        if args.command == "ask":
-            return asyncio.run(answer_question(settings, " ".join(args.question)))
+        return _command(args, settings)
     except HealthPortError as exc:
         print(f"flowbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the parsed command; its exit status."""
+    if args.command == "run":
+        from flowbot.processes import run_all
+
+        return _run_until_signalled(run_all(settings))
+    if args.command == "engine":
+        from flowbot.processes import run_engine
+
+        return _run_until_signalled(run_engine(settings))
+    if args.command == "bot":
+        from flowbot.processes import run_bots
+
+        return _run_until_signalled(run_bots(settings))
+    if args.command == "dashboard":
+        from dashboard.app import run_dashboard
+
+        return _run_until_signalled(run_dashboard(settings))
+    if args.command == "replay":
+        return asyncio.run(run_replay(settings, args))
+    if args.command == "flow":
+        return show_flow(settings, args)
+    if args.command == "doctor":
+        from flowbot.doctor import doctor
+
+        return asyncio.run(doctor(settings, sys.stdout))
+    if args.command == "ask":
+        return asyncio.run(answer_question(settings, " ".join(args.question)))
     return 2
 
 

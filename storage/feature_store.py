@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from core.features import FEATURE_COLUMNS, PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
+from core.features import WindowFeatures, vwap_float
+from core.schema import FEATURE_SCHEMA, STORED_SCHEMA, Unit, feature_fields
 from engine.analysis.window_batch import WindowBatch
 
 DAY_MS = 86_400_000
@@ -30,19 +31,14 @@ TIMESTAMP = pa.timestamp("ms", tz="UTC")
 # Dictionary, the type pyarrow/pandas infer for the symbol=... folder: with plain strings, pq.read_table (and so
 # pandas.read_parquet) of a file or of the whole store fails to merge the column with the hive partition key.
 SYMBOL_TYPE = pa.dictionary(pa.int32(), pa.string())
-TIME_COLUMNS = ("window_start", "window_end")
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "delta", "cvd")
-QUOTE_COLUMNS = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote", "whale_threshold")
-INT_COLUMNS = ("trade_count", "whale_count", "first_id", "last_id", "missing_ids")
-_TYPES = (
-    {"symbol": SYMBOL_TYPE, "vwap": pa.float64(), "burst": pa.bool_(), "burst_ratio": pa.float64()}
-    | dict.fromkeys(TIME_COLUMNS, TIMESTAMP)
-    | dict.fromkeys(PRICE_COLUMNS + QUOTE_COLUMNS, pa.float64())
-    | dict.fromkeys(INT_COLUMNS, pa.int64())
-)
-# The file schema: the FEATURE_COLUMNS contract in its order (a KeyError here means a new column needs a type), then
-# the revision that lets a later correction of a window replace the earlier row for readers.
-SCHEMA = pa.schema([(name, _TYPES[name]) for name in FEATURE_COLUMNS] + [("revision", pa.int64())])
+_ARROW_TYPES = {Unit.SYMBOL: SYMBOL_TYPE, Unit.TIME: TIMESTAMP, Unit.PRICE: pa.float64(), Unit.QUOTE: pa.float64(),
+                Unit.COUNT: pa.int64(), Unit.FLAG: pa.bool_(), Unit.RATIO: pa.float64()}
+_DTYPES = {Unit.TIME: np.int64, Unit.PRICE: np.float64, Unit.QUOTE: np.float64, Unit.COUNT: np.int64,
+           Unit.FLAG: np.bool_, Unit.RATIO: np.float64}  # of the WindowFeatures fields, before scaling
+TIME_COLUMNS = feature_fields(Unit.TIME)
+# The file schema: core/schema.py's columns in their order, the revision last (it lets a later correction of a window
+# replace the earlier row for readers).
+SCHEMA = pa.schema([(column.name, _ARROW_TYPES[column.unit]) for column in STORED_SCHEMA])
 _DATASET_SCHEMA = SCHEMA.append(pa.field("date", pa.string()))
 _PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 _SCAN_COLUMNS = [*SCHEMA.names, "__filename"]
@@ -268,13 +264,12 @@ def _row_columns(rows: list[WindowFeatures], revisions: list[int]) -> dict[str, 
     columns = {
         "symbol": np.array(list(map(attrgetter("symbol"), rows)), dtype=object),
         "vwap": np.array([vwap_float(f.quote_volume, f.volume) for f in rows], dtype=np.float64),
-        "burst": values("burst", np.bool_),
-        "burst_ratio": values("burst_ratio", np.float64),
         "revision": np.array(revisions, dtype=np.int64),
     }
-    columns |= {name: values(name, np.int64) for name in TIME_COLUMNS + INT_COLUMNS}
-    columns |= {name: values(name, np.float64) / float(PRICE_SCALE) for name in PRICE_COLUMNS}
-    columns |= {name: values(name, np.float64) / float(QUOTE_SCALE) for name in QUOTE_COLUMNS}
+    for column in FEATURE_SCHEMA:
+        if column.unit is not Unit.SYMBOL and not column.derived:
+            data, scale = values(column.name, _DTYPES[column.unit]), column.unit.scale
+            columns[column.name] = data / float(scale) if scale != 1 else data
     return columns
 
 

@@ -9,8 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage.feature_store import FeatureStore
-
-FLOW_SPANS_MS: dict[str, int] = {"5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "24h": 86_400_000}
+from storage.spans import FLOW_SPANS_MS
 
 
 def _dec(value: float) -> Decimal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from pathlib import Path
 
 import hypothesis  # noqa: F401  (imported first: avoids pytest+hypothesis AST recursion crash on 3.11.7)
@@ -24,10 +25,13 @@ from storage.signal_store import SignalStore
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The folder of real Binance recordings; tests that need it skip where it is absent."""
+    """The folder of real Binance recordings; tests that need it skip where it is absent, and fail on CI (CI set)."""
     folder = shared_data_dir()
     if folder is None:
-        pytest.skip("real Binance recordings not found: ../shared/data (or $FLOWBOT_SHARED_DATA) is absent")
+        message = "real Binance recordings not found: ../shared/data (or $FLOWBOT_SHARED_DATA) is absent"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {message}")
+        pytest.skip(message)
     return folder
 
 
@@ -70,8 +74,6 @@ def btc_data_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """A reachable Redis ($REDIS_URL, default redis://127.0.0.1:6379/0); skips without one, fails if REQUIRE_REDIS=1."""
-    import os
-
     import redis
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

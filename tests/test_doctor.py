@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis
 from aiohttp import web
 
 from core.settings import Settings
@@ -25,14 +24,7 @@ AI_KEYS = {"GROQ_API_KEY": "gsk_doctor_groq_key", "DASHSCOPE_API_KEY": "sk-docto
 WEBHOOK_ID, WEBHOOK_TOKEN = "1310000000000000777", "doctor-webhook-token-xyz"
 
 
-def redis_running() -> bool:
-    try:
-        return bool(redis.Redis(socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not redis_running(), reason="no Redis at 127.0.0.1:6379")
+pytestmark = pytest.mark.usefixtures("redis_url")  # skips without Redis, fails when REQUIRE_REDIS=1
 
 
 def free_port() -> int:

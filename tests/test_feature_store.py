@@ -17,7 +17,8 @@ from expected_flow import columns, load_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.features import FEATURE_COLUMNS, WindowFeatures, vwap_float
+from core.features import WindowFeatures, vwap_float
+from core.schema import FEATURE_COLUMNS
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import FlowRules, WindowBuilder
 from storage import feature_store

@@ -9,11 +9,16 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from core.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
+from core.schema import Unit, feature_fields
 from engine.analysis.kernels import BITS, LIMBS, MASK, limbs_to_float
 
 QUOTES = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote")  # kernels.QUOTE_SUMS
 INTS = ("window_start", "window_end", "open", "high", "low", "close", "volume", "buy_volume", "delta", "cvd",
         "trade_count", "whale_count", "first_id", "last_id", "missing_ids")
+# The stored columns (core/schema.py) this batch holds as they are written, and its price columns (sell_volume is not
+# kept: it is volume - buy_volume); its quote sums are QUOTES, the whale threshold a float.
+_AS_STORED = feature_fields(Unit.TIME, Unit.COUNT, Unit.FLAG, Unit.RATIO)
+_PRICES = tuple(name for name in feature_fields(Unit.PRICE) if name != "sell_volume")
 _SAFE_VWAP = 2.0**50  # below this a float vwap far enough from a rounding tie is provably the exact one
 
 
@@ -100,17 +105,13 @@ class WindowBatch:
         return WindowBatch(self.symbol, *(getattr(self, f.name)[first:] for f in fields(WindowBatch)[1:]))
 
     def parquet_columns(self) -> dict[str, np.ndarray]:
-        """The Parquet columns (feature_store.SCHEMA names), converted exactly as WindowFeatures.row() does."""
+        """The Parquet columns (core/schema.py), converted exactly as WindowFeatures.row() does."""
         p, q = float(PRICE_SCALE), float(QUOTE_SCALE)
         quote = {name: limbs_to_float(self.quotes[:, k]) for k, name in enumerate(QUOTES)}
-        columns = {name: getattr(self, name).astype(np.float64) / p for name in ("open", "high", "low", "close",
-                                                                                  "volume", "buy_volume", "delta",
-                                                                                  "cvd")}
+        columns = {name: getattr(self, name).astype(np.float64) / p for name in _PRICES}
         columns["sell_volume"] = (self.volume - self.buy_volume).astype(np.float64) / p
         columns |= {name: values / q for name, values in quote.items()}
-        columns |= {name: getattr(self, name) for name in ("window_start", "window_end", "trade_count", "whale_count",
-                                                            "first_id", "last_id", "missing_ids", "burst",
-                                                            "burst_ratio")}
+        columns |= {name: getattr(self, name) for name in _AS_STORED}
         columns["whale_threshold"] = np.trunc(self.whale_threshold) / q
         columns["vwap"] = self._vwaps(quote["quote_volume"])
         columns["symbol"] = np.full(len(self), self.symbol, dtype=object)

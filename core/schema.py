@@ -1,0 +1,75 @@
+"""The feature store's columns, declared once: name, unit (which fixes the stored type and the scale), meaning.
+The writers, the readers, the dashboard and the README's Data section all follow this list, in this order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+PRICE_SCALE = 10**8  # prices, quantities, delta, cvd: integers of 1e-8
+QUOTE_SCALE = 10**16  # price x quantity sums: integers of 1e-16
+
+
+class Unit(Enum):
+    """How a column is stored (its Parquet type) and what its exact in-memory integers are scaled by."""
+
+    SYMBOL = "string (dictionary)"
+    TIME = "timestamp[ms, UTC]"
+    PRICE = "float64, exact 1e-8"  # an integer of 1e-8 in memory
+    QUOTE = "float64, exact 1e-16"  # an integer of 1e-16 in memory
+    COUNT = "int64"
+    FLAG = "bool"
+    RATIO = "float64"
+
+    @property
+    def scale(self) -> int:
+        """What the exact in-memory integer is divided by when written (1 for columns stored as they are)."""
+        return {Unit.PRICE: PRICE_SCALE, Unit.QUOTE: QUOTE_SCALE}.get(self, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One stored column; `derived` ones are computed when written, not fields of WindowFeatures."""
+
+    name: str
+    unit: Unit
+    doc: str
+    derived: bool = False
+
+
+FEATURE_SCHEMA: tuple[Column, ...] = (
+    Column("symbol", Unit.SYMBOL, "the market, e.g. BTCUSDT (also the symbol= folder)"),
+    Column("window_start", Unit.TIME, "the window's first millisecond"),
+    Column("window_end", Unit.TIME, "the millisecond after the window"),
+    Column("open", Unit.PRICE, "price of the window's first trade"),
+    Column("high", Unit.PRICE, "highest trade price"),
+    Column("low", Unit.PRICE, "lowest trade price"),
+    Column("close", Unit.PRICE, "price of the window's last trade"),
+    Column("volume", Unit.PRICE, "base quantity traded"),
+    Column("quote_volume", Unit.QUOTE, "quote amount traded (sum of price x quantity)"),
+    Column("buy_volume", Unit.PRICE, "base quantity of buyer-aggressor trades"),
+    Column("sell_volume", Unit.PRICE, "base quantity of seller-aggressor trades"),
+    Column("buy_quote", Unit.QUOTE, "quote amount of buyer-aggressor trades"),
+    Column("sell_quote", Unit.QUOTE, "quote amount of seller-aggressor trades"),
+    Column("delta", Unit.PRICE, "buy_volume - sell_volume"),
+    Column("cvd", Unit.PRICE, "running sum of delta over the symbol's windows of the same UTC day, this one included"),
+    Column("vwap", Unit.PRICE, "quote_volume / volume, rounded half-even to 1e-8 (0 without volume)", derived=True),
+    Column("trade_count", Unit.COUNT, "trades in the window"),
+    Column("whale_count", Unit.COUNT, "trades of at least whale_threshold notional"),
+    Column("whale_buy_quote", Unit.QUOTE, "quote amount of buyer-aggressor whale trades"),
+    Column("whale_sell_quote", Unit.QUOTE, "quote amount of seller-aggressor whale trades"),
+    Column("first_id", Unit.COUNT, "first trade id of the window"),
+    Column("last_id", Unit.COUNT, "last trade id of the window"),
+    Column("missing_ids", Unit.COUNT, "trade ids between first_id and last_id that never arrived"),
+    Column("whale_threshold", Unit.QUOTE, "notional a trade needed to count as a whale in this window"),
+    Column("burst", Unit.FLAG, "trade_count reached BURST_FACTOR x the rolling baseline"),
+    Column("burst_ratio", Unit.RATIO, "trade_count / rolling baseline (0 while there is no baseline)"),
+)
+REVISION = Column("revision", Unit.COUNT, "a late trade rewrites its window with a higher revision; readers keep it")
+STORED_SCHEMA: tuple[Column, ...] = (*FEATURE_SCHEMA, REVISION)
+FEATURE_COLUMNS: tuple[str, ...] = tuple(column.name for column in FEATURE_SCHEMA)
+
+
+def feature_fields(*units: Unit) -> tuple[str, ...]:
+    """Names of the columns of these units that are WindowFeatures fields (not derived), in schema order."""
+    return tuple(c.name for c in FEATURE_SCHEMA if c.unit in units and not c.derived)

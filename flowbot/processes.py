@@ -1,0 +1,104 @@
+"""The long-running processes: `flowbot run` (everything on one bus), `flowbot engine` (a shard) and `flowbot bot`
+(the analyst and the bots). The bot side and the dashboard, with their SDKs, are imported only by the processes
+that run them, so an engine shard never loads them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from core.events import FeedHealthReport, WindowClosed
+from core.health_server import all_ready, feed_ready, serving_health, started_ready
+from core.metrics import Metrics
+from core.settings import Settings
+from engine.bus_factory import make_bus
+from engine.mirror import BusMirror
+from flowbot.compose import Engine
+from storage.signal_store import SignalStore
+
+
+async def run_all(settings: Settings) -> None:
+    """`flowbot run`: engine, bus, store, analyst, bots and dashboard in one process."""
+    from dashboard.app import Dashboard
+    from flowbot.bot_side import BotSide
+
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    metrics = Metrics()
+    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
+    engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store, metrics=metrics)
+    bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
+                   feed_health=engine.feed.health.snapshot, metrics=metrics)
+    dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
+                          feed_health=engine.feed.health.snapshot)
+    ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started))
+    _announce(settings, engine.feed.symbols)
+    try:
+        async with serving_health(settings, metrics, ready, dashboard.routes()):
+            await _until_first_ends(engine.run(), bots.run(), dashboard.run())
+    finally:
+        dashboard.close()
+        signal_store.close()
+        await bus.close()
+
+
+async def run_engine(settings: Settings) -> None:
+    """`flowbot engine`: one shard of the symbols, publishing on the bus."""
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    metrics = Metrics()
+    engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None, metrics=metrics)
+    _announce(settings, engine.feed.symbols)
+    try:
+        async with serving_health(settings, metrics, feed_ready(engine.feed.health, settings)):
+            await engine.run()
+    finally:
+        await bus.close()
+
+
+async def run_bots(settings: Settings) -> None:
+    """`flowbot bot`: the analyst and the bots, consuming the engine shards' events from the bus."""
+    from flowbot.bot_side import BotSide
+
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    metrics = Metrics()
+    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
+    mirror = BusMirror()
+    following = bus.subscribe(  # every bot replica needs every window: a group of its own
+        WindowClosed, FeedHealthReport, name=f"bot-mirror-{socket.gethostname()}", maxsize=100_000
+    )
+    bots = BotSide(settings, bus, signal_store=signal_store, contexts=mirror.contexts.get,
+                   feed_health=mirror.feed_health, metrics=metrics)
+    print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
+    try:
+        async with serving_health(settings, metrics, started_ready("bots", bots.started)):
+            await _until_first_ends(mirror.follow(following), bots.run())
+    finally:
+        signal_store.close()
+        await bus.close()
+
+
+def _announce(settings: Settings, symbols: list[str]) -> None:
+    print(
+        f"flowbot: streaming {', '.join(symbols)} ({settings.market.value} {settings.stream.value}) "
+        f"from {settings.ws_url}; Ctrl-C stops",
+        flush=True,
+    )
+
+
+def _bus_name(settings: Settings) -> str:
+    return "the in-process bus" if settings.bus_url.startswith("memory") else "Redis Streams"
+
+
+async def _until_first_ends(*parts: Coroutine[Any, Any, None]) -> None:
+    """Run the parts together; when one ends (or fails, or all are cancelled) the others stop in order."""
+    tasks = [asyncio.create_task(part) for part in parts]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in reversed(tasks):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
