@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -106,7 +107,7 @@ class MarketFeed:
                 self._connection_of.update(dict.fromkeys(symbols, name))
                 supervisor = ConnectionSupervisor(
                     name, self._connection_factory(streams), config.supervisor, health, self.bus, self.pacer,
-                    on_resumed=lambda symbols=symbols: self._request_catch_up(symbols),
+                    on_resumed=functools.partial(self._request_catch_up, symbols),
                 )
                 self.supervisors.append(supervisor)
                 self._tasks.append(asyncio.create_task(supervisor.run(), name=f"supervisor-{name}"))

@@ -133,7 +133,7 @@ class ConnectionSupervisor:
                 self.health.last_message_at = time.time() - idle
             if idle > policy.stall_timeout:
                 return "stalled"
-            watched = (connection.closed, connection.shutdown_notice)
+            watched: tuple[asyncio.Event, ...] = (connection.closed, connection.shutdown_notice)
             if not connection.first_message.is_set():
                 watched += (connection.first_message,)
             elif self.health.consecutive_failures:

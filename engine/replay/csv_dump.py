@@ -40,7 +40,9 @@ _AGG_LABELS = (
 _AGG_NAMES = ("id", "price", "qty", "first_id", "last_id", "time", "is_buyer_maker", "is_best_match")
 _TRD_LABELS = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match")
 _TRD_NAMES = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match")
-_LAYOUTS = (("csv-aggtrades", _AGG_NAMES, _AGG_LABELS), ("csv-trades", _TRD_NAMES, _TRD_LABELS))
+_LAYOUTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("csv-aggtrades", _AGG_NAMES, _AGG_LABELS), ("csv-trades", _TRD_NAMES, _TRD_LABELS)
+)
 _DECIMAL = pa.decimal128(20, 8)
 _ARROW_TYPES = {
     "id": pa.int64(), "price": _DECIMAL, "qty": _DECIMAL, "first_id": pa.int64(), "last_id": pa.int64(),
@@ -187,7 +189,8 @@ class _Rows:
         if not records:
             cols = [np.empty(0, dtype=np.int64)] * 7
         fits = np.ones(len(records), dtype=bool)
-        return cls(*cols[:5], _to_ms(cols[5]), cols[6].astype(bool), fits, fits)
+        ids, first, last, price, qty, time, sells = cols
+        return cls(ids, first, last, price, qty, _to_ms(time), sells.astype(bool), fits, fits)
 
     def suspect(self) -> np.ndarray:
         """Rows that may fail the checks: what binance_validator(live=False) rejects, or an amount out of range."""
@@ -384,7 +387,7 @@ class _CsvDecoder:
             if name in _PARSERS
         }
         first, last = (v["first_id"], v["last_id"]) if "first_id" in v else (v["id"], v["id"])
-        return v["id"], first, last, v["price"], v["qty"], v["time"], v["is_buyer_maker"]
+        return v["id"], first, last, v["price"], v["qty"], v["time"], bool(v["is_buyer_maker"])
 
     def _check(
         self, rows: _Rows, suspect: np.ndarray, line_of: Callable[[int], int], text_of: Callable[[int], str],

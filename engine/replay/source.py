@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import cast
 
 from engine.replay.batches import ReplayInputError
 
@@ -15,7 +16,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 @contextmanager
-def open_replay_file(path: Path) -> Iterator[IO[bytes]]:
+def open_replay_file(path: Path) -> Iterator[io.BufferedIOBase]:
     """The file's bytes, or those of the one file inside a .zip archive (Binance serves its dumps zipped)."""
     try:
         with open(path, "rb") as raw:
@@ -28,7 +29,7 @@ def open_replay_file(path: Path) -> Iterator[IO[bytes]]:
                 if len(members) != 1:
                     raise ReplayInputError(f"{path}: a zip archive must hold exactly one file, it holds {len(members)}")
                 with archive.open(members[0]) as member:
-                    yield member
+                    yield cast(io.BufferedIOBase, member)  # a ZipExtFile; typeshed says only IO[bytes]
     except FileNotFoundError:
         raise ReplayInputError(f"{path}: no such file") from None
     except (OSError, zipfile.BadZipFile) as exc:
