@@ -301,8 +301,10 @@ async def test_event_stream_sends_cards_and_alerts_as_the_bus_publishes(served: 
 
 @pytest.fixture
 def dashboard_bus_url(redis_url: str) -> Iterator[str]:
-    """A Redis database of its own for this test, emptied before and after."""
-    url = redis_url.rsplit("/", 1)[0] + "/12"
+    """A Redis database of its own for this test (8 above $REDIS_URL's, so parallel runs on other dbs keep apart),
+    emptied before and after."""
+    base, _, db = redis_url.rpartition("/")
+    url = f"{base}/{(int(db or 0) + 8) % 16}"
     with redis.Redis.from_url(url) as client:
         client.flushdb()
     yield url
