@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -119,7 +120,9 @@ class WalCheckpointer:
         connection = sqlite3.connect(self.path, timeout=30)
         try:
             while not self._stop.wait(self.interval):
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                with contextlib.suppress(sqlite3.Error):  # the disk full or read-only for a while: the next round
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             connection.close()
