@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ import sqlite_utils
 from sqlite_utils.db import Table
 
 MIGRATIONS_TABLE = "bot_migrations"
+BUSY_TIMEOUT_S = 0.25  # the event loop's longest wait for the write lock (another process may hold it for long)
 
 
 def _chats_and_subscriptions(db: sqlite_utils.Database) -> None:
@@ -66,14 +68,16 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
 ]
 
 
-def open_database(path: str | Path) -> sqlite_utils.Database:
-    """The database at `path`, in WAL mode, with every migration applied (each once, in order)."""
+def open_database(path: str | Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+    """The database at `path`, in WAL mode, with every migration applied (each once, in order); then a write waits
+    at most `busy_timeout` for the lock and raises sqlite3.OperationalError (callers retry later)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite_utils.Database(path)
     db.enable_wal()
     db.execute("PRAGMA synchronous=NORMAL")
     migrate(db)
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     return db
 
 
@@ -116,7 +120,9 @@ class WalCheckpointer:
         connection = sqlite3.connect(self.path, timeout=30)
         try:
             while not self._stop.wait(self.interval):
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                with contextlib.suppress(sqlite3.Error):  # the disk full or read-only for a while: the next round
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             connection.close()

@@ -106,6 +106,19 @@ class BotScheduler:
             self.on_queued()
         return bool(queued)
 
+    def tell_store_health(self, store: str, healthy: bool, reason: str) -> int:
+        """Tell admins that a store cannot write (its rows are kept and retried) or writes again; notices queued."""
+        if healthy:
+            notice = Message("Storage recovered", f"The {store} writes again; everything it kept is written.")
+        else:
+            notice = Message("Storage FAILING", f"The {store} cannot write: {reason}. Its rows are kept in memory "
+                             "and retried; signals are still judged and alerted. See /readyz.")
+        key = f"store-health:{store}:{'ok' if healthy else 'failing'}:{self.clock():.0f}"
+        queued = sum(self.outbox.add_message(admin, key, "notice", notice) for admin in self.admins())
+        if queued:
+            self.on_queued()
+        return queued
+
     def housekeeping(self) -> int:
         """Forget sent and failed rows older than a week; returns rows removed."""
         cutoff = self.clock() - KEEP_SENT_DAYS * 86_400

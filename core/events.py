@@ -71,6 +71,15 @@ class FeedStatusChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class StoreHealthChanged(Event):
+    """A store (the feature store, the signal table) stopped being able to write, or writes again."""
+
+    store: str
+    healthy: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class WindowClosed(Event):
     """A window's features, final (or corrected: `revision` > 0 replaces an earlier row)."""
 

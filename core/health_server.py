@@ -16,6 +16,7 @@ from aiohttp import web
 from core.health import FeedHealth
 from core.metrics import Metrics
 from core.settings import Settings
+from core.store_health import StoreHealth
 
 Ready = Callable[[], tuple[bool, dict[str, Any]]]  # (ready, details shown by /readyz)
 STALL_INTERVALS = 3  # a connection whose last message is older than this many HEALTH_CHECK_INTERVALs is stalled
@@ -51,6 +52,18 @@ def _connection_problem(
     if age > limit:
         return f"stalled: last message {age:.0f} s ago (limit {limit:.0f} s, 3 x HEALTH_CHECK_INTERVAL)"
     return None
+
+
+def store_ready(health: StoreHealth) -> Ready:
+    """Ready while every store can write; otherwise each failing store's reason, since when, rows kept."""
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        problems = health.problems()
+        stores = {name: {"ready": False, "reason": p.reason, "failing_for_s": round(time.time() - p.since, 1),
+                         "pending_rows": p.pending} for name, p in problems.items()}
+        return not problems, {"stores": stores or "ok"}
+
+    return ready
 
 
 def started_ready(name: str, started: asyncio.Event) -> Ready:

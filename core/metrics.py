@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from core.events import Signal
 from core.health import FeedHealth
+from core.store_health import StoreHealth
 
 AI_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -108,6 +109,23 @@ class DeliveryCollector(Collector):
         yield from (sent, failed, depth)
 
 
+class StoreCollector(Collector):
+    """Per store: 1 while its writes fail, and the rows it keeps for a retry (read from StoreHealth at each scrape)."""
+
+    def __init__(self) -> None:
+        self.health: list[StoreHealth] = []
+
+    def collect(self) -> Iterator[Metric]:
+        failing = GaugeMetricFamily("flowbot_store_failing", "1 while the store cannot write", labels=["store"])
+        pending = GaugeMetricFamily("flowbot_store_pending_rows", "Rows kept in memory until the store can write",
+                                    labels=["store"])
+        for health in self.health:
+            for store, problem in sorted(health.problems().items()):
+                failing.add_metric([store], 1)
+                pending.add_metric([store], problem.pending)
+        yield from (failing, pending)
+
+
 class Metrics:
     """Flowbot's metrics in their own registry; attach the sources a process has, then render() for /metrics."""
 
@@ -118,6 +136,10 @@ class Metrics:
                                    ["provider", "outcome"], registry=self.registry)
         self.ai_latency = Histogram("flowbot_ai_latency_seconds", "Seconds a model call took", ["provider"],
                                     buckets=AI_LATENCY_BUCKETS, registry=self.registry)
+        self.housekeeping_errors = Counter("flowbot_housekeeping_errors", "Engine housekeeping rounds that failed "
+                                           "(retried)", ["error"], registry=self.registry)
+        self._stores = StoreCollector()
+        self.registry.register(self._stores)
         self._feed = FeedCollector()
         self._delivery = DeliveryCollector()
         self.registry.register(self._feed)
@@ -126,6 +148,10 @@ class Metrics:
     def watch_feed(self, health: FeedHealth) -> None:
         """A feed's health (MarketFeed.health)."""
         self._feed.feeds.append(health)
+
+    def watch_stores(self, health: StoreHealth) -> None:
+        """The stores' health of a process."""
+        self._stores.health.append(health)
 
     def watch_dispatchers(self, dispatchers: Mapping[str, Stats] | Iterable[Stats]) -> None:
         """Dispatchers by platform (BotService.dispatchers) or a list of them."""

@@ -22,6 +22,7 @@ from core.events import (
     Gap,
     GapUnfilled,
     Signal,
+    StoreHealthChanged,
     TradeBatch,
     WindowClosed,
 )
@@ -31,7 +32,7 @@ from core.trades import Trade
 VERSION = 1
 EVENT_KINDS: dict[str, type[Event]] = {
     kind.__name__: kind
-    for kind in (TradeBatch, GapUnfilled, FeedHealthReport, FeedStatusChanged, WindowClosed, Signal)
+    for kind in (TradeBatch, GapUnfilled, FeedHealthReport, FeedStatusChanged, StoreHealthChanged, WindowClosed, Signal)
 }
 _INT64 = 2**63
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -172,6 +173,7 @@ _ENCODERS: dict[type[Event], Callable[[Any], dict[str, Any]]] = {
     GapUnfilled: lambda e: {"gap": _record(e.gap)},
     FeedHealthReport: lambda e: {"snapshot": pack(e.snapshot)},
     FeedStatusChanged: _record,
+    StoreHealthChanged: _record,
     WindowClosed: lambda e: {"features": _record(e.features), "revision": pack(e.revision)},
     Signal: _record,
 }
@@ -181,6 +183,7 @@ _DECODERS: dict[type[Event], Callable[[dict[str, Any]], Event]] = {
     GapUnfilled: lambda d: GapUnfilled(_build(Gap, d["gap"])),
     FeedHealthReport: _feed_health,
     FeedStatusChanged: lambda d: _build(FeedStatusChanged, d),
+    StoreHealthChanged: lambda d: _build(StoreHealthChanged, d),
     WindowClosed: _window_closed,
     Signal: lambda d: _build(Signal, d),
 }

@@ -4,8 +4,11 @@ shards publish them: in the same process for `flowbot run`, over Redis Streams f
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,7 +17,7 @@ from ai.ask import Asker
 from ai.providers import Completer, ProviderChain, providers_from
 from ai.worker import ModelWorker
 from bot.service import BotService
-from core.events import Signal
+from core.events import Signal, StoreHealthChanged
 from core.metrics import Metrics
 from core.settings import Settings
 from engine.analysis.context import SymbolContext
@@ -22,6 +25,23 @@ from engine.bus import EventBus
 from flowbot.bot_config import bot_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+
+log = logging.getLogger(__name__)
+RETRY_MAX_S = 5.0
+
+
+async def until_written(write: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run `write` until the bot database takes it: while it is locked by another process, read-only or full, retry
+    with backoff (the caller's later work waits behind it, so order is kept)."""
+    delay = 0.25
+    while True:
+        try:
+            await write()
+            return
+        except sqlite3.Error as exc:
+            log.warning("cannot write %s to the bot database (%s); retrying in %.2f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
 
 
 class BotSide:
@@ -56,9 +76,11 @@ class BotSide:
         metrics.watch_outbox(self.bots.outbox)
         self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
         self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
+        self.store_health = bus.subscribe(StoreHealthChanged, name="store-health", maxsize=1_000)
 
     async def _explained(self, signal: Signal, explanation: Explanation) -> None:
-        await self.bots.on_explanation(signal.id, explanation.text, explanation.provider)
+        await until_written(lambda: self.bots.on_explanation(signal.id, explanation.text, explanation.provider),
+                            f"the explanation of {signal.id}")
 
     async def run(self) -> None:
         """Explain and deliver until cancelled; then stop sending with the outbox consistent."""
@@ -69,6 +91,7 @@ class BotSide:
         tasks = [
             asyncio.create_task(explain_from_bus(self.analyst, self.to_analyst, self._explained), name="analyst"),
             asyncio.create_task(self._route(), name="bots"),
+            asyncio.create_task(self._tell_store_health(), name="store-health"),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -84,5 +107,14 @@ class BotSide:
         """Store each signal (the bot owns the database) and route it; a signal seen twice is alerted once."""
         async for event in self.to_bots:
             if isinstance(event, Signal):
-                self.signal_store.save(event)
-                await self.bots.on_signal(event)
+                self.signal_store.save(event)  # kept and written later if the database cannot take it now
+                await until_written(partial(self.bots.on_signal, event), f"the alert of {event.id}")
+
+    async def _tell_store_health(self) -> None:
+        """Tell admins of each store that stops (or starts again) writing, as the engines publish it."""
+        async for event in self.store_health:
+            if isinstance(event, StoreHealthChanged):
+                await until_written(partial(self._store_notice, event), "a storage notice")
+
+    async def _store_notice(self, event: StoreHealthChanged) -> None:
+        self.bots.scheduler.tell_store_health(event.store, event.healthy, event.reason)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -11,16 +12,19 @@ from typing import TextIO
 
 from core.metrics import Metrics
 from core.settings import Settings
+from core.store_health import StoreHealth
 from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
 from flowbot.analysis_config import pipeline_config
 from flowbot.feed_config import make_feed
+from flowbot.store_watch import watch_stores
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
 COMPACT_EVERY_S = 600
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -28,16 +32,22 @@ class Engine:
 
     def __init__(
         self, settings: Settings, bus: EventBus, *, symbols: list[str], signal_store: SignalStore | None,
-        metrics: Metrics, out: TextIO | None = sys.stdout,
+        metrics: Metrics, out: TextIO | None = sys.stdout, store_health: StoreHealth | None = None,
     ) -> None:
+        """store_health: shared with the process's signal store, so that one watch reports both."""
         self.settings = settings
-        self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval)
+        self.bus = bus
+        self.metrics = metrics
+        self.store_health = store_health or StoreHealth()
+        self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval,
+                                  health=self.store_health)
         self.feed = make_feed(settings, bus, symbols=symbols)
         self.pipeline = FlowPipeline(
             pipeline_config(settings), bus, store=self.store, signal_store=signal_store,
             by_trade_ids=self.feed.venue.by_trade_ids, on_signal=metrics.count_signal,
         )
         metrics.watch_feed(self.feed.health)
+        metrics.watch_stores(self.store_health)
         self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out) if out else None
         self.feed.on_trades = self._on_trades
 
@@ -47,16 +57,40 @@ class Engine:
         self.pipeline.on_trades(symbol, trades)
 
     async def run(self) -> None:
-        """Stream until cancelled; the store is flushed on the way out."""
+        """Stream until cancelled (or a store stalled: StoreStalled); the store is flushed on the way out."""
         housekeeping = asyncio.create_task(self._housekeeping(), name="engine-housekeeping")
+        parts = [asyncio.create_task(self.feed.run(), name="feed"),
+                 asyncio.create_task(watch_stores(self.store_health, self.bus), name="store-health")]
         try:
-            await self.feed.run()
+            done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            housekeeping.cancel()
-            await asyncio.gather(housekeeping, return_exceptions=True)
+            for task in (*parts, housekeeping):
+                task.cancel()
+            await asyncio.gather(*parts, housekeeping, return_exceptions=True)
+            self._close_store()
+
+    def _close_store(self) -> None:
+        try:
             self.store.close()
+        except Exception as exc:  # the rows were kept in memory; say what is lost instead of a traceback
+            log.error("%d windows could not be written before stopping (%s)", self.store.pending_rows, exc)
 
     async def _housekeeping(self) -> None:
+        """The housekeeping rounds, forever: a failure is logged, counted and the rounds go on (a failed flush keeps
+        its rows, and the next round's flush retries them)."""
+        seen: set[str] = set()
+        while True:
+            try:
+                await self._housekeeping_rounds()
+            except Exception as exc:
+                error = type(exc).__name__
+                self.metrics.housekeeping_errors.labels(error).inc()
+                log.error("engine housekeeping failed (%s: %s); retrying", error, exc, exc_info=error not in seen)
+                seen.add(error)
+
+    async def _housekeeping_rounds(self) -> None:
         flushed = compacted = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, self.settings.window_duration / 2))

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from core.events import FeedHealthReport, WindowClosed
-from core.health_server import all_ready, feed_ready, serving_health, started_ready
+from core.health_server import all_ready, feed_ready, serving_health, started_ready, store_ready
 from core.metrics import Metrics
 from core.settings import Settings
+from core.store_health import StoreHealth
 from engine.bus_factory import make_bus
 from engine.mirror import BusMirror
 from flowbot.compose import Engine
+from flowbot.store_watch import watch_stores
 from storage.signal_store import SignalStore
 
 
@@ -27,13 +29,16 @@ async def run_all(settings: Settings) -> None:
 
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
-    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
-    engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store, metrics=metrics)
+    store_health = StoreHealth()
+    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db", health=store_health)
+    engine = Engine(settings, bus, symbols=settings.symbols, signal_store=signal_store, metrics=metrics,
+                    store_health=store_health)
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
                    feed_health=engine.feed.health.snapshot, metrics=metrics)
     dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
                           feed_health=engine.feed.health.snapshot)
-    ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started))
+    ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started),
+                      store_ready(store_health))
     _announce(settings, engine.feed.symbols)
     try:
         async with serving_health(settings, metrics, ready, dashboard.routes()):
@@ -51,7 +56,8 @@ async def run_engine(settings: Settings) -> None:
     engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None, metrics=metrics)
     _announce(settings, engine.feed.symbols)
     try:
-        async with serving_health(settings, metrics, feed_ready(engine.feed.health, settings)):
+        ready = all_ready(feed_ready(engine.feed.health, settings), store_ready(engine.store_health))
+        async with serving_health(settings, metrics, ready):
             await engine.run()
     finally:
         await bus.close()
@@ -63,7 +69,9 @@ async def run_bots(settings: Settings) -> None:
 
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
-    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
+    store_health = StoreHealth()
+    metrics.watch_stores(store_health)
+    signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db", health=store_health)
     mirror = BusMirror()
     following = bus.subscribe(  # every bot replica needs every window: a group of its own
         WindowClosed, FeedHealthReport, name=f"bot-mirror-{socket.gethostname()}", maxsize=100_000
@@ -72,8 +80,9 @@ async def run_bots(settings: Settings) -> None:
                    feed_health=mirror.feed_health, metrics=metrics)
     print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
     try:
-        async with serving_health(settings, metrics, started_ready("bots", bots.started)):
-            await _until_first_ends(mirror.follow(following), bots.run())
+        ready = all_ready(started_ready("bots", bots.started), store_ready(store_health))
+        async with serving_health(settings, metrics, ready):
+            await _until_first_ends(mirror.follow(following), bots.run(), watch_stores(store_health, bus))
     finally:
         signal_store.close()
         await bus.close()

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from core.features import WindowFeatures, vwap_float
 from core.schema import FEATURE_SCHEMA, STORED_SCHEMA, Unit, feature_fields
+from core.store_health import StoreHealth, StoreStalled, unwritable
 from engine.analysis.window_batch import WindowBatch
 
 DAY_MS = 86_400_000
@@ -49,6 +50,8 @@ _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _TEMP_PREFIX = ".part-"  # pyarrow datasets skip names starting with "." (and "_"): readers never see a temp file
 _STALE_TEMP_SECONDS = 3600.0  # compact deletes temp files older than this (left by a crash mid-write)
 _READ_ATTEMPTS = 5  # a compaction may delete a file between a reader's listing and its read: list again
+HEALTH_NAME = "feature store"
+MAX_PENDING_ROWS = 500_000  # windows kept in memory while writes fail (~110 MB; 2 symbols of 5 s windows: 14 days)
 
 
 class _PartNames:
@@ -82,13 +85,20 @@ class FeatureStore:
         max_buffered_rows: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
         write_behind: bool = False,
+        health: StoreHealth | None = None,
+        max_pending_rows: int = MAX_PENDING_ROWS,
     ) -> None:
-        """write_behind: flushes on add are written by a thread while adding goes on (one write in flight at most)."""
-        if max_buffered_rows < 1:
-            raise ValueError("max_buffered_rows must be at least 1")
+        """write_behind: flushes on add are written by a thread while adding goes on (one write in flight at most).
+        A write that fails keeps its rows for the next flush and is reported to `health`; adding never raises for
+        it, until more than max_pending_rows wait: then StoreStalled."""
+        if max_buffered_rows < 1 or max_pending_rows < max_buffered_rows:
+            raise ValueError("max_buffered_rows must be at least 1 and max_pending_rows at least max_buffered_rows")
         self.root = Path(data_dir) / "features"
         self._flush_interval = flush_interval
         self._max_buffered_rows = max_buffered_rows
+        self._max_pending_rows = max_pending_rows
+        self.health = health or StoreHealth()
+        self.write_error: str | None = None  # why the last write failed, until one works again
         self._clock = clock
         self._last_flush = clock()
         self._rows: list[WindowFeatures] = []  # added one by one, not yet turned into columns
@@ -106,6 +116,7 @@ class FeatureStore:
         self._revisions.append(revision)
         self._buffered += 1
         self._maybe_flush()
+        self._check_bound()
 
     def add_batch(self, batch: WindowBatch) -> None:
         """Buffer a batch of new windows (revision 0), as add() does row by row."""
@@ -114,6 +125,7 @@ class FeatureStore:
         self._pieces.append(batch.parquet_columns() | {"revision": np.zeros(len(batch), dtype=np.int64)})
         self._buffered += len(batch)
         self._maybe_flush()
+        self._check_bound()
 
     def flush(self) -> int:
         """Write the buffer, one new file per (symbol, date), after any write in flight; returns rows written (one
@@ -123,10 +135,37 @@ class FeatureStore:
         if not pieces:
             return written
         try:
-            return written + self._write(pieces)
-        except BaseException:
+            written += self._write(pieces)
+        except BaseException as exc:
             self._keep(pieces)
+            self._failed(exc)
             raise
+        self._written()
+        return written
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows not yet written (buffered, or in a write in flight)."""
+        in_flight = sum(len(piece["revision"]) for piece in self._in_flight[1]) if self._in_flight else 0
+        return self._buffered + in_flight
+
+    def _failed(self, exc: BaseException) -> None:
+        self.write_error = unwritable(f"cannot write {self.root}", exc)
+        self.health.failed(HEALTH_NAME, self.write_error, self.pending_rows)
+
+    def _written(self) -> None:
+        """A write worked: it held every row kept from failed ones (a flush takes the whole buffer)."""
+        if self.write_error is not None:
+            self.write_error = None
+            self.health.recovered(HEALTH_NAME)
+
+    def _check_bound(self) -> None:
+        """Writes failed for so long that the rows kept reached their bound: StoreStalled (a clear stop)."""
+        if self.write_error is not None and self.pending_rows > self._max_pending_rows:
+            reason = (f"{self.pending_rows:,} windows could not be written ({self.write_error}); "
+                      f"more than {self._max_pending_rows:,} are not kept in memory")
+            self.health.stall(reason)
+            raise StoreStalled(reason)
 
     def _take_buffer(self) -> list[dict[str, np.ndarray]]:
         """The buffered pieces, handed over to a write (which gives them back with _keep if it fails)."""
@@ -163,10 +202,13 @@ class FeatureStore:
             return 0
         (future, pieces), self._in_flight = self._in_flight, None
         try:
-            return future.result()
-        except BaseException:
+            written = future.result()
+        except BaseException as exc:
             self._keep(pieces)
+            self._failed(exc)
             raise
+        self._written()
+        return written
 
     def _check(self, symbol: str) -> None:
         """Reject a bad symbol here, not in a flush that would then fail forever."""
@@ -175,11 +217,15 @@ class FeatureStore:
             self._checked_symbols.add(symbol)
 
     def _maybe_flush(self) -> None:
+        """Flush when due; a failed write keeps its rows (and is reported): the next due flush retries it."""
         if self._buffered >= self._max_buffered_rows or self._clock() - self._last_flush >= self._flush_interval:
-            if self._writer is None:
-                self.flush()
-            else:
-                self._write_behind(self._writer)
+            if self.write_error is not None and self._clock() - self._last_flush < self._flush_interval:
+                return  # failing: retry once per flush_interval, not on every add of a full buffer
+            with contextlib.suppress(Exception):  # reported by _failed; the rows are kept
+                if self._writer is None:
+                    self.flush()
+                else:
+                    self._write_behind(self._writer)
 
     def _seal(self) -> None:
         """Turn the rows added one by one into a piece of columns (keeping the add order)."""

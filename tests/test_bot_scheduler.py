@@ -120,3 +120,15 @@ async def test_the_running_scheduler_fires_each_job_on_the_bots_database(tmp_pat
     rows = {r["kind"]: r for r in s.outbox.db["outbox"].rows}
     assert rows["digest"]["chat_id"] == "1" and rows["notice"]["chat_id"] == "42"
     assert "Feed UNHEALTHY" in rows["notice"]["message"] and "old" not in rows["notice"]["message"]
+
+
+def test_admins_hear_when_a_store_cannot_write_and_when_it_writes_again(tmp_path: Path, btc_data_dir: Path):
+    clock = [EIGHT_UTC]
+    s = scheduler(tmp_path, btc_data_dir, [{"healthy": True}], clock)
+    assert s.tell_store_health("feature store", False, "cannot write /data/features: Read-only file system") == 1
+    clock.append(EIGHT_UTC + 5)
+    assert s.tell_store_health("feature store", True, "writes again") == 1
+    notices = queued_messages(s)
+    assert [chat_id for chat_id, _, _ in notices] == ["42", "42"]
+    assert "Storage FAILING" in notices[0][2] and "Read-only file system" in notices[0][2]
+    assert "Storage recovered" in notices[1][2] and "feature store" in notices[1][2]
