@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,6 @@ from typing import TextIO
 
 from core.metrics import Metrics
 from core.settings import Settings
-from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
 from flowbot.analysis_config import pipeline_config
@@ -20,7 +20,10 @@ from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
+log = logging.getLogger(__name__)
+
 COMPACT_EVERY_S = 600
+BEHIND_AT_S = 5.0  # event-time lag at which the engine says it is behind the market (and again when it caught up)
 
 
 class Engine:
@@ -38,13 +41,23 @@ class Engine:
             by_trade_ids=self.feed.venue.by_trade_ids, on_signal=metrics.count_signal,
         )
         metrics.watch_feed(self.feed.health)
-        self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out) if out else None
-        self.feed.on_trades = self._on_trades
+        self.ticker = None
+        if out is not None:
+            self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out,
+                                       closed_through=self.pipeline.closed_through)
+            self.pipeline.on_windows = self.ticker.add
+        self.feed.on_trades = self.pipeline.on_trades
+        self._behind = False
 
-    def _on_trades(self, symbol: str, trades: list[Trade]) -> None:
-        if self.ticker is not None:
-            self.ticker.add(symbol, trades)
-        self.pipeline.on_trades(symbol, trades)
+    def _report_lag(self, now: float) -> None:
+        """One log line when the engine falls behind the market (event time), one when it has caught up."""
+        behind = self.feed.health.behind_s(now)
+        if not self._behind and behind >= BEHIND_AT_S:
+            self._behind = True
+            log.warning("behind the market by %.1f s (event time); catching up", behind)
+        elif self._behind and behind < BEHIND_AT_S / 2:
+            self._behind = False
+            log.warning("caught up with the market: %.1f s behind (event time)", behind)
 
     async def run(self) -> None:
         """Stream until cancelled; the store is flushed on the way out."""
@@ -54,16 +67,21 @@ class Engine:
         finally:
             housekeeping.cancel()
             await asyncio.gather(housekeeping, return_exceptions=True)
+            self.pipeline.flush_corrections()
             self.store.close()
 
     async def _housekeeping(self) -> None:
         flushed = compacted = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, self.settings.window_duration / 2))
+            self.feed.flush()  # released trades first: the watermark must not pass a trade the pipeline has not had
+            now = time.time()
+            self.pipeline.close_to_watermarks(self.feed.watermarks(now))
+            self._report_lag(now)
             if self.ticker is not None:
                 self.ticker.print_closed()
-            self.pipeline.close_idle(int(time.time() * 1000), self.feed.is_whole)
             if time.monotonic() - flushed >= self.settings.flush_interval:
+                self.pipeline.flush_corrections()
                 self.store.flush()
                 flushed = time.monotonic()
             if time.monotonic() - compacted >= COMPACT_EVERY_S:  # one file per flush would pile up
