@@ -116,8 +116,8 @@ class FlowPipeline:
     def closed_through(self, symbol: str) -> int | None:
         """Every window of the symbol ending at or before this (ms) is closed; None before the first close."""
         builder = self.builders.get(symbol)
-        marks = [m for m in (self.closed_marks.get(symbol), builder and builder.closed_through) if m is not None]
-        return max(marks) if marks and max(marks) > -(2**62) else None
+        mark = max(self.closed_marks.get(symbol, -(2**62)), -(2**62) if builder is None else builder.closed_through)
+        return mark if mark > -(2**62) else None
 
     def finish(self) -> None:
         """End of a replay: close every open window, write pending corrections and flush the store."""
