@@ -42,17 +42,18 @@ def first_session(shared_data: Path) -> list[dict[str, Any]]:
 
 
 async def run_engine(tape: list[dict[str, Any]], lag_s: float, data_dir: Path, env: dict[str, str],
-                     faults: tuple[ConnectionFault, ...] = ()) -> Engine:
+                     faults: tuple[ConnectionFault, ...] = (), metrics: Metrics | None = None) -> Engine:
     """An engine shard against a fake market that plays `tape` `lag_s` behind the wall clock, until every window
     could have closed; returns the stopped engine."""
     fake = FakeBinance(tape, clock_lag=lag_s)
     await fake.start()
     fake.add_connection_faults(*faults)
     symbols = sorted({m["data"]["s"] for m in tape})
+    metrics = metrics or Metrics()
     settings = Settings(_env_file=None, **FAST, **env, SYMBOLS=",".join(symbols), DATA_DIR=str(data_dir),
                         BINANCE_WS_URL=fake.ws_url, BINANCE_REST_URL=fake.rest_url)
     signals = SignalStore(data_dir / "flowbot.db")
-    engine = Engine(settings, InMemoryBus(), symbols=symbols, signal_store=signals, metrics=Metrics(),
+    engine = Engine(settings, InMemoryBus(), symbols=symbols, signal_store=signals, metrics=metrics,
                     out=io.StringIO())
     task = asyncio.create_task(engine.run())
     try:
@@ -98,7 +99,8 @@ def signal_ids(data_dir: Path) -> set[str]:
 
 async def test_a_stream_lagging_10s_writes_each_window_once_with_the_signals_of_a_replay(shared_data, tmp_path):
     tape = live_tape(first_session(shared_data), int(time.time() * 1000) - 10_000 + 500, speed=10)
-    engine = await run_engine(tape, 10.0, tmp_path / "live", {"WINDOW_GRACE": "2"})
+    metrics = Metrics()
+    engine = await run_engine(tape, 10.0, tmp_path / "live", {"WINDOW_GRACE": "2"}, metrics=metrics)
 
     rows = stored_rows(tmp_path / "live")
     written = Counter((str(r["symbol"]), r["window_start"]) for r in rows)
@@ -114,6 +116,10 @@ async def test_a_stream_lagging_10s_writes_each_window_once_with_the_signals_of_
     assert live_signals and live_signals == signal_ids(tmp_path / "replay")
     connection = next(iter(engine.feed.health.connections.values()))
     assert connection.processing_lag_ms is not None and connection.processing_lag_ms >= 9_000  # Binance's lag
+    exposed = metrics.render()[0].decode()
+    lag = float(exposed.split(f'flowbot_event_time_lag_seconds{{connection="{connection.name}"}} ')[1].split()[0])
+    assert lag >= 9.0  # behind the market by Binance's own lag, at least
+    assert f'flowbot_processing_lag_seconds{{connection="{connection.name}"}}' in exposed
 
 
 def expected_windows(tape: list[dict[str, Any]], window_ms: int) -> dict[int, dict[str, Any]]:
