@@ -190,3 +190,14 @@ def test_a_corrected_window_is_judged_again_and_raises_its_signal_marked_late(sh
     assert (late[0].direction, late[0].severity) == (want.direction, want.severity)
     message = render_alert([AlertItem(late[0], None, None)], "en")
     assert "Late" in message.body
+
+
+def test_a_bot_process_sees_the_furthest_behind_shard() -> None:
+    from core.events import FeedHealthReport
+    from engine.mirror import BusMirror
+
+    mirror = BusMirror()
+    mirror.apply(FeedHealthReport({"healthy": True, "behind_s": 12.4, "symbols": {"BTCUSDT": {}}}))
+    mirror.apply(FeedHealthReport({"healthy": True, "behind_s": 0.3, "symbols": {"ETHUSDT": {}}}))
+    merged = mirror.feed_health()
+    assert merged is not None and merged["behind_s"] == 12.4
