@@ -27,6 +27,7 @@ from fakes.recordings import live_tape, load_ws_recording
 from flowbot.analysis_config import pipeline_config
 from flowbot.compose import Engine
 from flowbot.replay import replay
+from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
 FAST = {
@@ -159,6 +160,8 @@ async def test_trades_a_stall_hid_come_late_over_rest_and_correct_only_their_win
         assert row["trade_count"] == want["trade_count"], start
         assert Decimal(repr(row["delta"])) == want["delta"], start
         assert Decimal(repr(row["cvd"])) == want["cvd"], start  # later windows' CVD moved with the correction
+    read = FeatureStore(tmp_path).read("BTCUSDT")  # the store's reader keeps the highest revision too
+    assert [Decimal(repr(v)) for v in read["cvd"].to_pylist()] == [expected[s]["cvd"] for s in sorted(expected)]
 
 
 def test_a_corrected_window_is_judged_again_and_raises_its_signal_marked_late(shared_data) -> None:
