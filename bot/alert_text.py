@@ -90,6 +90,8 @@ def render_alert(items: list[AlertItem], language: str) -> Message:
         if {"close", "delta", "cvd"} <= evidence.keys():
             lines.append(t(language, "fact.close", close=number(evidence["close"], 8),
                            delta=number(evidence["delta"], 4), cvd=number(evidence["cvd"], 4)))
+        if evidence.get("late"):
+            lines.append(t(language, "fact.late"))
     if len(items) > MAX_LINES:
         lines.append(t(language, "more", count=len(items) - MAX_LINES))
     explained = [item for item in items if item.explanation]

@@ -26,6 +26,7 @@ class SymbolHealth:
     stale: int = 0
     last_receive_at: float | None = None  # unix seconds, of the newest live trade
     last_event_time_ms: int | None = None  # exchange event time of that trade
+    connection: str | None = None  # the name of the connection that carries it
 
     @property
     def lag_ms(self) -> int | None:
@@ -68,6 +69,12 @@ class ConnectionHealth:
     consecutive_failures: int = 0
     last_message_at: float | None = None  # unix seconds
     last_error: str | None = None
+    watermark_ms: int | None = None  # event time the connection has released trades through (MarketFeed.watermarks)
+    processing_lag_ms: int | None = None  # receive time - Binance's event time, of its newest trade
+
+    def event_time_lag_s(self, now: float) -> float | None:
+        """How far the connection's event time is behind the wall clock: how far behind the market it is."""
+        return None if self.watermark_ms is None else max(0.0, round(now - self.watermark_ms / 1000, 3))
 
     def snapshot(self, now: float) -> dict[str, Any]:
         age = None if self.last_message_at is None else round(now - self.last_message_at, 3)
@@ -83,6 +90,8 @@ class ConnectionHealth:
             "consecutive_failures": self.consecutive_failures,
             "last_message_age_s": age,
             "last_error": self.last_error,
+            "event_time_lag_s": self.event_time_lag_s(now),
+            "processing_lag_s": None if self.processing_lag_ms is None else self.processing_lag_ms / 1000,
         }
 
 
@@ -105,11 +114,25 @@ class FeedHealth:
     def healthy(self) -> bool:
         return all(c.healthy for c in self.connections.values())
 
+    def behind_s(self, now: float) -> float:
+        """The largest event-time lag of the connected connections (0 before any trade)."""
+        return max((lag for c in self.connections.values() if c.connected
+                    and (lag := c.event_time_lag_s(now)) is not None), default=0.0)
+
+    def _symbol_snapshot(self, health: SymbolHealth, now: float) -> dict[str, Any]:
+        """A symbol's counters with its connection's event-time and processing lag."""
+        connection = self.connections.get(health.connection or "")
+        lags = {"event_time_lag_s": None, "processing_lag_s": None}
+        if connection is not None:
+            lags = {key: connection.snapshot(now)[key] for key in lags}
+        return health.snapshot(now) | lags
+
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
         return {
             "healthy": self.healthy,
-            "symbols": {s: h.snapshot(now) for s, h in sorted(self.symbols.items())},
+            "behind_s": self.behind_s(now),
+            "symbols": {s: self._symbol_snapshot(h, now) for s, h in sorted(self.symbols.items())},
             "connections": {n: c.snapshot(now) for n, c in self.connections.items()},
             "rejected": dict(self.rejected),
             "unfilled_gaps": [

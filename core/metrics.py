@@ -75,13 +75,23 @@ class FeedCollector(Collector):
                                       labels=["connection"])
         age = GaugeMetricFamily("flowbot_feed_last_message_age_seconds", "Seconds since the connection's last message",
                                 labels=["connection"])
+        event_lag = GaugeMetricFamily("flowbot_event_time_lag_seconds",
+                                      "Wall clock minus the connection's event-time watermark: how far behind the "
+                                      "market its windows are", labels=["connection"])
+        processing_lag = GaugeMetricFamily("flowbot_processing_lag_seconds",
+                                           "Receive time minus Binance's event time of the connection's newest trade",
+                                           labels=["connection"])
         now = time.time()
         for name, connection in (item for feed in self.feeds for item in feed.connections.items()):
+            if (lag_s := connection.event_time_lag_s(now)) is not None:
+                event_lag.add_metric([name], lag_s)
+            if connection.processing_lag_ms is not None:
+                processing_lag.add_metric([name], connection.processing_lag_ms / 1000)
             reconnects.add_metric([name], connection.reconnects)
             connected.add_metric([name], int(connection.connected))
             if connection.last_message_at is not None:
                 age.add_metric([name], max(0.0, now - connection.last_message_at))
-        yield from (messages, trades, gaps, lag, reconnects, connected, age)
+        yield from (messages, trades, gaps, lag, reconnects, connected, age, event_lag, processing_lag)
 
 
 class DeliveryCollector(Collector):

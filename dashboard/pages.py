@@ -16,7 +16,8 @@ FACTS_SHOWN = 6
 LABELS = {
     "delta_5m": "Delta 5m", "delta_1h": "Delta 1h", "cvd": "CVD today", "buy_volume": "Buy vol 1h",
     "sell_volume": "Sell vol 1h", "buy_share": "Split 1h", "trades": "Trades 1h", "whales": "Whales 1h",
-    "burst": "Burst", "last_trade_age": "Last trade", "lag": "Lag", "gaps": "Gaps",
+    "burst": "Burst", "last_trade_age": "Last trade", "lag": "Lag",
+    "event_time_lag": "Behind market", "processing_lag": "Processing lag", "gaps": "Gaps",
 }
 
 STYLE = """

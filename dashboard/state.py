@@ -22,7 +22,7 @@ VOLUME_PLACES = Decimal("0.0001")
 UNKNOWN = "\u2013"  # an en dash: no number yet
 CARD_FIELDS = (
     "price", "window", "delta_5m", "delta_1h", "cvd", "buy_volume", "sell_volume", "buy_share", "trades", "whales",
-    "burst", "last_trade_age", "lag", "gaps",
+    "burst", "last_trade_age", "lag", "event_time_lag", "processing_lag", "gaps",
 )
 
 
@@ -102,11 +102,17 @@ def card(context: SymbolContext, health: dict[str, Any] | None) -> Card:
         fields |= {
             "last_trade_age": UNKNOWN if age is None else f"{age:.1f} s",
             "lag": UNKNOWN if lag is None else f"{lag:,} ms",
+            "event_time_lag": _seconds(health.get("event_time_lag_s")),
+            "processing_lag": _seconds(health.get("processing_lag_s")),
             "gaps": f"{health.get('gaps_found', 0)} found, {health.get('gaps_unfilled', 0)} unfilled, "
                     f"{health.get('missing_ids', 0)} ids missing",
         }
         state = "stale" if age is None or age > 60 or health.get("gaps_unfilled", 0) else "ok"
     return Card(context.symbol, fields, state)
+
+
+def _seconds(value: float | None) -> str:
+    return UNKNOWN if value is None else f"{value:,.1f} s"
 
 
 def amount(scaled: int) -> str:

@@ -39,6 +39,7 @@ class BusMirror:
         reports = list(self._health.values())
         return {
             "healthy": all(r.get("healthy", True) for r in reports),
+            "behind_s": max((r.get("behind_s") or 0.0 for r in reports), default=0.0),
             "symbols": {s: h for r in reports for s, h in r.get("symbols", {}).items()},
             "connections": {c: h for r in reports for c, h in r.get("connections", {}).items()},
         }

@@ -369,13 +369,17 @@ class FakeBinance(LoopbackServer):
         ping_interval: float | None = None,
         max_streams_per_connection: int = 1024,
         max_control_per_second: int = 5,
+        clock_lag: float | None = None,
     ) -> None:
+        """rate: messages per second (None: as fast as possible); clock_lag: instead, a live market whose messages
+        go out when the wall clock reaches their trade time plus this many seconds (a stream lagging by it)."""
         super().__init__()
         if market not in _REST_PREFIX:
             raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
         self.market = market
         self._best_match = market == "spot"  # spot rows carry "M", USD-M rows do not
         self.rate = rate
+        self.clock_lag = clock_lag
         self.batch = max(1, batch)
         self.ping_interval = ping_interval
         self.max_streams_per_connection = max_streams_per_connection
@@ -392,6 +396,7 @@ class FakeBinance(LoopbackServer):
         self._messages = messages
         self._texts = [orjson.dumps(message).decode() for message in messages]
         self._streams = [stream_key(message["stream"]) for message in messages]
+        self._times = [message["data"].get("T", message["data"].get("E", 0)) for message in messages]
         self._history = self._build_history(rest_history or {})
         self._subscribers: dict[str, tuple[_Connection, ...]] = {}
         self._connections: set[_Connection] = set()
@@ -536,7 +541,9 @@ class FakeBinance(LoopbackServer):
         loop = asyncio.get_running_loop()
         started, start_index = loop.time(), 0
         while self.played < total:
-            if self.rate:
+            if self.clock_lag is not None:
+                await asyncio.sleep(max(0.0, self._times[self.played] / 1000 + self.clock_lag - time.time()))
+            elif self.rate:
                 await asyncio.sleep(max(0.0, started + (self.played - start_index) / self.rate - loop.time()))
             else:
                 await asyncio.sleep(0)
@@ -544,6 +551,8 @@ class FakeBinance(LoopbackServer):
                 await self._running.wait()
                 started, start_index = loop.time(), self.played
             for index in range(self.played, min(self.played + self.batch, total)):
+                if self.clock_lag is not None and self._times[index] / 1000 + self.clock_lag > time.time():
+                    break
                 targets = subscribers.get(streams[index])
                 if targets:
                     text = texts[index]

@@ -59,6 +59,29 @@ def loop_recording(messages: list[dict[str, Any]], copies: int) -> list[dict[str
     return out
 
 
+def live_tape(messages: list[dict[str, Any]], start_ms: int, *, speed: float = 1.0,
+               max_pause_ms: int = 1000) -> list[dict[str, Any]]:
+    """The recording re-timed as one live session from start_ms: the time between consecutive messages divided by
+    `speed`, and pauses longer than max_pause_ms (a recording may join sessions months apart) cut to it; each
+    message's E keeps its distance from T. Ids, prices and sizes are unchanged."""
+    out: list[dict[str, Any]] = []
+    previous: int | None = None
+    now = float(start_ms)
+    for message in messages:
+        data = dict(message["data"])
+        trade_time = data.get("T", data.get("E", 0))
+        if previous is not None:
+            now += min(max(0, trade_time - previous), max_pause_ms) / speed
+        previous = trade_time
+        stamp = int(now)
+        if "E" in data:
+            data["E"] = stamp + max(0, data["E"] - trade_time)
+        if "T" in data:
+            data["T"] = stamp
+        out.append({"stream": message["stream"], "data": data})
+    return out
+
+
 def _id_spans(messages: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[tuple[str, ...], int]]]:
     """Per (symbol, event type): each group of id fields with its span (max - min + 1 over the recording)."""
     bounds: dict[tuple[str, str, tuple[str, ...]], tuple[int, int]] = {}

@@ -13,7 +13,6 @@ from typing import TextIO
 from core.metrics import Metrics
 from core.settings import Settings
 from core.store_health import StoreHealth
-from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
 from flowbot.analysis_config import pipeline_config
@@ -23,8 +22,10 @@ from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
-COMPACT_EVERY_S = 600
 log = logging.getLogger(__name__)
+
+COMPACT_EVERY_S = 600
+BEHIND_AT_S = 5.0  # event-time lag at which the engine says it is behind the market (and again when it caught up)
 
 
 class Engine:
@@ -48,13 +49,23 @@ class Engine:
         )
         metrics.watch_feed(self.feed.health)
         metrics.watch_stores(self.store_health)
-        self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out) if out else None
-        self.feed.on_trades = self._on_trades
+        self.ticker = None
+        if out is not None:
+            self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out,
+                                       closed_through=self.pipeline.closed_through)
+            self.pipeline.on_windows = self.ticker.add
+        self.feed.on_trades = self.pipeline.on_trades
+        self._behind = False
 
-    def _on_trades(self, symbol: str, trades: list[Trade]) -> None:
-        if self.ticker is not None:
-            self.ticker.add(symbol, trades)
-        self.pipeline.on_trades(symbol, trades)
+    def _report_lag(self, now: float) -> None:
+        """One log line when the engine falls behind the market (event time), one when it has caught up."""
+        behind = self.feed.health.behind_s(now)
+        if not self._behind and behind >= BEHIND_AT_S:
+            self._behind = True
+            log.warning("behind the market by %.1f s (event time); catching up", behind)
+        elif self._behind and behind < BEHIND_AT_S / 2:
+            self._behind = False
+            log.warning("caught up with the market: %.1f s behind (event time)", behind)
 
     async def run(self) -> None:
         """Stream until cancelled (or a store stalled: StoreStalled); the store is flushed on the way out."""
@@ -73,6 +84,7 @@ class Engine:
 
     def _close_store(self) -> None:
         try:
+            self.pipeline.flush_corrections()
             self.store.close()
         except Exception as exc:  # the rows were kept in memory; say what is lost instead of a traceback
             log.error("%d windows could not be written before stopping (%s)", self.store.pending_rows, exc)
@@ -94,10 +106,14 @@ class Engine:
         flushed = compacted = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, self.settings.window_duration / 2))
+            self.feed.flush()  # released trades first: the watermark must not pass a trade the pipeline has not had
+            now = time.time()
+            self.pipeline.close_to_watermarks(self.feed.watermarks(now))
+            self._report_lag(now)
             if self.ticker is not None:
                 self.ticker.print_closed()
-            self.pipeline.close_idle(int(time.time() * 1000), self.feed.is_whole)
             if time.monotonic() - flushed >= self.settings.flush_interval:
+                self.pipeline.flush_corrections()
                 self.store.flush()
                 flushed = time.monotonic()
             if time.monotonic() - compacted >= COMPACT_EVERY_S:  # one file per flush would pile up

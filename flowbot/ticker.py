@@ -1,30 +1,20 @@
-"""Console output of `flowbot run` until the bots exist: one line per symbol per window."""
+"""Console output of `flowbot run` until the bots exist: one line per symbol per window, as the pipeline closes it."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
+from core.features import WindowFeatures
 from core.health import FeedHealth
-from core.trades import Trade, scaled_to_decimal
-
-CLOSE_GRACE_S = 1.0
-
-
-@dataclass(slots=True)
-class WindowTally:
-    trades: int = 0
-    volume: int = 0
-    buy_volume: int = 0
-    last_price: int = 0
+from core.trades import scaled_to_decimal
+from engine.analysis.window_batch import WindowBatch
 
 
 class WindowTicker:
-    """Counts released trades per symbol and window of trade time, and prints each window once it is over."""
+    """Prints each symbol's windows once the pipeline has closed them (by event time, as it stores them): the
+    window's features, or trades=0 for a window without trades."""
 
     def __init__(
         self,
@@ -32,59 +22,57 @@ class WindowTicker:
         window_s: float,
         health: FeedHealth,
         out: TextIO,
-        clock: Callable[[], float] = time.time,
+        *,
+        closed_through: Callable[[str], int | None],
     ) -> None:
         self.symbols = symbols
         self.window_ms = int(window_s * 1000)
         self.health = health
         self.out = out
-        self.clock = clock
-        self._tallies: dict[tuple[str, int], WindowTally] = {}
-        self._next_start = self._window_start(int(clock() * 1000))
+        self.closed_through = closed_through
+        self._closed: dict[tuple[str, int], WindowFeatures] = {}
+        self._first_start: int | None = None  # the first window printed, the same for every symbol
+        self._next_start: dict[str, int] = {}  # per symbol, the next window to print
 
-    def _window_start(self, ms: int) -> int:
-        return ms - ms % self.window_ms
-
-    def add(self, symbol: str, trades: list[Trade]) -> None:
-        tallies = self._tallies
-        for trade in trades:
-            key = (symbol, trade.trade_time - trade.trade_time % self.window_ms)
-            tally = tallies.get(key)
-            if tally is None:
-                tally = tallies[key] = WindowTally()
-            tally.trades += 1
-            tally.volume += trade.qty
-            if not trade.is_sell:
-                tally.buy_volume += trade.qty
-            tally.last_price = trade.price
+    def add(self, batch: WindowBatch) -> None:
+        """Windows the pipeline closed (its on_windows hook)."""
+        for features in batch:
+            self._closed[(features.symbol, features.window_start)] = features
 
     def print_closed(self) -> None:
-        """Print every window that ended more than a grace period ago."""
-        now_ms = int(self.clock() * 1000)
-        while self._next_start + self.window_ms + CLOSE_GRACE_S * 1000 <= now_ms:
-            start = self._next_start
-            for symbol in self.symbols:
-                self.out.write(self.line(symbol, start, self._tallies.pop((symbol, start), WindowTally())) + "\n")
-            self._next_start += self.window_ms
-        for key in [k for k in self._tallies if k[1] < self._next_start]:
-            del self._tallies[key]
+        """Print every window the pipeline has closed since the last call, in time order, then symbol order."""
+        lines = []
+        marks = {symbol: closed for symbol in self.symbols if (closed := self.closed_through(symbol)) is not None}
+        if self._first_start is None and marks:
+            newest_closed = min(closed - closed % self.window_ms for closed in marks.values()) - self.window_ms
+            self._first_start = min([newest_closed, *(start for _, start in self._closed)])
+        for symbol, closed in marks.items():
+            assert self._first_start is not None
+            start = self._next_start.get(symbol, self._first_start)
+            while start + self.window_ms <= closed:
+                lines.append((start, symbol, self.line(symbol, start, self._closed.pop((symbol, start), None))))
+                start += self.window_ms
+            self._next_start[symbol] = start
+        for key in [k for k in self._closed if k[1] < self._next_start.get(k[0], k[1] + 1)]:
+            del self._closed[key]  # a late window (the pipeline corrected it): printed as it first was
+        for _, _, line in sorted(lines):
+            self.out.write(line + "\n")
         self.out.flush()
 
-    def line(self, symbol: str, start_ms: int, tally: WindowTally) -> str:
+    def line(self, symbol: str, start_ms: int, window: WindowFeatures | None) -> str:
         when = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%H:%M:%S")
         health = self.health.symbols.get(symbol)
         lag = "-" if health is None or health.lag_ms is None else f"{health.lag_ms}ms"
         gaps = 0 if health is None else health.gaps_found
         unfilled = 0 if health is None else health.gaps_unfilled
         reconnects = sum(c.reconnects for c in self.health.connections.values())
-        price = f"{scaled_to_decimal(tally.last_price).normalize():f}" if tally.trades else "-"
+        trades = volume = buy = 0
+        price = "-"
+        if window is not None:
+            trades, volume, buy = window.trade_count, window.volume, window.buy_volume
+            price = f"{scaled_to_decimal(window.close).normalize():f}"
         return (
-            f"{when}Z {symbol:<10} trades={tally.trades:<5} volume={scaled_to_decimal(tally.volume).normalize():f} "
-            f"buy={scaled_to_decimal(tally.buy_volume).normalize():f} last={price} | lag={lag} gaps={gaps} "
+            f"{when}Z {symbol:<10} trades={trades:<5} volume={scaled_to_decimal(volume).normalize():f} "
+            f"buy={scaled_to_decimal(buy).normalize():f} last={price} | lag={lag} gaps={gaps} "
             f"unfilled={unfilled} reconnects={reconnects} {'ok' if self.health.healthy else 'UNHEALTHY'}"
         )
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.window_ms / 1000 / 2)
-            self.print_closed()

@@ -153,3 +153,24 @@ async def test_discord_alerts_here_needs_manage_channels(commands: Commands) -> 
     assert (await commands.alerts_here(member)).title == "You need the Manage Channels permission for that."
     assert (await commands.alerts_here(manager)).title == "This server's alerts now arrive in <#301>."
     assert (await commands.run(manager, "list", [])).body == "BTCUSDT: all kinds"
+
+
+async def test_status_says_how_far_behind_the_market_the_feed_is(btc_data_dir: Path, tmp_path: Path) -> None:
+    import time
+
+    from core.health import ConnectionHealth, FeedHealth
+
+    health = FeedHealth()
+    health.connections["binance-0"] = ConnectionHealth(
+        "binance-0", 2, connected=True, watermark_ms=int(time.time() * 1000) - 12_300, processing_lag_ms=11_800)
+    health.symbol("BTCUSDT").connection = "binance-0"
+    db = open_database(tmp_path / "flowbot.db")
+    store = FeatureStore(btc_data_dir)
+    commands = Commands(subscriptions=Subscriptions(db), outbox=Outbox(db, 30), store=store, symbols=SYMBOLS,
+                        asker=Asker(ProviderChain([], timeout=1).answer, store, symbols=SYMBOLS),
+                        feed_health=health.snapshot)
+    reply = await commands.run(ALICE, "status", [])
+    assert reply.title == "Feed healthy, behind the market by 12 s"
+    assert "Connection binance-0: connected, 0 reconnects, event-time lag 12.3 s, processing lag 11.8 s" in reply.body
+    health.connections["binance-0"].watermark_ms = int(time.time() * 1000) - 300
+    assert (await commands.run(ALICE, "status", [])).title == "Feed healthy"

@@ -30,7 +30,7 @@ def test_a_trade_after_its_window_closed_corrects_that_row_and_the_cvd_after_it(
     target = next(s for s in starts if starts.count(s) >= 6 and s > starts[100])
     middle = starts.index(target) + 3
     pipeline.on_columns(cols.take(0, middle))
-    pipeline.close_idle(target + 5000 + 2000, ready=lambda symbol: True)
+    pipeline.close_to_watermarks({"BTCUSDT": target + 5000 + 2000})
     assert pipeline.builders["BTCUSDT"].closed_through == target + 5000
     pipeline.on_columns(cols.take(middle, len(rows)))
     pipeline.finish()
@@ -56,9 +56,9 @@ def test_grace_closing_waits_while_the_feed_is_not_whole(shared_data, tmp_path: 
     pipeline = FlowPipeline(pipeline_config(settings), InMemoryBus())
     pipeline.on_columns(columns(rows))
     last_end = rows[-1]["T"] // 5000 * 5000 + 5000
-    pipeline.close_idle(last_end + 60_000, ready=lambda symbol: False)  # connection down or a gap backfilling
+    pipeline.close_to_watermarks({})  # connection down or a gap backfilling: no watermark for the symbol
     assert pipeline.builders["BTCUSDT"].open_window_start is not None
-    pipeline.close_idle(last_end + 1_000, ready=lambda symbol: True)  # not yet past the grace period
+    pipeline.close_to_watermarks({"BTCUSDT": last_end + 1_000})  # not yet past the grace period
     assert pipeline.builders["BTCUSDT"].open_window_start is not None
-    pipeline.close_idle(last_end + 2_000, ready=lambda symbol: True)
+    pipeline.close_to_watermarks({"BTCUSDT": last_end + 2_000})
     assert pipeline.builders["BTCUSDT"].open_window_start is None

@@ -31,6 +31,7 @@ QUIET_PRESETS = ("off", "22-7", "0-8")
 DIGEST_PRESETS = ("off", "8", "20")
 LANGUAGE_NAMES = {"en": "English", "pt": "Português"}
 DEFAULT_SPAN = "1h"
+BEHIND_SHOWN_S = 2.0  # /status says the feed is behind the market from this event-time lag on
 SYMBOL_AND_WINDOW = (
     Argument("symbol", ArgumentKind.SYMBOL, "A symbol, e.g. BTCUSDT"),
     Argument("window", ArgumentKind.WINDOW, "How far back (default 1h)", required=False),
@@ -295,8 +296,14 @@ class Commands:
                              missing=h.get("missing_ids", 0)))
         for name, c in snapshot.get("connections", {}).items():
             state = say("status.connected") if c.get("connected") else say("status.disconnected")
-            lines.append(say("status.connection", name=name, state=state, reconnects=c.get("reconnects", 0)))
+            event, processing = c.get("event_time_lag_s"), c.get("processing_lag_s")
+            lags = "" if event is None else say("status.lags", event=event, processing=processing or 0.0)
+            lines.append(say("status.connection", name=name, state=state, reconnects=c.get("reconnects", 0),
+                             lags=lags))
         verdict = say("status.healthy") if snapshot.get("healthy", False) else say("status.unhealthy")
+        behind = snapshot.get("behind_s") or 0.0
+        if behind >= BEHIND_SHOWN_S:
+            verdict += f", {say('status.behind', seconds=behind)}"
         return Message(say("status", verdict=verdict), "\n".join(lines) or say("status.no_symbols"))
 
     @COMMANDS.command("admin", admin=True)

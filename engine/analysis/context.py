@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from operator import attrgetter
 
@@ -203,6 +203,20 @@ class SymbolContext:
             self._stale = True
         while windows[0].window_start < windows[-1].window_end - KEPT_MS:
             windows.popleft()
+
+    def shift_cvd(self, after_start: int, shift: int) -> list[WindowFeatures]:
+        """Move the CVD of the windows after `after_start` in its UTC day by `shift` (an earlier window was
+        corrected); returns them as they are now."""
+        windows = self.windows
+        day_end = (after_start // 86_400_000 + 1) * 86_400_000
+        moved = []
+        for i, w in enumerate(windows):
+            if after_start < w.window_start < day_end:
+                windows[i] = replace(w, cvd=w.cvd + shift)
+                moved.append(windows[i])
+        if moved:
+            self._stale = True
+        return moved
 
     def extend(self, batch: list[WindowFeatures]) -> None:
         """Append newer windows in order; after a large batch the spans are rebuilt once, when next summarised."""

@@ -6,7 +6,11 @@
   aggressor side, whale flags, bursts, missing ids).
 - context: each closed window joins the symbol's rolling 1m..1h context.
 - signals: detectors look at the window and its context; signals are stored and published.
-A trade that arrives after its window was written corrects that window (and the CVD after it).
+Live windows close by event time: a window closes when a later trade of its symbol arrives, or when the
+watermark of its connection (the event time the feed has released through, see MarketFeed.watermarks) passes
+its end by WINDOW_GRACE. A trade that arrives after its window was written corrects that window at once (and it
+is judged again: a signal it now warrants is raised, marked late); later windows of the day whose CVD moves with
+it are rewritten once per flush (flush_corrections), however many late trades arrived in between.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -55,6 +59,7 @@ class FlowPipeline:
         self.signal_store = signal_store
         self.by_trade_ids = by_trade_ids
         self.on_signal = on_signal
+        self.on_windows: Callable[[WindowBatch], None] | None = None  # newly closed windows (not corrections)
         self.clock = clock
         self.detector = SignalDetector(config.thresholds, clock=clock)
         self.judge = BatchJudge(self.detector)
@@ -66,6 +71,8 @@ class FlowPipeline:
         self.corrections = 0
         self._last_id: dict[str, int] = {}
         self._revisions: dict[tuple[str, int], int] = {}
+        self._cvd_moved: dict[tuple[str, int], WindowFeatures] = {}  # later windows whose CVD a correction moved
+        self.closed_marks: dict[str, int] = {}  # per symbol: every window ending at or before this is closed
         self._recent: dict[str, WindowBatch] = {}  # each symbol's context windows as columns (until a correction)
 
     # -- input --------------------------------------------------------------------------------
@@ -94,19 +101,37 @@ class FlowPipeline:
             trades = trades.select(~late_mask)
         self._emit(builder.add(trades))
 
-    def close_idle(self, now_ms: int, ready: Callable[[str], bool]) -> None:
-        """Live: close windows whose end passed more than the grace period ago, for symbols whose feed is whole."""
+    def close_to_watermarks(self, watermarks: Mapping[str, int]) -> None:
+        """Live: close each symbol's windows ending at or before its watermark (event time, ms) less the grace
+        period; symbols left out (connection down, a gap backfilling) keep their windows open."""
         grace_ms = self.config.window_grace_ms
-        for symbol, builder in self.builders.items():
-            if builder.open_window_start is not None and ready(symbol):
-                self._emit(builder.close_through(now_ms - grace_ms))
+        for symbol, watermark in watermarks.items():
+            mark = watermark - grace_ms
+            if mark > self.closed_marks.get(symbol, -(2**62)):
+                self.closed_marks[symbol] = mark
+            builder = self.builders.get(symbol)
+            if builder is not None and builder.open_window_start is not None:
+                self._emit(builder.close_through(mark))
+
+    def closed_through(self, symbol: str) -> int | None:
+        """Every window of the symbol ending at or before this (ms) is closed; None before the first close."""
+        builder = self.builders.get(symbol)
+        mark = max(self.closed_marks.get(symbol, -(2**62)), -(2**62) if builder is None else builder.closed_through)
+        return mark if mark > -(2**62) else None
 
     def finish(self) -> None:
-        """End of a replay: close every open window and flush the store."""
+        """End of a replay: close every open window, write pending corrections and flush the store."""
         for builder in self.builders.values():
             self._emit(builder.close_through(2**62))
+        self.flush_corrections()
         if self.store is not None:
             self.store.flush()
+
+    def flush_corrections(self) -> None:
+        """Write once each later window whose CVD corrections moved since the last flush (a higher revision)."""
+        moved, self._cvd_moved = self._cvd_moved, {}
+        for features in moved.values():
+            self._write_revision(features)
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -148,6 +173,8 @@ class FlowPipeline:
             for features in batch:
                 self.bus.publish(WindowClosed(features))
         self.windows_closed += len(batch)
+        if self.on_windows is not None:
+            self.on_windows(batch)
         context = self.contexts[batch.symbol]
         history = self._recent.get(batch.symbol)
         if history is None:
@@ -157,14 +184,14 @@ class FlowPipeline:
         self._recent[batch.symbol] = windows.since(int(batch.window_end[-1]) - KEPT_MS)
         self._signals(self.judge.signals(windows, len(history)))
 
-    def _emit_correction(self, features: WindowFeatures, revision: int) -> None:
-        """Store and publish a corrected window; the context learns it, no new alert."""
+    def _write_revision(self, features: WindowFeatures) -> None:
+        """Store and publish a new revision of a window that was written before."""
+        key = (features.symbol, features.window_start)
+        revision = self._revisions[key] = self._revisions.get(key, 0) + 1
         if self.store is not None:
             self.store.add(features, revision)
         self.bus.publish(WindowClosed(features, revision))
         self.windows_closed += 1
-        self.contexts[features.symbol].add(features)
-        self._recent.pop(features.symbol, None)
 
     def _signals(self, signals: list[Signal]) -> None:
         """Store the signals (one batch) and publish those not already stored, in order."""
@@ -208,17 +235,19 @@ class FlowPipeline:
             self._apply_correction(context, merged, shift)
 
     def _apply_correction(self, context: SymbolContext, merged: WindowFeatures, cvd_shift: int) -> None:
-        day = merged.window_start // 86_400_000
-        updated = [merged]
-        for w in context.windows:
-            if w.window_start > merged.window_start and w.window_start // 86_400_000 == day:
-                updated.append(replace(w, cvd=w.cvd + cvd_shift))
+        """Rewrite the corrected window now and judge it again; later windows of its day only move their CVD in
+        memory, to be written once at the next flush_corrections."""
         self.corrections += 1
-        for features in updated:
-            key = (features.symbol, features.window_start)
-            self._revisions[key] = self._revisions.get(key, 0) + 1
-            self._emit_correction(features, self._revisions[key])
-        self.builders[merged.symbol].shift_cvd(day, cvd_shift)
+        symbol, day = merged.symbol, merged.window_start // 86_400_000
+        self._cvd_moved.pop((symbol, merged.window_start), None)
+        self._write_revision(merged)
+        context.add(merged)
+        if cvd_shift:
+            for features in context.shift_cvd(merged.window_start, cvd_shift):
+                self._cvd_moved[(symbol, features.window_start)] = features
+            self.builders[symbol].shift_cvd(day, cvd_shift)
+        self._recent.pop(symbol, None)
+        self._signals(self.detector.rejudge(merged, context))
 
 
 def _merge(written: WindowFeatures, late: WindowFeatures) -> WindowFeatures:

@@ -64,6 +64,7 @@ class MarketFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self.supervisors: list[ConnectionSupervisor] = []
         self._connection_of: dict[str, str] = {}
+        self._symbols_on: dict[str, list[str]] = {}  # connection name -> its symbols
         self.started = asyncio.Event()
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -105,6 +106,9 @@ class MarketFeed:
                 health = self.health.connections[name] = ConnectionHealth(name, len(streams))
                 symbols = [self.venue.symbol_of(s) for s in streams]
                 self._connection_of.update(dict.fromkeys(symbols, name))
+                self._symbols_on[name] = symbols
+                for symbol in symbols:
+                    self.sequencers[symbol].health.connection = name
                 supervisor = ConnectionSupervisor(
                     name, self._connection_factory(streams), config.supervisor, health, self.bus, self.pacer,
                     on_resumed=functools.partial(self._request_catch_up, symbols),
@@ -149,6 +153,32 @@ class MarketFeed:
             connection is not None and connection.connected and not self.sequencers[symbol].pending
             and (backfill is None or backfill.done())
         )
+
+    def watermarks(self, now: float) -> dict[str, int]:
+        """Per symbol whose feed is whole, the event time (ms) its connection has released trades through.
+
+        A connection's watermark is the newest trade time it released (in id order, per symbol), moved on by the
+        wall-clock time since it last received a trade: on a busy connection that is a moment, so windows close by
+        event time however far behind the process or Binance's stream is; a silent connection (an idle market) has
+        its watermark carried forward by the clock. A process that is behind keeps receiving (the reader drains
+        the socket before this runs), so nothing still unread can be older than the watermark. Each connection's
+        watermark and processing lag (receive time - Binance's event time of its newest trade) go to its health.
+        """
+        marks: dict[str, int] = {}
+        for name, symbols in self._symbols_on.items():
+            connection = self.health.connections[name]
+            healths = [self.sequencers[symbol].health for symbol in symbols]
+            released = [t for symbol in symbols if (t := self.sequencers[symbol].last_trade_time) is not None]
+            received = [h for h in healths if h.last_receive_at is not None]
+            if not released or not received:
+                continue
+            newest = max(received, key=lambda h: h.last_receive_at or 0.0)
+            assert newest.last_receive_at is not None
+            watermark = max(released) + max(0, int((now - newest.last_receive_at) * 1000))
+            connection.watermark_ms = max(watermark, connection.watermark_ms or watermark)
+            connection.processing_lag_ms = newest.lag_ms
+            marks.update((symbol, connection.watermark_ms) for symbol in symbols if self.is_whole(symbol))
+        return marks
 
     # -- the per-message path -------------------------------------------------------------------
 

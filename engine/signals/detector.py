@@ -36,6 +36,20 @@ class SignalDetector:
                 signals.append(self.signal(features, spec.name, finding))
         return signals
 
+    def rejudge(self, features: WindowFeatures, context: SymbolContext) -> list[Signal]:
+        """A corrected window judged again as of its own end: the signals it now warrants, marked late (evidence
+        "late": true). The cooldown is neither asked nor moved (the moment is past, and later signals must not be
+        held back by it); a signal the window had already raised keeps its id, so it is not raised twice."""
+        flows = flows_at(features, context)
+        signals = []
+        for spec in registry.all_kinds():
+            finding = spec.rule(features, flows, self.thresholds)
+            if finding is not None:
+                signal = self.signal(features, spec.name, finding)
+                signal.evidence["late"] = True
+                signals.append(signal)
+        return signals
+
     def _cooled_down(self, features: WindowFeatures, kind: str) -> bool:
         """Record an emission and answer True, unless the last one was < cooldown_s of data time ago (counted)."""
         key = (features.symbol, kind)
