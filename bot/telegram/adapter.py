@@ -122,7 +122,9 @@ class TelegramAdapter:
         message = update.effective_message
         if caller is None or message is None or not message.text or self._refused(caller):
             return
-        name = message.text.split()[0][1:].split("@")[0]
+        name, _, addressee = message.text.split()[0][1:].partition("@")
+        if addressee and addressee.lower() != (self.app.bot.username or "").lower():
+            return  # /help@some_other_bot in a group is that bot's to answer
         await self._reply(update, await self.commands.run(caller, name.lower(), []))
 
     async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
