@@ -126,17 +126,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.health_server import HealthPortError
     from core.logs import configure_logging
-    from core.settings import Settings
+    from core.settings import Settings, settings_problems
+    from storage.window_record import WindowDurationMismatch
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"flowbot: invalid settings:\n{exc}", file=sys.stderr)
+        print("flowbot: invalid settings:\n" + "\n".join(f"  {line}" for line in settings_problems(exc)),
+              file=sys.stderr)
         return 2
     configure_logging(settings)
     try:
         return _command(args, settings)
-    except HealthPortError as exc:
+    except (HealthPortError, WindowDurationMismatch) as exc:
         print(f"flowbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -171,7 +173,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
         return asyncio.run(doctor(settings, sys.stdout))
     if args.command == "ask":
-        return asyncio.run(answer_question(settings, " ".join(args.question)))
+        question = " ".join(args.question).strip()
+        if not question:
+            print('flowbot ask: the question is empty; ask e.g. flowbot ask "is BTC being bought right now?"',
+                  file=sys.stderr)
+            return 2
+        return asyncio.run(answer_question(settings, question))
     return 2
 
 

@@ -19,6 +19,7 @@ from flowbot.feed_config import make_feed
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+from storage.window_record import claim_window_duration
 
 COMPACT_EVERY_S = 600
 
@@ -31,6 +32,7 @@ class Engine:
         metrics: Metrics, out: TextIO | None = sys.stdout,
     ) -> None:
         self.settings = settings
+        claim_window_duration(Path(settings.data_dir), int(settings.window_duration * 1000))
         self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval)
         self.feed = make_feed(settings, bus, symbols=symbols)
         self.pipeline = FlowPipeline(

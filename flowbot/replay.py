@@ -26,6 +26,7 @@ from engine.replay import ReplayBatch, ReplayInputError, RowProblem, detect_form
 from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+from storage.window_record import claim_window_duration
 
 PROBLEMS_SHOWN = 20
 PACE_CHUNK_MS = 1_000
@@ -91,6 +92,7 @@ async def replay(
     """Run the files through the pipeline; signals go to `out` as they are found."""
     err = err or Console(stderr=True, soft_wrap=True)
     data_dir = Path(settings.data_dir)
+    claim_window_duration(data_dir, int(settings.window_duration * 1000))
     store = FeatureStore(data_dir, flush_interval=settings.flush_interval, max_buffered_rows=REPLAY_BUFFERED_ROWS,
                          write_behind=True)
     signal_store = SignalStore(data_dir / "flowbot.db", durable=False)
