@@ -50,7 +50,9 @@ def test_an_empty_question_exits_non_zero_with_a_clear_line(tmp_path: Path) -> N
     for question in ("", "   "):
         result = flowbot("ask", question, data_dir=tmp_path)
         assert result.returncode == 2
-        assert result.stderr == 'flowbot ask: the question is empty; ask e.g. flowbot ask "is BTC being bought right now?"\n'
+        assert result.stderr == (
+            'flowbot ask: the question is empty; ask e.g. flowbot ask "is BTC being bought right now?"\n'
+        )
         assert result.stdout == ""
 
 
