@@ -202,6 +202,15 @@ class Settings(BaseSettings):
         return (self.binance_rest_url or MARKET_ENDPOINTS[self.market][1]).rstrip("/")
 
     dashboard_token: SecretStr | None = Field(None, validation_alias="DASHBOARD_TOKEN")
+    dashboard_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="DASHBOARD_ALLOWED_HOSTS"
+    )
+
+    @field_validator("dashboard_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """DASHBOARD_ALLOWED_HOSTS=flowbot.example.com,10.0.0.5 (empty: the loopback names and HEALTH_HOST)."""
+        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
 
     @field_validator("dashboard_token", mode="before")
     @classmethod
