@@ -142,8 +142,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flowbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.filename is None:
+            return _stopped_by(exc, args.command)
+        print(f"flowbot: cannot use {exc.filename} (DATA_DIR={settings.data_dir}): {exc.strerror or exc}",
+              file=sys.stderr)
         return 1
+    except Exception as exc:
+        return _stopped_by(exc, args.command)
+
+
+def _stopped_by(exc: BaseException, command: str) -> int:
+    """An error nobody caught: logged through the masking handler (never a secret), with its traceback; exit 1."""
+    import logging
+
+    logging.getLogger("flowbot").critical("flowbot %s stopped: %s", command, type(exc).__name__, exc_info=exc)
+    return 1
 
 
 def _command(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.events import FeedHealthReport, WindowClosed
-from core.health_server import all_ready, feed_ready, serving_health, started_ready
+from core.health_server import all_ready, feed_ready, serving_health
 from core.metrics import Metrics
 from core.settings import Settings
 from engine.bus_factory import make_bus
@@ -33,7 +33,7 @@ async def run_all(settings: Settings) -> None:
                    feed_health=engine.feed.health.snapshot, metrics=metrics)
     dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
                           feed_health=engine.feed.health.snapshot)
-    ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started))
+    ready = all_ready(feed_ready(engine.feed.health, settings), bots.ready)
     _announce(settings, engine.feed.symbols)
     try:
         async with serving_health(settings, metrics, ready, dashboard.routes()):
@@ -72,7 +72,7 @@ async def run_bots(settings: Settings) -> None:
                    feed_health=mirror.feed_health, metrics=metrics)
     print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
     try:
-        async with serving_health(settings, metrics, started_ready("bots", bots.started)):
+        async with serving_health(settings, metrics, bots.ready):
             await _until_first_ends(mirror.follow(following), bots.run())
     finally:
         signal_store.close()
