@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.filename is None:
             return _stopped_by(exc, args.command)
-        print(f"flowbot: cannot use {exc.filename} (DATA_DIR={settings.data_dir}): {exc.strerror or exc}",
+        print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc} ({exc.filename})",
               file=sys.stderr)
         return 1
     except Exception as exc:
