@@ -30,3 +30,13 @@ class DestinationGone(DeliveryError):
 
 class Rejected(DeliveryError):
     """The platform refused this message for good (a 400): recorded as failed, never retried."""
+
+
+class PlatformStartError(Exception):
+    """A chat platform could not start; the message is one line that names settings, never a token's value.
+    `rejected`: the platform refused the token (retrying soon will not help)."""
+
+    def __init__(self, reason: str, *, rejected: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rejected = rejected

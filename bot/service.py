@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -13,6 +14,7 @@ from bot.config import BotConfig
 from bot.console import CONSOLE, ConsoleSender
 from bot.database import WalCheckpointer, open_database
 from bot.delivery import Dispatcher, Sender
+from bot.errors import PlatformStartError
 from bot.handlers.commands import Commands
 from bot.models import Destination
 from bot.outbox import Outbox
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from bot.discord.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
+
+PLATFORM_RETRY_BASE_S = 1.0  # a platform that cannot start is tried again after 1, 2, 4 ... s
+PLATFORM_RETRY_MAX_S = 300.0  # and at most this long apart (at once for a rejected token)
 
 
 class Adapter(Protocol):
@@ -94,6 +99,8 @@ class BotService:
             health_interval_s=config.health_check_interval, on_queued=self.wake,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._started: list[Adapter] = []
+        self.platform_problems: dict[str, str] = {}  # platforms not started yet, and why
 
     def _adapters(self) -> list[Adapter]:
         """The configured platforms' adapters; each platform's SDK is imported only when its token is set."""
@@ -135,15 +142,48 @@ class BotService:
         await self.router.on_explanation(signal_id, text, provider)
 
     async def start(self) -> None:
+        """Start delivering; each chat platform starts on its own, retried with backoff while it cannot (its alerts
+        wait in the outbox), so that one platform down never stops the others nor the engine."""
         unconfirmed = self.outbox.recover()
         if unconfirmed:
             log.warning("%d alert(s) were on their way when the process stopped; kept as unconfirmed, not resent",
                         unconfirmed)
-        for adapter in self.adapters:
-            await adapter.start()
-        self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.dispatchers.items()]
+        platforms = {adapter.sender.platform for adapter in self.adapters}
+        self.platform_problems = {platform: "starting" for platform in platforms}
+        self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}")
+                       for p, d in self.dispatchers.items() if p not in platforms]
+        tried = {adapter.sender.platform: asyncio.Event() for adapter in self.adapters}
+        self._tasks += [asyncio.create_task(self._start_platform(a, tried[a.sender.platform]),
+                                            name=f"start-{a.sender.platform}") for a in self.adapters]
+        await asyncio.gather(*(event.wait() for event in tried.values()))  # up, or retrying in the background
         self.scheduler.start()
         self.checkpointer.start()
+
+    async def _start_platform(self, adapter: Adapter, tried: asyncio.Event) -> None:
+        """Start the adapter, retrying with doubling delays (jittered), then deliver its platform's alerts;
+        `tried` is set once the first attempt succeeded or failed."""
+        platform = adapter.sender.platform
+        delay, failed = PLATFORM_RETRY_BASE_S, False
+        while True:
+            try:
+                await adapter.start()
+                break
+            except PlatformStartError as exc:
+                reason, rejected = exc.reason, exc.rejected
+                log.error("%s: %s; trying again in %.0f s", platform, reason, delay)
+            except Exception as exc:  # an unexpected failure of one platform never stops the others
+                reason, rejected = f"{type(exc).__name__}: {exc}", False
+                log.error("%s: could not start; trying again in %.0f s", platform, delay, exc_info=True)
+            self.platform_problems[platform], failed = reason, True
+            tried.set()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = PLATFORM_RETRY_MAX_S if rejected else min(PLATFORM_RETRY_MAX_S, delay * 2)
+        self._started.append(adapter)
+        del self.platform_problems[platform]
+        tried.set()
+        if failed:
+            log.warning("%s: started after all; its pending alerts are sent now", platform)
+        await self.dispatchers[platform].run()
 
     async def stop(self) -> None:
         """Stop sending (rows in flight stay pending and are sent after a restart), then the adapters."""
@@ -155,7 +195,8 @@ class BotService:
             try:
                 await adapter.stop()
             except Exception:
-                log.exception("stopping %s failed", type(adapter).__name__)
+                if adapter in self._started:  # one that never started may have nothing to stop
+                    log.exception("stopping %s failed", type(adapter).__name__)
         if self._webhook is not None:
             await self._webhook.close()
         self.db.close()

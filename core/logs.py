@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -108,4 +109,22 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    _log_uncaught()
     return handler
+
+
+def _log_uncaught() -> None:
+    """Errors nobody caught, in the main thread or another, go through the masking handler, not straight to stderr."""
+    log = logging.getLogger("flowbot")
+
+    def main_thread(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        log.critical("uncaught %s", kind.__name__, exc_info=(kind, error, trace))
+
+    def other_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            log.critical("uncaught %s in thread %s", args.exc_type.__name__,
+                         args.thread.name if args.thread else "?",
+                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = main_thread
+    threading.excepthook = other_thread

@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -21,10 +21,26 @@ class StreamKind(StrEnum):
     TRADE = "trade"
 
 
+WINDOW_DURATIONS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # whole seconds that divide a minute
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 MARKET_ENDPOINTS: dict[Market, tuple[str, str]] = {
     Market.SPOT: ("wss://data-stream.binance.vision", "https://data-api.binance.vision"),
     Market.USDM: ("wss://fstream.binance.com", "https://fapi.binance.com"),
 }
+
+
+def _window_duration(value: float) -> float:
+    if value not in WINDOW_DURATIONS:
+        raise ValueError(f"WINDOW_DURATION must be a whole number of seconds that divides a minute: "
+                         f"{', '.join(map(str, WINDOW_DURATIONS[:-1]))} or {WINDOW_DURATIONS[-1]}")
+    return value
+
+
+def _log_level(value: str) -> str:
+    if value.strip().upper() not in LOG_LEVELS:
+        raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return value.strip().upper()
 
 
 class Settings(BaseSettings):
@@ -52,7 +68,7 @@ class Settings(BaseSettings):
     rest_max_attempts: int = Field(5, ge=1, validation_alias="REST_MAX_ATTEMPTS")
     max_clock_skew: float = Field(60.0, gt=0, validation_alias="MAX_CLOCK_SKEW")
 
-    window_duration: float = Field(5.0, gt=0, validation_alias="WINDOW_DURATION")
+    window_duration: Annotated[float, AfterValidator(_window_duration)] = Field(5.0, validation_alias="WINDOW_DURATION")
     window_grace: float = Field(2.0, ge=0, validation_alias="WINDOW_GRACE")
     whale_min_notional: Decimal = Field(Decimal(100_000), ge=0, validation_alias="WHALE_MIN_NOTIONAL")
     whale_percentile: float = Field(99.5, ge=0, le=100, validation_alias="WHALE_PERCENTILE")
@@ -112,7 +128,7 @@ class Settings(BaseSettings):
     shard_count: int = Field(1, ge=1, validation_alias="SHARD_COUNT")
     shard_index: int = Field(0, ge=0, validation_alias="SHARD_INDEX")
     data_dir: str = Field("./data", validation_alias="DATA_DIR")
-    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_level: Annotated[str, AfterValidator(_log_level)] = Field("INFO", validation_alias="LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
     health_host: str = Field("127.0.0.1", validation_alias="HEALTH_HOST")
     health_port: int = Field(8080, ge=0, le=65535, validation_alias="HEALTH_PORT")
@@ -186,9 +202,28 @@ class Settings(BaseSettings):
         return (self.binance_rest_url or MARKET_ENDPOINTS[self.market][1]).rstrip("/")
 
     dashboard_token: SecretStr | None = Field(None, validation_alias="DASHBOARD_TOKEN")
+    dashboard_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="DASHBOARD_ALLOWED_HOSTS"
+    )
+
+    @field_validator("dashboard_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """DASHBOARD_ALLOWED_HOSTS=flowbot.example.com,10.0.0.5 (empty: the loopback names and HEALTH_HOST)."""
+        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
 
     @field_validator("dashboard_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         """DASHBOARD_TOKEN= (empty) leaves the dashboard open, like an unset one."""
         return None if isinstance(value, str) and not value.strip() else value
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per invalid setting, `NAME: what is wrong`, never the values given (they may hold secrets)."""
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        name = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(message if message.startswith(name) else f"{name}: {message}")  # "" starts every message
+    return lines

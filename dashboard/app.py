@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import socket
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from core.metrics import Metrics
 from core.settings import Settings
 from dashboard import pages
 from dashboard.alerts import AlertFeed
-from dashboard.auth import Auth
+from dashboard.auth import Auth, Handler
 from dashboard.broadcast import Broadcaster, sse
+from dashboard.hosts import allowed_hosts, checking_host
+from dashboard.login_throttle import LoginThrottle
 from dashboard.state import FeedHealthSource, LiveState
 from engine.bus import EventBus, Subscription
 from engine.bus_factory import make_bus
@@ -50,6 +53,8 @@ class Dashboard:
         self.state = LiveState(settings.symbols, feed_health)
         self.alerts = AlertFeed(signal_db_path)
         self.auth = Auth(settings.dashboard_token)
+        self.throttle = LoginThrottle()
+        self.hosts = allowed_hosts(settings.dashboard_allowed_hosts, settings.health_host)
         self.broadcaster = Broadcaster()
         if not self.auth.required and not _loopback(settings.health_host):
             log.warning("the dashboard on %s has no DASHBOARD_TOKEN: anyone who reaches it sees subscribers' activity",
@@ -60,15 +65,22 @@ class Dashboard:
         )
 
     def routes(self) -> list[web.RouteDef]:
-        guard = self.auth.guard
+        def guard(handler: Handler, denied: Handler) -> Handler:
+            return checking_host(self.hosts, self.auth.guard(handler, denied))
+
+        def open_page(handler: Handler) -> Handler:
+            return checking_host(self.hosts, handler)
+
         return [
             web.get("/", guard(self._index, self._login_form)),
             web.get("/events", guard(self._events, _unauthorized)),
             web.get("/alerts", guard(self._alerts, self._login_form)),
             web.get("/symbol/{symbol}", guard(self._symbol, self._login_form)),
             web.get("/symbol/{symbol}/chart.png", guard(self._chart, _unauthorized)),
-            web.get("/login", self._login_form),
-            web.post("/login", self._log_in),
+            web.get("/login", open_page(self._login_form)),
+            web.post("/login", open_page(self._log_in)),
+            web.get("/logout", open_page(self._log_out)),
+            web.post("/logout", open_page(self._log_out)),
         ]
 
     async def run(self) -> None:
@@ -157,18 +169,31 @@ class Dashboard:
         return _html(pages.login_page(_next_path(request)), status=status)
 
     async def _log_in(self, request: web.Request) -> web.Response:
+        address = request.remote or ""
+        wait_s = self.throttle.wait_s(address)
+        if wait_s > 0:  # the token is not even looked at: guessing costs time
+            return _html(pages.login_page(_next_path(request), f"Too many wrong tokens: try again in "
+                                                               f"{math.ceil(wait_s)} s."),
+                         status=429, headers={"Retry-After": str(math.ceil(wait_s))})
         form = await request.post()
         token = form.get("token")
         if not self.auth.required or (isinstance(token, str) and self.auth.token_matches(token)):
+            self.throttle.succeeded(address)
             response = web.HTTPSeeOther(_next_path(request))
-            self.auth.log_in(response)
+            self.auth.log_in(request, response)
             raise response
+        self.throttle.failed(address)
         return _html(pages.login_page(_next_path(request), "That token is not the dashboard's."), status=401)
 
+    async def _log_out(self, request: web.Request) -> web.Response:
+        response = web.HTTPSeeOther("/login")
+        self.auth.log_out(request, response)
+        raise response
 
-def _html(text: str, status: int = 200) -> web.Response:
+
+def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                        headers={**(headers or {}), "Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                  "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
                                                             "script-src 'unsafe-inline'; img-src 'self'"})
 
@@ -202,7 +227,14 @@ def _loopback(host: str) -> bool:
 def _next_path(request: web.Request) -> str:
     """Where to go after signing in: a path on this site only."""
     wanted = request.query.get("next") or (request.path_qs if request.path != "/login" else "/")
-    return wanted if wanted.startswith("/") and not wanted.startswith("//") and "\\" not in wanted else "/"
+    return wanted if _same_site_path(wanted) else "/"
+
+
+def _same_site_path(path: str) -> bool:
+    """A path on this site: browsers drop tabs and newlines from a URL (`/%09/evil.example` is `//evil.example`)
+    and read `\\` as `/`, so a path holding any of them, or a control character or a space, is not one."""
+    return (path.startswith("/") and not path.startswith("//") and path.isascii()
+            and all(32 < ord(c) < 127 and c != "\\" for c in path))
 
 
 async def run_dashboard(settings: Settings) -> None:

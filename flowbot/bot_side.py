@@ -55,7 +55,7 @@ class BotSide:
         self.settings = settings
         self.bus = bus
         self.signal_store = signal_store
-        self.started = asyncio.Event()  # the adapters are up: the process is ready
+        self.started = asyncio.Event()  # the bot service started (each chat platform then starts on its own)
         self.providers = providers_from(settings)
         self.worker = (ModelWorker(settings, on_attempts=metrics.record_ai)  # model calls off this loop
                        if self.providers else None)
@@ -77,6 +77,14 @@ class BotSide:
         self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
         self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
         self.store_health = bus.subscribe(StoreHealthChanged, name="store-health", maxsize=1_000)
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """For /readyz: started, and every chat platform up (those down are named with the reason)."""
+        if not self.started.is_set():
+            return False, {"bots": "starting"}
+        problems = dict(self.bots.platform_problems)
+        platforms = {a.sender.platform: problems.get(a.sender.platform, "ok") for a in self.bots.adapters}
+        return not problems, {"bots": "started", "platforms": platforms}
 
     async def _explained(self, signal: Signal, explanation: Explanation) -> None:
         await until_written(lambda: self.bots.on_explanation(signal.id, explanation.text, explanation.provider),

@@ -126,22 +126,37 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.health_server import HealthPortError
     from core.logs import configure_logging
-    from core.settings import Settings
+    from core.settings import Settings, settings_problems
+    from storage.window_record import WindowDurationMismatch
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"flowbot: invalid settings:\n{exc}", file=sys.stderr)
+        print("flowbot: invalid settings:\n" + "\n".join(f"  {line}" for line in settings_problems(exc)),
+              file=sys.stderr)
         return 2
     configure_logging(settings)
     try:
         return _command(args, settings)
-    except HealthPortError as exc:
+    except (HealthPortError, WindowDurationMismatch) as exc:
         print(f"flowbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.filename is None:
+            return _stopped_by(exc, args.command)
+        print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc} ({exc.filename})",
+              file=sys.stderr)
         return 1
+    except Exception as exc:
+        return _stopped_by(exc, args.command)
+
+
+def _stopped_by(exc: BaseException, command: str) -> int:
+    """An error nobody caught: logged through the masking handler (never a secret), with its traceback; exit 1."""
+    import logging
+
+    logging.getLogger("flowbot").critical("flowbot %s stopped: %s", command, type(exc).__name__, exc_info=exc)
+    return 1
 
 
 def _command(args: argparse.Namespace, settings: Settings) -> int:
@@ -171,7 +186,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
         return asyncio.run(doctor(settings, sys.stdout))
     if args.command == "ask":
-        return asyncio.run(answer_question(settings, " ".join(args.question)))
+        question = " ".join(args.question).strip()
+        if not question:
+            print('flowbot ask: the question is empty; ask e.g. flowbot ask "is BTC being bought right now?"',
+                  file=sys.stderr)
+            return 2
+        return asyncio.run(answer_question(settings, question))
     return 2
 
 

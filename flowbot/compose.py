@@ -21,6 +21,7 @@ from flowbot.store_watch import watch_stores
 from flowbot.ticker import WindowTicker
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+from storage.window_record import claim_window_duration
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Engine:
         self.bus = bus
         self.metrics = metrics
         self.store_health = store_health or StoreHealth()
+        claim_window_duration(Path(settings.data_dir), int(settings.window_duration * 1000))
         self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval,
                                   health=self.store_health)
         self.feed = make_feed(settings, bus, symbols=symbols)

@@ -23,6 +23,8 @@ from rich.table import Table
 from core.logs import Masker, secret_values
 from core.settings import Market, Settings
 from flowbot.feed_config import venue_from
+from storage.feature_store import FeatureStore
+from storage.quarantine import QUARANTINE, quarantined_files
 
 CHECK_TIMEOUT = 3.0  # seconds for each check; they run at the same time
 OK, FAIL, SKIPPED = "ok", "FAIL", "skipped"
@@ -56,6 +58,7 @@ async def doctor(settings: Settings, out: TextIO) -> int:
         checks: list[tuple[str, Check]] = [
             ("settings", lambda: _settings(settings)),
             ("DATA_DIR", lambda: _data_dir(settings)),
+            ("feature store", lambda: asyncio.to_thread(_feature_store, settings)),
             ("Binance REST", lambda: _binance_rest(session, settings)),
             ("Binance WebSocket", lambda: _binance_ws(session, settings)),
             ("Telegram", lambda: _telegram(session, settings)),
@@ -113,6 +116,20 @@ async def _data_dir(settings: Settings) -> str:
     except OSError as exc:
         raise Problem(f"cannot write {path}: {exc.strerror or exc}: set DATA_DIR to a writable folder") from exc
     return f"{path.resolve()} is writable"
+
+
+def _feature_store(settings: Settings) -> str:
+    """Every stored file read; unreadable ones are moved aside, and any file set aside (now or before) reported."""
+    store = FeatureStore(Path(settings.data_dir))
+    symbols = store.symbols()
+    windows = sum(store.read(symbol).num_rows for symbol in symbols)
+    aside = quarantined_files(store.root)
+    if aside:
+        shown = ", ".join(str(p.relative_to(store.root / QUARANTINE)) for p in aside[:5])
+        more = f" and {len(aside) - 5} more" if len(aside) > 5 else ""
+        raise Problem(f"{len(aside)} unreadable file(s) moved aside to {store.root / QUARANTINE}: {shown}{more}; "
+                      f"their windows are missing (replay the days to restore them), then delete the folder")
+    return f"{windows:,} windows of {len(symbols)} symbol(s) read"
 
 
 async def _binance_rest(session: aiohttp.ClientSession, settings: Settings) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.events import FeedHealthReport, WindowClosed
-from core.health_server import all_ready, feed_ready, serving_health, started_ready, store_ready
+from core.health_server import all_ready, feed_ready, serving_health, store_ready
 from core.metrics import Metrics
 from core.settings import Settings
 from core.store_health import StoreHealth
@@ -37,8 +37,7 @@ async def run_all(settings: Settings) -> None:
                    feed_health=engine.feed.health.snapshot, metrics=metrics)
     dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
                           feed_health=engine.feed.health.snapshot)
-    ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started),
-                      store_ready(store_health))
+    ready = all_ready(feed_ready(engine.feed.health, settings), bots.ready, store_ready(store_health))
     _announce(settings, engine.feed.symbols)
     try:
         async with serving_health(settings, metrics, ready, dashboard.routes()):
@@ -80,7 +79,7 @@ async def run_bots(settings: Settings) -> None:
                    feed_health=mirror.feed_health, metrics=metrics)
     print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
     try:
-        ready = all_ready(started_ready("bots", bots.started), store_ready(store_health))
+        ready = all_ready(bots.ready, store_ready(store_health))
         async with serving_health(settings, metrics, ready):
             await _until_first_ends(mirror.follow(following), bots.run(), watch_stores(store_health, bus))
     finally:

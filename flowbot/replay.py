@@ -7,7 +7,7 @@ import itertools
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -15,17 +15,20 @@ from typing import TextIO
 import numpy as np
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from core.events import Signal
 from core.settings import Settings
 from engine.analysis.columns import TradeColumns
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from engine.replay import ReplayBatch, ReplayInputError, RowProblem, detect_format, read_replay
+from engine.replay import ReplayBatch, ReplayInputError, RowProblem, SymbolNotNamedError, detect_format, read_replay
 from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+from storage.window_record import claim_window_duration
 
 PROBLEMS_SHOWN = 20
 PACE_CHUNK_MS = 1_000
@@ -37,7 +40,8 @@ COMMIT_CHUNKS = 8  # an unpaced replay (one chunk per batch) commits signals eve
 @dataclass
 class ReplayReport:
     files: int = 0
-    trades: int = 0
+    trades: int = 0  # accepted by the pipeline: a trade replayed twice counts once
+    duplicates: int = 0
     windows: int = 0
     signals: int = 0
     problems: list[RowProblem] = field(default_factory=list)
@@ -91,6 +95,7 @@ async def replay(
     """Run the files through the pipeline; signals go to `out` as they are found."""
     err = err or Console(stderr=True, soft_wrap=True)
     data_dir = Path(settings.data_dir)
+    claim_window_duration(data_dir, int(settings.window_duration * 1000))
     store = FeatureStore(data_dir, flush_interval=settings.flush_interval, max_buffered_rows=REPLAY_BUFFERED_ROWS,
                          write_behind=True)
     signal_store = SignalStore(data_dir / "flowbot.db", durable=False)
@@ -112,48 +117,63 @@ async def replay(
     chunks = 0
     try:
         with progress, signal_store.transaction():
-            for path in paths:
-                try:
-                    kind = detect_format(path)
-                except ReplayInputError as exc:
-                    report.unreadable.append(str(exc))
-                    err.print(f"[red]cannot replay {path}[/red]: {exc}")
-                    continue
-                report.files += 1
-                total = None if kind == "json-rest" or progress.disable else _line_count(path)
-                task = progress.add_task(f"{path.name} ({kind})", total=total)
-                for batch in _read_ahead(read_replay(path, symbol=symbol, batch_rows=REPLAY_BATCH_ROWS)):
-                    report.problems.extend(batch.problems)
-                    for chunk in _paced_chunks(batch.columns, speed):
-                        if len(chunk):
-                            await pacer.wait_for(int(chunk.time[-1]))
-                        pipeline.on_columns(chunk)
-                        report.trades += len(chunk)
-                        out.flush()  # the chunk's signals
-                        chunks += 1
-                        if chunks % commit_every == 0:
-                            signal_store.commit()
-                    progress.advance(task, len(batch.columns) + len(batch.problems))
-                    await asyncio.sleep(0)
-            pipeline.finish()
+            try:
+                for path in paths:
+                    try:
+                        kind = detect_format(path)
+                        report.files += 1
+                        total = None if kind == "json-rest" or progress.disable else _line_count(path)
+                        task = progress.add_task(escape(f"{path.name} ({kind})"), total=total)
+                        batches = read_replay(path, symbol=symbol, batch_rows=REPLAY_BATCH_ROWS)
+                        for batch in _read_ahead(path, batches):
+                            report.problems.extend(batch.problems)
+                            for chunk in _paced_chunks(batch.columns, speed):
+                                if len(chunk):
+                                    await pacer.wait_for(int(chunk.time[-1]))
+                                pipeline.on_columns(chunk)
+                                out.flush()  # the chunk's signals
+                                chunks += 1
+                                if chunks % commit_every == 0:
+                                    signal_store.commit()
+                            progress.advance(task, len(batch.columns) + len(batch.problems))
+                            await asyncio.sleep(0)
+                    except ReplayInputError as exc:
+                        hint = "; pass --symbol SYMBOL" if isinstance(exc, SymbolNotNamedError) else ""
+                        report.unreadable.append(f"{exc}{hint}")
+                        err.print(Text.assemble(("cannot replay ", "red"), f"{exc}{hint}"))
+                pipeline.finish()
+            finally:
+                signal_store.commit()  # signals already printed stay stored, whatever stopped the replay
         out.flush()
     finally:
         store.close()
         signal_store.close()
         await bus.close()
+    report.trades = pipeline.trades_accepted
+    report.duplicates = pipeline.dropped["duplicate_or_out_of_order"]
     report.windows = pipeline.windows_closed
     report.signals = pipeline.signals_emitted
     _print_problems(report, err)
     return report
 
 
-def _read_ahead(batches: Iterator[ReplayBatch]) -> Iterator[ReplayBatch]:
-    """The batches, the next one read in a worker thread while this one is processed (parsing releases the GIL)."""
+def _read_ahead(path: Path, batches: Iterator[ReplayBatch]) -> Iterator[ReplayBatch]:
+    """The batches, the next one read in a worker thread while this one is processed (parsing releases the GIL).
+    Whatever a reader raises on a torn or corrupt file becomes a ReplayInputError naming the file."""
     with ThreadPoolExecutor(max_workers=1) as reader:
         pending = reader.submit(next, batches, None)
-        while (batch := pending.result()) is not None:
+        while (batch := _batch(path, pending)) is not None:
             pending = reader.submit(next, batches, None)
             yield batch
+
+
+def _batch(path: Path, pending: Future[ReplayBatch | None]) -> ReplayBatch | None:
+    try:
+        return pending.result()
+    except ReplayInputError:
+        raise
+    except Exception as exc:  # bad input never crashes the replay: the file is reported, the others go on
+        raise ReplayInputError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def _line_count(path: Path) -> int:
@@ -166,7 +186,8 @@ def _print_problems(report: ReplayReport, err: Console) -> None:
         err.print(f"skipped {problem.path}:{problem.line}: {problem.reason}: {problem.text}", markup=False)
     if len(report.problems) > PROBLEMS_SHOWN:
         err.print(f"... and {len(report.problems) - PROBLEMS_SHOWN} more skipped rows", markup=False)
+    duplicates = f", {report.duplicates:,} duplicate or out-of-order trades dropped" if report.duplicates else ""
     err.print(
         f"replayed {report.trades:,} trades from {report.files} file(s): {report.windows:,} windows, "
-        f"{report.signals:,} signals, {len(report.problems):,} rows skipped", markup=False,
+        f"{report.signals:,} signals, {len(report.problems):,} rows skipped{duplicates}", markup=False,
     )

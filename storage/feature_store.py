@@ -26,6 +26,7 @@ from core.features import WindowFeatures, vwap_float
 from core.schema import FEATURE_SCHEMA, STORED_SCHEMA, Unit, feature_fields
 from core.store_health import StoreHealth, StoreStalled, unwritable
 from engine.analysis.window_batch import WindowBatch
+from storage.quarantine import features_root, quarantine_unreadable
 
 DAY_MS = 86_400_000
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
@@ -369,8 +370,21 @@ def _scan(folder: Path, **scan: object) -> pa.Table:
     """Dataset.to_table over the complete files under folder; listed again when one vanished mid-read."""
     for _ in range(_READ_ATTEMPTS - 1):
         with contextlib.suppress(FileNotFoundError):
-            return _dataset(folder).to_table(**scan)
-    return _dataset(folder).to_table(**scan)
+            return _readable_table(folder, scan)
+    return _readable_table(folder, scan)
+
+
+def _readable_table(folder: Path, scan: dict[str, object]) -> pa.Table:
+    """Dataset.to_table over folder; a torn or corrupt file is moved aside (storage/quarantine.py), the rest read."""
+    while True:
+        dataset = _dataset(folder)
+        try:
+            return dataset.to_table(**scan)
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError):
+            if not quarantine_unreadable(dataset.files, features_root(folder)):
+                raise
 
 
 def _dataset(folder: Path) -> ds.Dataset:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import hypothesis  # noqa: F401  (imported first: avoids pytest+hypothesis AST recursion crash on 3.11.7)
@@ -86,6 +87,21 @@ def redis_url() -> str:
             pytest.fail(f"REQUIRE_REDIS=1 but {message}")
         pytest.skip(message)
     return url
+
+
+@pytest.fixture
+def own_redis_url(redis_url: str) -> Iterator[str]:
+    """A Redis database for one test, 8 above $REDIS_URL's (so runs on other dbs keep apart), emptied before and
+    after."""
+    import redis
+
+    base, _, db = redis_url.rpartition("/")
+    url = f"{base}/{(int(db or 0) + 8) % 16}"
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    yield url
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
 
 
 @pytest.fixture

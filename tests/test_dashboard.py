@@ -9,14 +9,13 @@ import dataclasses
 import io
 import re
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
-import redis
 from expected_flow import load_csv
 
 from bot.database import open_database
@@ -300,16 +299,8 @@ async def test_event_stream_sends_cards_and_alerts_as_the_bus_publishes(served: 
 
 
 @pytest.fixture
-def dashboard_bus_url(redis_url: str) -> Iterator[str]:
-    """A Redis database of its own for this test (8 above $REDIS_URL's, so parallel runs on other dbs keep apart),
-    emptied before and after."""
-    base, _, db = redis_url.rpartition("/")
-    url = f"{base}/{(int(db or 0) + 8) % 16}"
-    with redis.Redis.from_url(url) as client:
-        client.flushdb()
-    yield url
-    with redis.Redis.from_url(url) as client:
-        client.flushdb()
+def dashboard_bus_url(own_redis_url: str) -> str:
+    return own_redis_url
 
 
 async def test_standalone_dashboard_follows_the_redis_bus(data_dir: Path, dashboard_bus_url: str) -> None:

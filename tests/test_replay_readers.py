@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.analysis.columns import TradeColumns
-from engine.replay import ReplayBatch, ReplayInputError, csv_kernel, detect_format, read_replay, symbol_from_filename
+from engine.replay import (
+    ReplayBatch,
+    ReplayInputError,
+    SymbolNotNamedError,
+    csv_kernel,
+    detect_format,
+    read_replay,
+    symbol_from_filename,
+)
 
 SPOT_CSV = "BTCUSDT-aggTrades-2026-01-01.csv"
 SCALE = Decimal(10**8)
@@ -253,7 +261,7 @@ def test_rest_array_needs_a_symbol_and_reports_bad_elements_by_number(shared_dat
     elements[70] = "not an object"
     path = tmp_path / "history.json"
     path.write_bytes(orjson.dumps(elements))
-    with pytest.raises(ReplayInputError, match=r"history\.json.*symbol="):
+    with pytest.raises(SymbolNotNamedError, match=r"history\.json: the file name does not tell the symbol"):
         read_replay(path)
     batches, rows = read_all(path, symbol="BTCUSDT")
     reasons = problems_by_line(batches)

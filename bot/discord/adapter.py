@@ -8,8 +8,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+import aiohttp
 import discord
 from discord import app_commands
+from discord.utils import MISSING
 
 from bot.config import DiscordConfig
 from bot.discord.connection import (
@@ -22,6 +24,7 @@ from bot.discord.connection import (
 from bot.discord.embeds import send_kwargs
 from bot.discord.sender import DiscordSender
 from bot.discord.slash import add_commands
+from bot.errors import PlatformStartError
 from bot.handlers.commands import Commands
 from bot.handlers.registry import CommandSpec
 from bot.models import Caller, Destination, Message
@@ -48,8 +51,26 @@ class DiscordAdapter:
         self._endpoints: Endpoints | None = None
 
     async def start(self) -> None:
-        """Log in, sync the slash commands globally, connect to the gateway and wait until ready."""
+        """Log in, sync the slash commands globally, connect to the gateway and wait until ready; PlatformStartError
+        with one safe line when Discord cannot be used."""
+        try:
+            await self._start()
+        except discord.LoginFailure:
+            raise PlatformStartError(
+                f"DISCORD_BOT_TOKEN was rejected by {self.config.api_base_url}: check the token and "
+                "DISCORD_API_BASE_URL", rejected=True,
+            ) from None
+        except (OSError, aiohttp.ClientError, discord.DiscordException) as exc:
+            raise PlatformStartError(
+                f"cannot reach DISCORD_API_BASE_URL={self.config.api_base_url}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    async def _start(self) -> None:
         config = self.config
+        if self.client.is_closed():  # a start that failed before: begin afresh, with a new HTTP connection pool
+            self.client.clear()
+            if self.client.http.connector is not MISSING and self.client.http.connector.closed:
+                self.client.http.connector = MISSING
         self._endpoints = point_discord_at(config.api_base_url, config.gateway_url)
         try:
             await self.client.login(config.token.get_secret_value())

@@ -45,12 +45,18 @@ def subscriber_of(caller: Caller) -> Destination:
     return caller.destination
 
 
+def _hour(text: str) -> int | None:
+    """An hour of the day written in ASCII digits (str.isdigit also accepts '²' and other digits int() refuses)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    hour = int(text)
+    return hour if 0 <= hour < 24 else None
+
+
 def _hours(text: str) -> tuple[int, int] | None:
     start, _, end = text.partition("-")
-    if not (start.isdigit() and end.isdigit()):
-        return None
-    a, b = int(start), int(end)
-    return (a, b) if 0 <= a < 24 and 0 <= b < 24 else None
+    a, b = _hour(start), _hour(end)
+    return None if a is None or b is None else (a, b)
 
 
 class Commands:
@@ -139,12 +145,14 @@ class Commands:
         for word in args:
             kind = KIND_ALIASES.get(word.lower(), word.lower())
             if kind in SIGNAL_KINDS:
-                kinds.append(kind)
+                if kind not in kinds:
+                    kinds.append(kind)
                 continue
             symbol = resolve_symbol(word, self.symbols)
             if symbol is None:
                 return self._unknown_symbol(word, say)
-            symbols.append(symbol)
+            if symbol not in symbols:
+                symbols.append(symbol)
         if not symbols:
             return Message(say("subscribe.which"), say("subscribe.which.hint", symbol=self.symbols[0]))
         key = subscriber_of(caller)
@@ -385,7 +393,8 @@ def _changed(settings: ChatSettings, args: list[str], say: Say) -> ChatSettings 
     if option == "digest":
         if value == "off":
             return replace(settings, digest_hour=None)
-        if not value.isdigit() or not 0 <= int(value) < 24:
+        hour = _hour(value)
+        if hour is None:
             return say("settings.digest_values")
-        return replace(settings, digest_hour=int(value))
+        return replace(settings, digest_hour=hour)
     return say("settings.unknown_option", option=repr(option[:20]), kinds=", ".join(SIGNAL_KINDS))

@@ -8,11 +8,12 @@ from functools import partial
 
 from telegram import BotCommand, Update
 from telegram.constants import ChatAction, ChatType
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler
 from telegram.ext import filters as tg_filters
 
 from bot.config import TelegramConfig
+from bot.errors import PlatformStartError
 from bot.handlers.commands import COMMANDS, Commands
 from bot.handlers.registry import CommandSpec
 from bot.models import Caller, Destination, Message
@@ -66,6 +67,29 @@ class TelegramAdapter:
         self.app.add_error_handler(self._error)
 
     async def start(self) -> None:
+        """Start polling (or the webhook); PlatformStartError with one safe line when Telegram cannot be used."""
+        try:
+            await self._start()
+        except InvalidToken:
+            await self._reset()
+            raise PlatformStartError(
+                f"TELEGRAM_BOT_TOKEN was rejected by {self.config.api_base_url} (401/404): check the token and "
+                "TELEGRAM_API_BASE_URL", rejected=True,
+            ) from None
+        except TelegramError as exc:
+            await self._reset()
+            raise PlatformStartError(
+                f"cannot reach TELEGRAM_API_BASE_URL={self.config.api_base_url}: {type(exc).__name__}: {exc.message}"
+            ) from None
+
+    async def _reset(self) -> None:
+        """Undo a failed start, so that the next start begins afresh."""
+        try:
+            await self.stop()
+        except Exception as exc:  # a half-started Application: nothing more to undo
+            log.debug("telegram: undoing a failed start: %s", type(exc).__name__)
+
+    async def _start(self) -> None:
         await self.app.initialize()
         await self.app.bot.set_my_commands(
             [BotCommand(c.name, c.summary[:256]) for c in COMMANDS if not c.admin]
@@ -88,6 +112,7 @@ class TelegramAdapter:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        await self.app.bot.shutdown()  # its HTTP sessions, also after an initialize that failed half way
 
     def _caller(self, update: Update) -> Caller | None:
         chat, user = update.effective_chat, update.effective_user
@@ -122,7 +147,9 @@ class TelegramAdapter:
         message = update.effective_message
         if caller is None or message is None or not message.text or self._refused(caller):
             return
-        name = message.text.split()[0][1:].split("@")[0]
+        name, _, addressee = message.text.split()[0][1:].partition("@")
+        if addressee and addressee.lower() != (self.app.bot.username or "").lower():
+            return  # /help@some_other_bot in a group is that bot's to answer
         await self._reply(update, await self.commands.run(caller, name.lower(), []))
 
     async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

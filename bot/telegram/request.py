@@ -10,7 +10,8 @@ import asyncio
 
 import aiohttp
 import orjson
-from telegram.error import NetworkError, TimedOut
+from telegram._utils.types import JSONDict
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -60,6 +61,16 @@ class AiohttpRequest(BaseRequest):
     @property
     def read_timeout(self) -> float | None:
         return self._read_timeout
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        """The Bot API's JSON; a body that is not JSON (a proxy's or a wrong path's HTML page) raises PTB's
+        TelegramError without the logged traceback PTB's own parser adds (the status still decides the error)."""
+        try:
+            result: JSONDict = orjson.loads(payload)
+            return result
+        except orjson.JSONDecodeError:
+            raise TelegramError("Invalid server response: not JSON") from None
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:

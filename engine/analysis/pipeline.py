@@ -66,6 +66,7 @@ class FlowPipeline:
         self.builders: dict[str, WindowBuilder] = {}
         self.contexts: dict[str, SymbolContext] = {}
         self.dropped: Counter[str] = Counter()
+        self.trades_accepted = 0  # after validation: duplicates and out-of-order records are not counted
         self.windows_closed = 0
         self.signals_emitted = 0
         self.corrections = 0
@@ -94,6 +95,7 @@ class FlowPipeline:
         trades = self._validate(trades)
         if not len(trades):
             return
+        self.trades_accepted += len(trades)
         builder = self._builder(trades.symbol)
         late_mask = trades.time < builder.closed_through
         if late_mask.any():
@@ -137,6 +139,8 @@ class FlowPipeline:
 
     def _validate(self, trades: TradeColumns) -> TradeColumns:
         """Keep records in strictly increasing id order; a backward id that is also newer in time restarts."""
+        if not len(trades):  # a replay batch of skipped rows only
+            return trades
         ids = trades.id if not self.by_trade_ids else trades.first_id
         previous = self._last_id.get(trades.symbol)
         ordered = bool((ids[1:] > ids[:-1]).all()) and (previous is None or ids[0] > previous)

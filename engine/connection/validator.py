@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from core.trades import Trade
 
 log = logging.getLogger(__name__)
+
+SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9_]{0,31}")  # BTCUSDT, 1000PEPEUSDT, BTCUSDT_250328
 
 
 class TradeValidator:
@@ -36,8 +39,13 @@ class TradeValidator:
         self.max_clock_skew_ms = int(max_clock_skew * 1000)
         self.clock = clock
         self.rejected: Counter[str] = rejected if rejected is not None else Counter()
+        self._good_symbols: set[str] = set()
 
     def check(self, trade: Trade) -> str | None:
+        if trade.symbol not in self._good_symbols:  # it names files and folders: "" or "../.." must never reach them
+            if not SYMBOL.fullmatch(trade.symbol):
+                return "bad_symbol"
+            self._good_symbols.add(trade.symbol)
         if trade.price <= 0:
             return "non_positive_price"
         if trade.qty <= 0:

@@ -14,6 +14,10 @@ class ReplayInputError(Exception):
     """A whole replay file cannot be read: missing, empty, or not any known form."""
 
 
+class SymbolNotNamedError(ReplayInputError):
+    """Neither the file's name nor the caller says which symbol a CSV dump or REST array holds."""
+
+
 @dataclass(frozen=True)
 class RowProblem:
     """One skipped row: 1-based line in the file (element number for JSON arrays), why, and the line's text."""
@@ -46,5 +50,6 @@ def trade_reason(code: str, trade: Trade) -> str:
         "timestamp_before_binance": f"time {min(trade.trade_time, trade.event_time)} ms is before Binance opened "
                                     "(2017-07-01)",
         "inconsistent_ids": f"first trade id {trade.first_id} is after last trade id {trade.last_id}",
+        "bad_symbol": f"symbol {trade.symbol[:20]!r} is not capitals, digits and _",
     }.get(code)
     return f"{code}: {detail}" if detail else code

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.replay.batches import ReplayBatch, ReplayInputError, row_text
+from engine.replay.batches import ReplayBatch, ReplayInputError, SymbolNotNamedError, row_text
 from engine.replay.csv_dump import CsvForm, csv_form, read_csv_dump
 from engine.replay.rest_json import read_rest_json
 from engine.replay.source import BOM, open_replay_file
@@ -53,7 +53,7 @@ def read_replay(path: Path, *, symbol: str | None = None, batch_rows: int = 262_
         return read_ws_jsonl(path, wanted, batch_rows)
     known = wanted or symbol_from_filename(path)
     if known is None:
-        raise ReplayInputError(f"{path}: the file name does not tell the symbol; pass symbol=")
+        raise SymbolNotNamedError(f"{path}: the file name does not tell the symbol")
     if form.name == "json-rest":
         return read_rest_json(path, known, batch_rows)
     assert form.csv is not None

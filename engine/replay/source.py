@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,5 +33,5 @@ def open_replay_file(path: Path) -> Iterator[io.BufferedIOBase]:
                     yield cast(io.BufferedIOBase, member)  # a ZipExtFile; typeshed says only IO[bytes]
     except FileNotFoundError:
         raise ReplayInputError(f"{path}: no such file") from None
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a torn or corrupt archive, as it is read
         raise ReplayInputError(f"{path}: cannot be read ({exc})") from exc
