@@ -63,7 +63,7 @@ def expected_ret(tape: Tape, window_end: int, horizon_ms: int) -> Decimal | None
 def run_evaluate(paths: list[Path], data_dir: Path, symbol: str | None = None) -> Path:
     from flowbot.evaluate import evaluate
 
-    settings = Settings(_env_file=None, DATA_DIR=str(data_dir))
+    settings = Settings(_env_file=None, DATA_DIR=str(data_dir), ALERT_BUDGET_PER_DAY="0")  # every signal measured
     asyncio.run(evaluate(paths, settings, parse_horizons(HORIZONS), symbol=symbol,
                          console=Console(file=io.StringIO())))
     return data_dir / "evaluation"
@@ -142,6 +142,7 @@ def test_the_command_writes_the_report_with_its_charts(shared_data: Path, tmp_pa
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ALERT_BUDGET_PER_DAY", "0")
     out = tmp_path / "report"
     assert main(["evaluate", str(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"), "--horizons", "1m,5m",
                  "--out", str(out)]) == 0
