@@ -44,6 +44,26 @@ async def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def show_stats(settings: Settings, symbol: str | None) -> int:
+    from presentation.track_record_text import NO_RECORD, record_line
+    from storage.feature_store import FeatureStore
+    from storage.track_record import TrackRecords
+
+    data_dir = Path(settings.data_dir)
+    if not (data_dir / "flowbot.db").exists():
+        print(NO_RECORD)
+        return 0
+    records = TrackRecords(data_dir / "flowbot.db", FeatureStore(data_dir))
+    try:
+        for name in [symbol] if symbol else records.features.symbols():
+            records.update(name)
+        lines = [record_line(record) for record in records.records(symbol)]
+    finally:
+        records.close()
+    print("\n".join(line for line in lines if line != NO_RECORD) or NO_RECORD)
+    return 0
+
+
 def show_flow(settings: Settings, args: argparse.Namespace) -> int:
     from presentation.flow_text import format_flow
     from storage.feature_store import FeatureStore
@@ -138,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="returns measured this long after each window (default 1m,5m,15m,1h)")
     evaluate_parser.add_argument("--out", type=Path, help="output folder (default DATA_DIR/evaluation)")
     evaluate_parser.add_argument("--symbol", type=_symbol, help="symbol of files whose name or content does not say it")
+    stats_parser = commands.add_parser("stats", help="each kind's track record: alerts, share right after 15 min")
+    stats_parser.add_argument("symbol", nargs="?", metavar="SYMBOL", type=_symbol)
     flow_parser = commands.add_parser("flow", help="print the stored flow summary of a symbol")
     flow_parser.add_argument("symbol", metavar="SYMBOL", type=_symbol)
     flow_parser.add_argument("--window", choices=list(FLOW_SPANS_MS), default="1h")
@@ -193,6 +215,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(run_replay(settings, args))
     if args.command == "evaluate":
         return asyncio.run(run_evaluate(settings, args))
+    if args.command == "stats":
+        return show_stats(settings, args.symbol)
     if args.command == "flow":
         return show_flow(settings, args)
     if args.command == "doctor":
