@@ -86,7 +86,8 @@ class TrackRecords:
     def records(self, symbol: str | None = None, kind: str | None = None, now_ms: int | None = None,
                 days: int = RECORD_DAYS) -> list[Record]:
         """The records of the last `days` days before now_ms (default: the newest stored signal), by group."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[str | int] = []
         if symbol:
             where.append("s.symbol = ?")
             params.append(symbol)
