@@ -52,6 +52,12 @@ def facts(item_evidence: dict[str, Any], kind: str, direction: str, language: st
     return spec.words(language).fact.format(**values)
 
 
+def meaning(kind: str, direction: str, language: str) -> str | None:
+    """The move the signal implies ("absorption of selling: buyers are absorbing, bullish"), if its kind says one."""
+    spec = registry.find(kind)
+    return None if spec is None else spec.words(language).meaning.get(direction)
+
+
 def _title(kind: str, language: str) -> str:
     spec = registry.find(kind)
     return kind if spec is None else spec.words(language).title
@@ -87,6 +93,9 @@ def render_alert(items: list[AlertItem], language: str) -> Message:
             lines.append(f"• {_headline(item, language)}")
         lines.append(f"{_time(s.window_start)[:8]} to {_time(s.window_end)}: "
                      f"{facts(evidence, s.kind, s.direction, language)}")
+        implied = meaning(s.kind, s.direction, language)
+        if implied:
+            lines.append(implied[0].upper() + implied[1:] + ".")
         if {"close", "delta", "cvd"} <= evidence.keys():
             lines.append(t(language, "fact.close", close=number(evidence["close"], 8),
                            delta=number(evidence["delta"], 4), cvd=number(evidence["cvd"], 4)))

@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     burst_factor: float = Field(3.0, gt=0, validation_alias="BURST_FACTOR")
     flush_interval: float = Field(5.0, gt=0, validation_alias="FLUSH_INTERVAL")
     signal_cooldown: float = Field(60.0, ge=0, validation_alias="SIGNAL_COOLDOWN")
+    alert_budget_per_day: float = Field(24.0, ge=0, validation_alias="ALERT_BUDGET_PER_DAY")
     signal_whale_cluster: int = Field(3, ge=1, validation_alias="SIGNAL_WHALE_CLUSTER")
     signal_imbalance_ratio: float = Field(0.75, gt=0.5, le=1, validation_alias="SIGNAL_IMBALANCE_RATIO")
     signal_imbalance_min_trades: int = Field(50, ge=1, validation_alias="SIGNAL_IMBALANCE_MIN_TRADES")

@@ -32,6 +32,7 @@ def signal_thresholds(settings: Settings) -> SignalThresholds:
         absorption_max_price_pct=settings.signal_absorption_price_pct,
         absorption_min_volume_ratio=settings.signal_absorption_volume_ratio,
         cooldown_s=settings.signal_cooldown,
+        budget_per_day=settings.alert_budget_per_day,
     )
 
 

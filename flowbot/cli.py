@@ -32,6 +32,38 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if missing or report.unreadable else 0
 
 
+async def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from flowbot.evaluate import evaluate
+
+    missing = [path for path in args.paths if not path.exists()]
+    for path in missing:
+        print(f"flowbot evaluate: no such file: {path}", file=sys.stderr)
+    if missing:
+        return 2
+    await evaluate(args.paths, settings, args.horizons, args.out, symbol=args.symbol)
+    return 0
+
+
+def show_stats(settings: Settings, symbol: str | None) -> int:
+    from presentation.track_record_text import NO_RECORD, record_line
+    from storage.feature_store import FeatureStore
+    from storage.track_record import TrackRecords
+
+    data_dir = Path(settings.data_dir)
+    if not (data_dir / "flowbot.db").exists():
+        print(NO_RECORD)
+        return 0
+    records = TrackRecords(data_dir / "flowbot.db", FeatureStore(data_dir))
+    try:
+        for name in [symbol] if symbol else records.features.symbols():
+            records.update(name)
+        lines = [record_line(record) for record in records.records(symbol)]
+    finally:
+        records.close()
+    print("\n".join(line for line in lines if line != NO_RECORD) or NO_RECORD)
+    return 0
+
+
 def show_flow(settings: Settings, args: argparse.Namespace) -> int:
     from presentation.flow_text import format_flow
     from storage.feature_store import FeatureStore
@@ -97,6 +129,15 @@ def _speed(text: str) -> float:
     return value
 
 
+def _horizons(text: str) -> dict[str, int]:
+    from flowbot.horizons import parse_horizons
+
+    try:
+        return parse_horizons(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowbot", description="Order-flow alerts for Binance markets.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -111,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
                                help="0 = as fast as possible (default); 10 = ten times the market's pace")
     replay_parser.add_argument("--symbol", type=_symbol, help="symbol of files whose name or content does not say it")
     replay_parser.add_argument("--jsonl", action="store_true", help="print signals as JSON lines")
+    evaluate_parser = commands.add_parser("evaluate", help="replay files, then measure what every signal was worth")
+    evaluate_parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files as for `flowbot replay`")
+    evaluate_parser.add_argument("--horizons", default="1m,5m,15m,1h", type=_horizons,
+                                 help="returns measured this long after each window (default 1m,5m,15m,1h)")
+    evaluate_parser.add_argument("--out", type=Path, help="output folder (default DATA_DIR/evaluation)")
+    evaluate_parser.add_argument("--symbol", type=_symbol, help="symbol of files whose name or content does not say it")
+    stats_parser = commands.add_parser("stats", help="each kind's track record: alerts, share right after 15 min")
+    stats_parser.add_argument("symbol", nargs="?", metavar="SYMBOL", type=_symbol)
     flow_parser = commands.add_parser("flow", help="print the stored flow summary of a symbol")
     flow_parser.add_argument("symbol", metavar="SYMBOL", type=_symbol)
     flow_parser.add_argument("--window", choices=list(FLOW_SPANS_MS), default="1h")
@@ -179,6 +228,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return _run_until_signalled(run_dashboard(settings))
     if args.command == "replay":
         return asyncio.run(run_replay(settings, args))
+    if args.command == "evaluate":
+        return asyncio.run(run_evaluate(settings, args))
+    if args.command == "stats":
+        return show_stats(settings, args.symbol)
     if args.command == "flow":
         return show_flow(settings, args)
     if args.command == "doctor":

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +91,10 @@ def _paced_chunks(columns: TradeColumns, speed: float) -> list[TradeColumns]:
 async def replay(
     paths: list[Path], settings: Settings, *, speed: float = 0.0, symbol: str | None = None,
     as_json: bool = False, out: TextIO = sys.stdout, err: Console | None = None,
+    tap: Callable[[TradeColumns], None] | None = None,
 ) -> ReplayReport:
-    """Run the files through the pipeline; signals go to `out` as they are found."""
+    """Run the files through the pipeline; signals go to `out` as they are found; `tap` sees every batch read
+    (`flowbot evaluate` keeps the prices)."""
     err = err or Console(stderr=True, soft_wrap=True)
     data_dir = Path(settings.data_dir)
     claim_window_duration(data_dir, int(settings.window_duration * 1000))
@@ -127,6 +129,8 @@ async def replay(
                         batches = read_replay(path, symbol=symbol, batch_rows=REPLAY_BATCH_ROWS)
                         for batch in _read_ahead(path, batches):
                             report.problems.extend(batch.problems)
+                            if tap is not None:
+                                tap(batch.columns)
                             for chunk in _paced_chunks(batch.columns, speed):
                                 if len(chunk):
                                     await pacer.wait_for(int(chunk.time[-1]))

@@ -39,7 +39,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def replayed(shared_data: Path) -> FlowPipeline:
     """The real BTCUSDT dump through the pipeline, with a whale floor low enough to give whale signals."""
-    settings = Settings(_env_file=None, WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0")
+    settings = Settings(_env_file=None, WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0", ALERT_BUDGET_PER_DAY="0")
     found: list[Signal] = []
     pipeline = FlowPipeline(pipeline_config(settings), InMemoryBus(), on_signal=found.append)
     pipeline.on_columns(columns(load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")))
@@ -66,7 +66,8 @@ async def chat():
 def btc_data_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DATA_DIR holding the feature store and signals of the real BTCUSDT dump (flowbot replay, in process)."""
     data_dir = tmp_path_factory.mktemp("btc-store")
-    settings = Settings(_env_file=None, DATA_DIR=str(data_dir), WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0")
+    settings = Settings(_env_file=None, DATA_DIR=str(data_dir), WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0",
+                        ALERT_BUDGET_PER_DAY="0")
     asyncio.run(replay([shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"], settings, out=io.StringIO(),
                        err=Console(file=io.StringIO())))
     return data_dir

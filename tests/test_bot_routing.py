@@ -94,10 +94,12 @@ async def test_console_prints_the_alert_then_the_explanation(tmp_path: Path) -> 
     assert out.getvalue().splitlines() == [
         "ALERT #1 BTCUSDT · Whale trades · buy · severity 2/3",
         "    00:00:00 to 00:00:05 UTC: 2 whale trade(s): bought 150,000.5 / sold 0 (quote), threshold 100,000",
+        "    Whales bought more than they sold: bullish.",
         "    close 87,754.07, delta 1.25, CVD 17.6",
         "    Analysis: on its way…",
         "UPDATE #1 BTCUSDT · Whale trades · buy · severity 2/3",
         "    00:00:00 to 00:00:05 UTC: 2 whale trade(s): bought 150,000.5 / sold 0 (quote), threshold 100,000",
+        "    Whales bought more than they sold: bullish.",
         "    close 87,754.07, delta 1.25, CVD 17.6",
         "    Analysis (groq): Two large buyers lifted the offer.",
     ]

@@ -138,7 +138,8 @@ async def test_dashboard_follows_a_replay_live_in_chromium(shared_data: Path, tm
     chromium_path()
     data_dir = tmp_path / "data"
     settings = Settings(_env_file=None, SYMBOLS="BTCUSDT", DATA_DIR=str(data_dir), HEALTH_PORT="0",
-                        WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0", DASHBOARD_TOKEN=TOKEN)
+                        WHALE_MIN_NOTIONAL="20000", WHALE_PERCENTILE="0", ALERT_BUDGET_PER_DAY="0",
+                        DASHBOARD_TOKEN=TOKEN)
     trades = columns(load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv"))
     half = len(trades) // 2
     bus = InMemoryBus()

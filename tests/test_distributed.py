@@ -47,7 +47,7 @@ def environment(fake: FakeBinance, telegram: FakeTelegram, data_dir: Path, bus_u
         "BUS_URL": bus_url, "DATA_DIR": str(data_dir), "WINDOW_DURATION": "1", "WINDOW_GRACE": "1",
         "WHALE_MIN_NOTIONAL": "1000", "WHALE_PERCENTILE": "0", "SIGNAL_COOLDOWN": "5", "ALERT_MERGE_WINDOW": "2",
         "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_BASE_URL": telegram.url, "TELEGRAM_CHAT_INTERVAL": "0",
-        "HEALTH_PORT": "0", "LOG_LEVEL": "WARNING", "HEALTH_CHECK_INTERVAL": "1", **more,
+        "HEALTH_PORT": "0", "LOG_LEVEL": "WARNING", "HEALTH_CHECK_INTERVAL": "1", "ALERT_BUDGET_PER_DAY": "0", **more,
     }
 
 

@@ -90,7 +90,7 @@ class BatchJudge:
             if finding is None:
                 raise RuntimeError(f"{window.symbol} {spec.name} at {window.window_start}: a sure window did not fire")
             out.append(self.detector.signal(window, spec.name, finding))
-        return out
+        return self.detector.within_budget(out)
 
     def _fired(
         self, spec: KindSpec, maybe: list[int], surely: set[int], ends: list[int], lazy: _Lazy

@@ -15,6 +15,8 @@ from engine.signals.flows import flows_at
 from engine.signals.kind import Finding
 from engine.signals.thresholds import SignalThresholds
 
+DAY_MS = 86_400_000
+
 
 class SignalDetector:
     """Runs every registered kind on each closed window, with a per (symbol, kind) cooldown in data time."""
@@ -25,6 +27,10 @@ class SignalDetector:
         self.cooldown_ms = int(thresholds.cooldown_s * 1000)
         self.last_emitted: dict[tuple[str, str], int] = {}  # (symbol, kind) -> window_end of the last signal
         self.suppressed: Counter[tuple[str, str]] = Counter()
+        # The alert budget: a symbol signals at most once per spacing_ms of data time, whatever the kind.
+        self.spacing_ms = int(DAY_MS / thresholds.budget_per_day) if thresholds.budget_per_day > 0 else 0
+        self.last_by_symbol: dict[str, int] = {}  # symbol -> window_end of its last signal
+        self.over_budget: Counter[str] = Counter()
 
     def detect(self, features: WindowFeatures, context: SymbolContext) -> list[Signal]:
         """The signals of a window, in kind order, after cooldown; call after `context.add(features)`."""
@@ -34,7 +40,22 @@ class SignalDetector:
             finding = spec.rule(features, flows, self.thresholds)
             if finding is not None and self._cooled_down(features, spec.name):
                 signals.append(self.signal(features, spec.name, finding))
-        return signals
+        return self.within_budget(signals)
+
+    def within_budget(self, signals: list[Signal]) -> list[Signal]:
+        """The signals (in order) the symbol's budget allows: one per spacing_ms of data time; the rest are counted
+        and dropped (a held-back signal still restarts its kind's cooldown: the condition was already seen)."""
+        if not self.spacing_ms:
+            return signals
+        kept = []
+        for signal in signals:
+            last = self.last_by_symbol.get(signal.symbol)
+            if last is not None and signal.window_end - last < self.spacing_ms:
+                self.over_budget[signal.symbol] += 1
+                continue
+            self.last_by_symbol[signal.symbol] = signal.window_end
+            kept.append(signal)
+        return kept
 
     def rejudge(self, features: WindowFeatures, context: SymbolContext) -> list[Signal]:
         """A corrected window judged again as of its own end: the signals it now warrants, marked late (evidence

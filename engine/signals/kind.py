@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,10 +52,12 @@ OfflineDetail = Callable[[Mapping[str, Any], Callable[[Any], str]], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Wording:
-    """A kind's words in one language: its alert title and a str.format template over its fact values."""
+    """A kind's words in one language: its alert title, a str.format template over its fact values, and by
+    direction the move the signal implies (said in the alert)."""
 
     title: str
     fact: str
+    meaning: Mapping[str, str] = field(default_factory=dict)  # "buy"/"sell"/"neutral" -> e.g. "..., bullish"
 
 
 @dataclass(frozen=True)

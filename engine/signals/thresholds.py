@@ -19,3 +19,4 @@ class SignalThresholds:
     absorption_max_price_pct: float = 0.02
     absorption_min_volume_ratio: float = 3.0
     cooldown_s: float = 60.0
+    budget_per_day: float = 0.0  # at most this many signals per symbol per day of market time (0: no budget)

@@ -88,6 +88,17 @@ def facts(e: Mapping[str, Any], direction: Direction, say: FactFormat) -> dict[s
             "ratio": say.number(e["volume_ratio"], 1)}
 
 
+# The move each direction implies, said in the alert.
+EN_MEANING = {
+    "buy": "absorption of selling: buyers are absorbing, bullish",
+    "sell": "absorption of buying: sellers are absorbing, bearish",
+}
+PT_MEANING = {
+    "buy": "absorção de vendas: compradores absorvem, altista",
+    "sell": "absorção de compras: vendedores absorvem, baixista",
+}
+
+
 KIND = KindSpec(
     name=SignalKind("absorption"),
     order=50,
@@ -97,8 +108,10 @@ KIND = KindSpec(
     spans=("1m", "1h"),
     thresholds=("absorption_min_share", "absorption_max_price_pct", "absorption_min_volume_ratio"),
     wording={
-        "en": Wording("Absorption", "{side} {share}% of 1m volume, price {pct}%, volume {ratio}x the hourly mean"),
-        "pt": Wording("Absorção", "{side} {share}% do volume de 1m, preço {pct}%, volume {ratio}x a média horária"),
+        "en": Wording("Absorption", "{side} {share}% of 1m volume, price {pct}%, volume {ratio}x the hourly mean",
+                      EN_MEANING),
+        "pt": Wording("Absorção", "{side} {share}% do volume de 1m, preço {pct}%, volume {ratio}x a média horária",
+                      PT_MEANING),
     },
     facts=facts,
     offline="absorption: heavy one-sided volume with little price move",

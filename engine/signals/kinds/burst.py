@@ -43,6 +43,19 @@ def facts(e: Mapping[str, Any], direction: Direction, say: FactFormat) -> dict[s
     return {"trades": say.number(e["trade_count"]), "ratio": say.number(e["burst_ratio"], 1)}
 
 
+# The move each direction implies, said in the alert.
+EN_MEANING = {
+    "buy": "a burst of buying: bullish",
+    "sell": "a burst of selling: bearish",
+    "neutral": "a burst with no side: no move implied",
+}
+PT_MEANING = {
+    "buy": "uma rajada de compras: altista",
+    "sell": "uma rajada de vendas: baixista",
+    "neutral": "uma rajada sem lado: sem movimento implícito",
+}
+
+
 KIND = KindSpec(
     name=SignalKind("burst"),
     order=20,
@@ -51,8 +64,10 @@ KIND = KindSpec(
     pre_filter=pre_filter,
     thresholds=("burst_severity_2",),
     wording={
-        "en": Wording("Trade burst", "{trades} trades in the window, {ratio}x the usual rate"),
-        "pt": Wording("Rajada de negócios", "{trades} negócios na janela, {ratio}x o ritmo habitual"),
+        "en": Wording("Trade burst", "{trades} trades in the window, {ratio}x the usual rate",
+                      EN_MEANING),
+        "pt": Wording("Rajada de negócios", "{trades} negócios na janela, {ratio}x o ritmo habitual",
+                      PT_MEANING),
     },
     facts=facts,
     offline="a burst of trades",

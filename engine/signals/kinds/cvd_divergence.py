@@ -73,6 +73,17 @@ def facts(e: Mapping[str, Any], direction: Direction, say: FactFormat) -> dict[s
             "delta": say.number(e["delta_5m"], 4)}
 
 
+# The move each direction implies, said in the alert.
+EN_MEANING = {
+    "buy": "price fell while buyers led: a bullish reversal",
+    "sell": "price rose while sellers led: a bearish reversal",
+}
+PT_MEANING = {
+    "buy": "o preço caiu enquanto compradores lideravam: reversão altista",
+    "sell": "o preço subiu enquanto vendedores lideravam: reversão baixista",
+}
+
+
 KIND = KindSpec(
     name=SignalKind("cvd_divergence"),
     order=40,
@@ -82,8 +93,10 @@ KIND = KindSpec(
     spans=("5m",),
     thresholds=("divergence_min_price_pct", "divergence_min_delta_share"),
     wording={
-        "en": Wording("CVD divergence", "price {pct}% over 5m while delta is {share}% of volume ({delta})"),
-        "pt": Wording("Divergência de CVD", "preço {pct}% em 5m enquanto o delta é {share}% do volume ({delta})"),
+        "en": Wording("CVD divergence", "price {pct}% over 5m while delta is {share}% of volume ({delta})",
+                      EN_MEANING),
+        "pt": Wording("Divergência de CVD", "preço {pct}% em 5m enquanto o delta é {share}% do volume ({delta})",
+                      PT_MEANING),
     },
     facts=facts,
     offline="price and CVD diverging",

@@ -68,6 +68,17 @@ def facts(e: Mapping[str, Any], direction: Direction, say: FactFormat) -> dict[s
             "volume": say.number(e["volume_1m"], 4), "trades": say.number(e["trade_count_1m"])}
 
 
+# The move each direction implies, said in the alert.
+EN_MEANING = {
+    "buy": "buyers dominate the flow: bullish",
+    "sell": "sellers dominate the flow: bearish",
+}
+PT_MEANING = {
+    "buy": "compradores dominam o fluxo: altista",
+    "sell": "vendedores dominam o fluxo: baixista",
+}
+
+
 KIND = KindSpec(
     name=SignalKind("imbalance"),
     order=30,
@@ -77,9 +88,11 @@ KIND = KindSpec(
     spans=("1m",),
     thresholds=("imbalance_ratio", "imbalance_min_trades"),
     wording={
-        "en": Wording("Flow imbalance", "{side} {share}% of the last minute's volume ({volume}, {trades} trades)"),
+        "en": Wording("Flow imbalance", "{side} {share}% of the last minute's volume ({volume}, {trades} trades)",
+                      EN_MEANING),
         "pt": Wording("Desequilíbrio de fluxo",
-                      "{side} {share}% do volume do último minuto ({volume}, {trades} negócios)"),
+                      "{side} {share}% do volume do último minuto ({volume}, {trades} negócios)",
+                      PT_MEANING),
     },
     facts=facts,
     offline="one-sided flow",

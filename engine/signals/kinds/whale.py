@@ -58,6 +58,19 @@ def offline_detail(e: Mapping[str, Any], number: Callable[[Any], str]) -> str | 
             f"sells {number(e['whale_sell_quote'])} in quote value.")
 
 
+# The move each direction implies, said in the alert.
+EN_MEANING = {
+    "buy": "whales bought more than they sold: bullish",
+    "sell": "whales sold more than they bought: bearish",
+    "neutral": "whales bought and sold alike: no side implied",
+}
+PT_MEANING = {
+    "buy": "baleias compraram mais do que venderam: altista",
+    "sell": "baleias venderam mais do que compraram: baixista",
+    "neutral": "baleias compraram e venderam por igual: sem lado",
+}
+
+
 KIND = KindSpec(
     name=SignalKind("whale"),
     order=10,
@@ -67,9 +80,11 @@ KIND = KindSpec(
     thresholds=("whale_cluster",),
     wording={
         "en": Wording("Whale trades",
-                      "{count} whale trade(s): bought {buy} / sold {sell} (quote), threshold {threshold}"),
+                      "{count} whale trade(s): bought {buy} / sold {sell} (quote), threshold {threshold}",
+                      EN_MEANING),
         "pt": Wording("Negócios de baleia",
-                      "{count} negócio(s) de baleia: compras {buy} / vendas {sell} (cotação), limiar {threshold}"),
+                      "{count} negócio(s) de baleia: compras {buy} / vendas {sell} (cotação), limiar {threshold}",
+                      PT_MEANING),
     },
     facts=facts,
     offline="whale trades",
