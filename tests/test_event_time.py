@@ -167,7 +167,7 @@ async def test_trades_a_stall_hid_come_late_over_rest_and_correct_only_their_win
 def test_a_corrected_window_is_judged_again_and_raises_its_signal_marked_late(shared_data) -> None:
     rows = load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")
     settings = Settings(_env_file=None, WHALE_PERCENTILE="0", WHALE_MIN_NOTIONAL="20000", SIGNAL_COOLDOWN="0",
-                        WINDOW_GRACE="1")
+                        ALERT_BUDGET_PER_DAY="0", WINDOW_GRACE="1")  # every signal, the late one included
     # a window whose only whale trades come after its first trades: the window closes before they arrive
     starts = [r["T"] // 5000 * 5000 for r in rows]
     whale = [Decimal(r["p"]) * Decimal(r["q"]) >= 20000 for r in rows]
