@@ -14,7 +14,7 @@ from ai.ask import Asker
 from ai.providers import Completer, ProviderChain, providers_from
 from ai.worker import ModelWorker
 from bot.service import BotService
-from core.events import Signal
+from core.events import PriceTick, Signal, WindowClosed
 from core.metrics import Metrics
 from core.settings import Settings
 from engine.analysis.context import SymbolContext
@@ -56,6 +56,7 @@ class BotSide:
         metrics.watch_outbox(self.bots.outbox)
         self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
         self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
+        self.to_rules = bus.subscribe(WindowClosed, PriceTick, name="rules", maxsize=100_000)
 
     async def _explained(self, signal: Signal, explanation: Explanation) -> None:
         await self.bots.on_explanation(signal.id, explanation.text, explanation.provider)
@@ -69,6 +70,7 @@ class BotSide:
         tasks = [
             asyncio.create_task(explain_from_bus(self.analyst, self.to_analyst, self._explained), name="analyst"),
             asyncio.create_task(self._route(), name="bots"),
+            asyncio.create_task(self._judge_rules(), name="rules"),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -86,3 +88,8 @@ class BotSide:
             if isinstance(event, Signal):
                 self.signal_store.save(event)
                 await self.bots.on_signal(event)
+
+    async def _judge_rules(self) -> None:
+        """Judge users' alert rules on every closed window and trade batch (firings go to the outbox)."""
+        async for event in self.to_rules:
+            self.bots.rules.on_event(event)

@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from core.events import PriceTick
 from core.metrics import Metrics
 from core.settings import Settings
 from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
+from engine.price_ticks import price_tick
 from flowbot.analysis_config import pipeline_config
 from flowbot.feed_config import make_feed
 from flowbot.ticker import WindowTicker
@@ -31,6 +33,7 @@ class Engine:
         metrics: Metrics, out: TextIO | None = sys.stdout,
     ) -> None:
         self.settings = settings
+        self.bus = bus
         self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval)
         self.feed = make_feed(settings, bus, symbols=symbols)
         self.pipeline = FlowPipeline(
@@ -45,6 +48,10 @@ class Engine:
         if self.ticker is not None:
             self.ticker.add(symbol, trades)
         self.pipeline.on_trades(symbol, trades)
+        if self.bus.has_subscribers(PriceTick):  # the bot's price rules
+            tick = price_tick(symbol, trades)
+            if tick is not None:
+                self.bus.publish(tick)
 
     async def run(self) -> None:
         """Stream until cancelled; the store is flushed on the way out."""
