@@ -83,6 +83,7 @@ RULE_MESSAGES: dict[str, dict[str, str]] = {
     "pt": {
         "command.alert": "Seu próprio alerta: preço, delta, CVD, compras, volume, baleias, futuros",
         "command.alerts": "Suas regras de alerta",
+        "usage.alert": "SÍMBOLO MÉTRICA [PERÍODO] >|<|crosses VALOR | delete|pause|resume ID | confirm",
         "rule.not_understood": "Não entendi {part}: {reason}",
         "rule.not_understood.hint": "Duas regras que entendo:\n" + EXAMPLES + "\nVeja /help alert.",
         "rule.empty": "a regra está vazia.",
@@ -95,21 +96,57 @@ RULE_MESSAGES: dict[str, dict[str, str]] = {
         "rule.no_value": "falta o valor depois da comparação.",
         "rule.one_value": "dê um só valor depois da comparação.",
         "rule.bad_value": "não é um número (100000, 95k, 1.5M, -500, 80%, 3x).",
+        "rule.no_span_here": "esta métrica não leva período.",
+        "rule.op_not_here": "esta métrica só aceita >.",
+        "rule.suffix_not_here": "esta métrica leva um número simples aqui.",
+        "rule.oi_change": "interesse aberto é um valor (oi > 1000) ou uma variação num período (oi 15m > 2%).",
+        "rule.percent_range": "uma parcela fica entre 0% e 100%.",
+        "rule.positive": "o valor precisa ser maior que zero.",
         "rule.limit": "Este chat já tem {limit} regras, o máximo permitido.",
         "rule.limit.hint": "Apague uma com /alert delete ID (veja /alerts).",
         "rule.no_futures": "{symbol} não tem dados de {metric} aqui.",
+        "rule.no_futures.hint": "Liquidações, interesse aberto e funding vêm dos futuros USD-M (MARKET=usdm);"
+                                " este Flowbot acompanha o mercado spot.",
         "rule.created": "Regra #{id} criada: {rule}",
+        "rule.created.hint": "{semantics} Os disparos chegam aqui, no máximo um por minuto por regra. /alerts"
+                             " lista suas regras.",
+        "rule.semantics.cross": "Dispara cada vez que o valor cruza {value}.",
+        "rule.semantics.level": "Dispara quando isto passa a valer (agora, se já vale) e de novo depois de deixar"
+                                " de valer.",
+        "rule.semantics.whale": "Dispara a cada negócio assim.",
         "rule.unknown_id": "Você não tem a regra #{id}.",
+        "rule.unknown_id.hint": "Veja os ids das suas regras em /alerts.",
         "rule.deleted": "Regra #{id} apagada.",
         "rule.paused": "Regra #{id} pausada.",
         "rule.resumed": "Regra #{id} retomada.",
+        "rule.which_id": "Qual regra? /alert {action} ID (veja /alerts).",
+        "rule.nothing_to_confirm": "Não há regra proposta para confirmar.",
+        "rule.nothing_to_confirm.hint": "Peça uma, por exemplo /ask tell me when BTC's CVD turns negative.",
         "rule.proposal": "Entendi: /alert {rule}",
+        "rule.proposal.confirm_button": "Toque em Confirmar para criá-la; nada é guardado antes.",
+        "rule.proposal.confirm_command": "Envie /alert confirm para criá-la; nada é guardado antes.",
         "button.confirm": "Confirmar",
+        "button.delete": "Apagar #{id}",
+        "button.pause": "Pausar #{id}",
+        "button.resume": "Retomar #{id}",
         "alerts": "Suas regras de alerta",
         "alerts.empty": "Você não tem regras de alerta.",
+        "alerts.empty.hint": "Crie uma, por exemplo /alert {symbol} price > 100000.",
+        "alerts.line": "#{id} {rule}: {state}, {fired}",
         "alerts.never": "nunca disparou",
+        "alerts.last": "disparou {count} vez(es), a última em {when} ({value})",
         "alerts.state.active": "ativa",
         "alerts.state.paused": "pausada",
+        "help.alert": "Regras de alerta",
+        "help.alert.body": "/alert SÍMBOLO MÉTRICA [PERÍODO] > | < | crosses VALOR\n"
+                           "> e < disparam quando a condição passa a valer (na hora, se já vale) e se rearmam"
+                           " quando ela deixa de valer; crosses dispara só no cruzamento. Regras de preço e de"
+                           " baleia são julgadas a cada lote de negócios (um negócio através do nível dispara),"
+                           " as outras a cada janela fechada (tempo do mercado). No máximo um disparo por minuto"
+                           " por regra; nas horas de silêncio chegam sem som.\nPeríodos: {spans}. Valores: 100000,"
+                           " 95k, 1.5M, -500, 80%, 3x.\nMétricas:\n{metrics}\n/alerts lista suas regras;"
+                           " /alert delete|pause|resume ID.",
+        "fired": "🔔 {rule}",
         "fired.body": "{metric} {value} às {time} UTC\n/flow {symbol} · /chart {symbol}",
     },
 }
