@@ -3,8 +3,9 @@
 (a) Window closes: the real BTCUSDT dump's windows, renamed to 400 symbols, judged by the bot's RuleService
     (SQLite outbox and all) with no rules, then with 100,000 rules; prints the added time per window close.
 (b) Ingestion: the looped spot aggTrade recording from the fake Binance over a real WebSocket through the feed
-    and the pipeline, as `flowbot run` does it, without rules, then with 100,000 rules on the recording's symbols
-    judged on the same event loop from the PriceTicks and closed windows on the bus; prints trades per second.
+    and the pipeline, as `flowbot run` does it, without rules, then with 100,000 rules over 400 symbols (the
+    recording's among them) judged on the same event loop from the PriceTicks and closed windows on the bus;
+    prints trades per second.
 Each measurement runs in a child process of its own, alternated, median of --repeat.
 
     python -m bench.rules [--rules 100000] [--symbols 400] [--messages 200000] [--repeat 3]
@@ -118,7 +119,7 @@ def windows_child(rules: int, symbol_count: int) -> dict[str, Any]:
     return out
 
 
-async def ingest(tape: list[dict[str, Any]], rules: int) -> float:
+async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int) -> float:
     """Seconds for the feed and pipeline to take the whole tape, with the rules judged on the same loop."""
     fake = FakeBinance(tape, batch=200)
     await fake.start()
@@ -134,7 +135,9 @@ async def ingest(tape: list[dict[str, Any]], rules: int) -> float:
     folder = tempfile.TemporaryDirectory()
     if rules:
         first = {m["data"]["s"]: Decimal(m["data"]["p"]) for m in reversed(tape)}
-        service = service_with(random_specs(symbols, first, rules), Path(folder.name))
+        others = [f"S{n:03d}USDT" for n in range(symbol_count - len(symbols))]  # the recording's among 400
+        prices = {**dict.fromkeys(others, Decimal(100)), **first}
+        service = service_with(random_specs([*symbols, *others], prices, rules), Path(folder.name))
         events = bus.subscribe(WindowClosed, PriceTick, name="rules", maxsize=1_000_000)
 
         async def judge() -> None:
@@ -165,6 +168,8 @@ async def ingest(tape: list[dict[str, Any]], rules: int) -> float:
         while events.depth:  # the judge has caught up: its work is part of the run
             await asyncio.sleep(0)
     elapsed = time.perf_counter() - started
+    if rules:
+        print(json.dumps({"firings": sum(service.outbox.counts().values())}), file=sys.stderr)
     for task in (feed_task, judge_task):
         if task is not None:
             task.cancel()
@@ -179,7 +184,7 @@ def child(mode: str, args: argparse.Namespace) -> None:
         print(json.dumps(windows_child(args.rules, args.symbols)))
         return
     tape = build_tape(args.messages)
-    seconds = asyncio.run(ingest(tape, args.rules if mode == "ingest-rules" else 0))
+    seconds = asyncio.run(ingest(tape, args.rules if mode == "ingest-rules" else 0, args.symbols))
     print(json.dumps({"trades": len(tape), "seconds": seconds}))
 
 
@@ -214,7 +219,7 @@ def main() -> None:
             rates[mode].append(result["trades"] / result["seconds"])
     none, ruled = (statistics.median(rates[m]) for m in rates)
     print(f"ingestion (feed + pipeline, median of {args.repeat}): {none:,.0f} trades/s without rules,"
-          f" {ruled:,.0f} with {args.rules:,} rules on the recording's symbols: {ruled / none - 1:+.1%}"
+          f" {ruled:,.0f} with {args.rules:,} rules over {args.symbols} symbols: {ruled / none - 1:+.1%}"
           f" (target within -5%)")
 
 

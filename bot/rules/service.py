@@ -68,7 +68,7 @@ class RuleService:
         self.rules[rule.id] = rule
         firing = self.judge.add(rule.id, rule.spec)
         if firing is not None:
-            self._fire(firing)
+            self._fire([firing])
 
     def owned(self, destination: Destination, rule_id: int) -> Rule | None:
         rule = self.store.get(rule_id)
@@ -100,27 +100,37 @@ class RuleService:
             firings = self.judge.on_window(event)
         else:
             return 0
-        return sum(self._fire(firing) for firing in firings)
+        return self._fire(firings) if firings else 0
 
-    def _fire(self, firing: Firing) -> bool:
-        """Queue a firing unless its rule fired less than the minimum interval ago (market time)."""
-        rule = self.rules.get(firing.rule_id)
-        if rule is None:
-            return False
-        if rule.last_fired_ms is not None and firing.at_ms - rule.last_fired_ms < self.limits.min_interval_s * 1000:
-            return False
-        settings = self.subscriptions.settings(rule.settings_key)
-        title, body = rule_text(settings.language, rule.spec, firing.value, firing.at_ms)
-        message = Message(title, body, silent=_quiet(settings, time.gmtime(self.clock()).tm_hour))
-        queued = self.outbox.add_message(rule.destination, f"rule:{rule.id}:{firing.key}", "rule", message)
-        value = str(firing.value)
-        self.store.fired(rule.id, firing.at_ms, value)
-        self.rules[rule.id] = replace(rule, last_fired_ms=firing.at_ms, fired_count=rule.fired_count + 1,
-                                      last_value=value)
+    def _fire(self, firings: list[Firing]) -> int:
+        """Queue the firings whose rules did not fire less than the minimum interval ago (market time), in one
+        transaction; returns how many were new (a window or trade judged again queues nothing twice)."""
+        interval_ms = self.limits.min_interval_s * 1000
+        hour = time.gmtime(self.clock()).tm_hour
+        settings: dict[Destination, ChatSettings] = {}
+        messages: list[tuple[Destination, str, str, Message]] = []
+        fired: list[tuple[int, int, str]] = []
+        for firing in firings:
+            rule = self.rules.get(firing.rule_id)
+            if rule is None or (rule.last_fired_ms is not None and firing.at_ms - rule.last_fired_ms < interval_ms):
+                continue
+            chat = settings.get(rule.settings_key)
+            if chat is None:
+                chat = settings[rule.settings_key] = self.subscriptions.settings(rule.settings_key)
+            title, body = rule_text(chat.language, rule.spec, firing.value, firing.at_ms)
+            messages.append((rule.destination, f"rule:{rule.id}:{firing.key}", "rule",
+                             Message(title, body, silent=_quiet(chat, hour))))
+            value = str(firing.value)
+            fired.append((rule.id, firing.at_ms, value))
+            self.rules[rule.id] = replace(rule, last_fired_ms=firing.at_ms, fired_count=rule.fired_count + 1,
+                                          last_value=value)
+        if not messages:
+            return 0
+        queued = self.outbox.add_messages(messages)
+        self.store.fired(fired)
         if queued:
             self.on_queued()
         return queued
-
 
 def _quiet(settings: ChatSettings, hour: int) -> bool:
     """The chat's quiet hours (UTC) hold now: firings arrive silently."""

@@ -90,9 +90,10 @@ class RuleStore:
         with self.db.conn:
             self.db.execute("DELETE FROM rules WHERE id = ?", [rule_id])
 
-    def fired(self, rule_id: int, at_ms: int, value: str) -> None:
+    def fired(self, firings: list[tuple[int, int, str]]) -> None:
+        """Count (rule id, ms, value) firings, in one transaction."""
         with self.db.conn:
-            self.db.execute(
+            self.db.conn.executemany(
                 "UPDATE rules SET fired_count = fired_count + 1, last_fired_ms = ?, last_value = ? WHERE id = ?",
-                [at_ms, value, rule_id],
+                [(at_ms, value, rule_id) for rule_id, at_ms, value in firings],
             )
