@@ -55,6 +55,9 @@ class BotConfig:
     data_dir: Path
     symbols: tuple[str, ...]
     alert_merge_window: float = 30.0
+    rules_per_chat: int = 50  # /alert rules a chat may hold
+    rule_interval: float = 60.0  # seconds (market time) between two firings of one rule
+    futures: bool = False  # the market has liquidations, open interest and funding (MARKET=usdm)
     health_check_interval: float = 30.0
     telegram: TelegramConfig | None = None
     discord: DiscordConfig | None = None

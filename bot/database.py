@@ -62,9 +62,24 @@ def _outbox(db: sqlite_utils.Database) -> None:
     Table(db, "alert_explanations").create({"signal_id": str, "text": str, "provider": str}, pk="signal_id")
 
 
+def _rules(db: sqlite_utils.Database) -> None:
+    Table(db, "rules").create(
+        {
+            "id": int, "platform": str, "chat_id": str, "thread_id": int, "guild_id": str, "user_id": str,
+            "symbol": str, "metric": str, "span": str, "op": str, "threshold": str, "suffix": str, "state": str,
+            "created_at": float, "fired_count": int, "last_fired_ms": int, "last_value": str,
+        },
+        pk="id",
+        defaults={"state": "active", "fired_count": 0, "suffix": ""},
+        not_null={"platform", "chat_id", "thread_id", "symbol", "metric", "op", "threshold", "state"},
+    )
+    Table(db, "rules").create_index(["platform", "chat_id", "thread_id"])
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("chats and subscriptions", _chats_and_subscriptions),
     ("outbox", _outbox),
+    ("alert rules", _rules),
 ]
 
 

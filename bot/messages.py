@@ -6,6 +6,7 @@ from functools import partial
 from typing import Protocol
 
 from bot.i18n import translate
+from bot.rules.messages import RULE_MESSAGES
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
@@ -120,6 +121,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alerts_here.server_only": "Use /alerts here in a server channel.",
         "alerts_here.permission": "You need the Manage Channels permission for that.",
         "alerts_here.done": "This server's alerts now arrive in <#{channel}>.",
+        **RULE_MESSAGES["en"],  # /alert and /alerts: bot/rules/messages.py
     },
     "pt": {
         "command.start": "Boas-vindas e como começar",
@@ -233,6 +235,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alerts_here.server_only": "Use /alerts here em um canal de servidor.",
         "alerts_here.permission": "Você precisa da permissão Gerenciar canais para isso.",
         "alerts_here.done": "Os alertas deste servidor agora chegam em <#{channel}>.",
+        **RULE_MESSAGES["pt"],  # /alert and /alerts: bot/rules/messages.py
     },
 }
 

@@ -19,6 +19,7 @@ from bot.handlers.commands import Commands
 from bot.models import Destination
 from bot.outbox import Outbox
 from bot.router import AlertRouter
+from bot.rules.service import RuleLimits, RuleService
 from bot.scheduler import BotScheduler
 from bot.subscriptions import Subscriptions
 from core.events import Signal
@@ -66,9 +67,14 @@ class BotService:
         self.checkpointer = WalCheckpointer(config.data_dir / "flowbot.db")
         self.subscriptions = Subscriptions(self.db)
         self.outbox = Outbox(self.db, config.alert_merge_window)
+        self.rules = RuleService(
+            self.db, self.outbox, self.subscriptions, futures=config.futures, on_queued=self.wake,
+            limits=RuleLimits(per_chat=config.rules_per_chat, min_interval_s=config.rule_interval),
+        )
         self.commands = Commands(
             subscriptions=self.subscriptions, outbox=self.outbox, store=store, symbols=list(config.symbols),
             asker=asker, feed_health=feed_health, provider_health=provider_health, on_queued=self.wake,
+            rules=self.rules,
         )
         self.adapters: list[Adapter] = self._adapters()
         static: list[Destination] = []

@@ -34,6 +34,21 @@ class TradeBatch(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PriceTick(Event):
+    """One released batch of a symbol's trades in brief (prices 1e-8, notional 1e-16): what price rules need,
+    published instead of every trade."""
+
+    symbol: str
+    first_price: int
+    low: int
+    high: int
+    last_price: int
+    last_time: int  # ms, exchange clock, of the batch's last trade
+    last_id: int
+    max_notional: int  # the batch's largest price x quantity
+
+
+@dataclass(frozen=True, slots=True)
 class Gap:
     """Ids Binance printed that the feed could not recover."""
 

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias="DISCORD_ADMIN_IDS"
     )
     alert_merge_window: float = Field(30.0, ge=0, validation_alias="ALERT_MERGE_WINDOW")
+    alert_rules_per_chat: int = Field(50, ge=0, validation_alias="ALERT_RULES_PER_CHAT")
+    alert_rule_interval: float = Field(60.0, ge=0, validation_alias="ALERT_RULE_INTERVAL")
     bus_queue_size: int = Field(10_000, ge=1, validation_alias="BUS_QUEUE_SIZE")
     bus_url: str = Field("memory://", validation_alias="BUS_URL")
     shard_count: int = Field(1, ge=1, validation_alias="SHARD_COUNT")

@@ -21,6 +21,7 @@ from core.events import (
     FeedStatusChanged,
     Gap,
     GapUnfilled,
+    PriceTick,
     Signal,
     StoreHealthChanged,
     TradeBatch,
@@ -32,7 +33,8 @@ from core.trades import Trade
 VERSION = 1
 EVENT_KINDS: dict[str, type[Event]] = {
     kind.__name__: kind
-    for kind in (TradeBatch, GapUnfilled, FeedHealthReport, FeedStatusChanged, StoreHealthChanged, WindowClosed, Signal)
+    for kind in (TradeBatch, GapUnfilled, FeedHealthReport, FeedStatusChanged, StoreHealthChanged, WindowClosed, Signal,
+                 PriceTick)
 }
 _INT64 = 2**63
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -176,6 +178,7 @@ _ENCODERS: dict[type[Event], Callable[[Any], dict[str, Any]]] = {
     StoreHealthChanged: _record,
     WindowClosed: lambda e: {"features": _record(e.features), "revision": pack(e.revision)},
     Signal: _record,
+    PriceTick: _record,
 }
 
 _DECODERS: dict[type[Event], Callable[[dict[str, Any]], Event]] = {
@@ -186,4 +189,5 @@ _DECODERS: dict[type[Event], Callable[[dict[str, Any]], Event]] = {
     StoreHealthChanged: lambda d: _build(StoreHealthChanged, d),
     WindowClosed: _window_closed,
     Signal: lambda d: _build(Signal, d),
+    PriceTick: lambda d: _build(PriceTick, d),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import BotConfig, DiscordConfig, TelegramConfig, WebhookConfig
-from core.settings import Settings
+from core.settings import Market, Settings
 
 
 def bot_config(settings: Settings) -> BotConfig:
@@ -27,6 +27,8 @@ def bot_config(settings: Settings) -> BotConfig:
     )
     return BotConfig(
         data_dir=Path(settings.data_dir), symbols=tuple(settings.symbols),
-        alert_merge_window=settings.alert_merge_window, health_check_interval=settings.health_check_interval,
+        alert_merge_window=settings.alert_merge_window, rules_per_chat=settings.alert_rules_per_chat,
+        rule_interval=settings.alert_rule_interval, futures=settings.market is Market.USDM,
+        health_check_interval=settings.health_check_interval,
         telegram=telegram, discord=discord, webhook=webhook,
     )

@@ -17,7 +17,7 @@ from ai.ask import Asker
 from ai.providers import Completer, ProviderChain, providers_from
 from ai.worker import ModelWorker
 from bot.service import BotService
-from core.events import Signal, StoreHealthChanged
+from core.events import PriceTick, Signal, StoreHealthChanged, WindowClosed
 from core.metrics import Metrics
 from core.settings import Settings
 from engine.analysis.context import SymbolContext
@@ -77,6 +77,7 @@ class BotSide:
         self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
         self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
         self.store_health = bus.subscribe(StoreHealthChanged, name="store-health", maxsize=1_000)
+        self.to_rules = bus.subscribe(WindowClosed, PriceTick, name="rules", maxsize=100_000)
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         """For /readyz: started, and every chat platform up (those down are named with the reason)."""
@@ -100,6 +101,7 @@ class BotSide:
             asyncio.create_task(explain_from_bus(self.analyst, self.to_analyst, self._explained), name="analyst"),
             asyncio.create_task(self._route(), name="bots"),
             asyncio.create_task(self._tell_store_health(), name="store-health"),
+            asyncio.create_task(self._judge_rules(), name="rules"),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -126,3 +128,8 @@ class BotSide:
 
     async def _store_notice(self, event: StoreHealthChanged) -> None:
         self.bots.scheduler.tell_store_health(event.store, event.healthy, event.reason)
+
+    async def _judge_rules(self) -> None:
+        """Judge users' alert rules on every closed window and trade batch (firings go to the outbox)."""
+        async for event in self.to_rules:
+            self.bots.rules.on_event(event)

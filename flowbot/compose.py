@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from core.events import PriceTick
 from core.metrics import Metrics
 from core.settings import Settings
 from core.store_health import StoreHealth
+from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
+from engine.price_ticks import price_tick
 from flowbot.analysis_config import pipeline_config
 from flowbot.feed_config import make_feed
 from flowbot.store_watch import watch_stores
@@ -56,7 +59,7 @@ class Engine:
             self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out,
                                        closed_through=self.pipeline.closed_through)
             self.pipeline.on_windows = self.ticker.add
-        self.feed.on_trades = self.pipeline.on_trades
+        self.feed.on_trades = self._on_trades
         self._behind = False
 
     def _report_lag(self, now: float) -> None:
@@ -68,6 +71,13 @@ class Engine:
         elif self._behind and behind < BEHIND_AT_S / 2:
             self._behind = False
             log.warning("caught up with the market: %.1f s behind (event time)", behind)
+
+    def _on_trades(self, symbol: str, trades: list[Trade]) -> None:
+        self.pipeline.on_trades(symbol, trades)
+        if self.bus.has_subscribers(PriceTick):  # the bot's price rules
+            tick = price_tick(symbol, trades)
+            if tick is not None:
+                self.bus.publish(tick)
 
     async def run(self) -> None:
         """Stream until cancelled (or a store stalled: StoreStalled); the store is flushed on the way out."""

@@ -124,11 +124,15 @@ async def test_commands_are_synced_with_hints_choices_and_autocomplete(
         assert [c["value"] for c in synced["flow"]["options"][1]["choices"]] == ["5m", "15m", "1h", "4h", "24h"]
         assert synced["alerts"]["default_member_permissions"] == str(MANAGE_CHANNELS)
         assert [(o["name"], o["type"]) for o in synced["alerts"]["options"]] == [("here", 1)]
+        assert options["alert"] == [("rule", True, True)]
 
         assert await choices(fake, "flow", {"symbol": "bt"}, "symbol") == ["BTCUSDT"]
         assert await choices(fake, "subscribe", {"symbols": "BTCUSDT e"}, "symbols") == ["BTCUSDT ETHUSDT"]
         assert "all" in await choices(fake, "unsubscribe", {"symbols": ""}, "symbols")
         assert await choices(fake, "settings", {"option": "whale", "value": ""}, "value") == ["on", "silent", "off"]
+        assert await choices(fake, "alert", {"rule": "et"}, "rule") == ["ETHUSDT"]
+        assert await choices(fake, "alert", {"rule": "ETHUSDT buy"}, "rule") == ["ETHUSDT buy_share"]
+        assert await choices(fake, "alert", {"rule": "BTCUSDT delta 5"}, "rule") == ["BTCUSDT delta 5m"]
     finally:
         await service.stop()
 

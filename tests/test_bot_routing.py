@@ -107,7 +107,7 @@ async def test_console_prints_the_alert_then_the_explanation(tmp_path: Path) -> 
 
 def test_migrations_run_once_and_in_order(tmp_path: Path) -> None:
     db = open_database(tmp_path / "flowbot.db")
-    assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2]
+    assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2, 3]
     assert migrate(db) == []
     assert {"chats", "subscriptions", "outbox", "outbox_signals", "alert_signals"} <= set(db.table_names())
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,38 @@ async def test_a_bot_killed_mid_stream_resumes_without_duplicates_or_lost_rows(s
             errors = [await stop(p) for p in (engine, bot)]
         assert all("Traceback" not in e for e in errors), errors
         assert_each_alert_once(telegram, tmp_path)
+
+
+async def test_alert_rules_fire_over_redis_streams_as_in_one_process(shared_data, tmp_path, bus_url) -> None:
+    tape, last_s = live_tape(shared_data)
+    btc = [Decimal(m["data"]["p"]) for m in tape if m["data"]["s"] == "BTCUSDT"]
+    level = sorted(btc)[len(btc) * 2 // 3]  # crossed upward somewhere after the first trade
+    assert btc[0] <= level < max(btc)
+    async with FakeBinance(tape, rate=RATE) as fake, FakeTelegram() as telegram:
+        env = environment(fake, telegram, tmp_path, bus_url)
+        bot = await start("bot", env)
+        engine = await start("engine", env)
+        try:
+            while fake.open_connections() < 1:
+                await asyncio.sleep(0.05)
+            for text in (f"/alert BTCUSDT price > {level}", "/alert ETHUSDT volume 1m > 0.000001"):
+                before = len(telegram.sent)
+                telegram.push_message(CHAT, text)
+                await telegram.wait_until(lambda before=before: len(telegram.sent) > before, timeout=20)
+                assert "set" in (telegram.sent[-1].text or "")
+            await asyncio.sleep(1.0)  # the bot's consumer groups exist before the first event
+            fake.play()
+            await fake.wait_played(60)
+            await asyncio.sleep(max(0.0, last_s + 3 - time.time()))  # the last windows close
+            await telegram.wait_until(lambda: len([m for m in telegram.sent if "🔔" in (m.text or "")]) >= 2, 20)
+            await asyncio.sleep(1.0)  # nothing more arrives
+        finally:
+            errors = [await stop(p) for p in (engine, bot)]
+        assert all("Traceback" not in e for e in errors), errors
+        fired = [m.text or "" for m in telegram.sent if "🔔" in (m.text or "")]
+        assert len(fired) == 2  # each rule once: at most one firing a minute, and the tape is shorter
+        [price] = [t for t in fired if "price &gt;" in t]
+        assert f"BTCUSDT price &gt; {level.normalize():f}" in price
+        shown = Decimal(re.search(r"price ([\d,.]+) at", price).group(1).replace(",", ""))  # type: ignore[union-attr]
+        assert shown > level and shown in btc  # a trade through the level (the highest of its batch)
+        assert any("ETHUSDT volume 1m &gt; 0.000001" in t for t in fired)

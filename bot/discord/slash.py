@@ -13,6 +13,7 @@ from discord.app_commands import Choice, Command
 
 from bot.handlers.commands import COMMANDS, DIGEST_PRESETS, QUIET_PRESETS
 from bot.handlers.registry import Argument, ArgumentKind, CommandSpec
+from bot.rules.metrics import METRICS, SPANS_MS
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS
 from storage.flow_query import FLOW_SPANS_MS
 
@@ -49,6 +50,17 @@ def complete(current: str, options: Sequence[str]) -> list[Choice[str]]:
     return [Choice(name=text, value=text) for text in texts if len(text) <= CHOICE_LENGTH]
 
 
+def rule_options(position: int, symbols: Sequence[str]) -> list[str]:
+    """What may come at this word of an /alert rule: a symbol or an action, a metric, a span or comparison..."""
+    if position == 0:
+        return [*symbols, "delete", "pause", "resume", "confirm"]
+    if position == 1:
+        return list(METRICS)
+    if position == 2:
+        return [*SPANS_MS, ">", "<", "crosses"]
+    return [">", "<", "crosses"] if position == 3 else []
+
+
 def _option(argument: Argument) -> inspect.Parameter:
     """The callback parameter discord.py reads an option from: a string, required or defaulting to None."""
     return inspect.Parameter(
@@ -79,7 +91,7 @@ def slash_command(spec: CommandSpec[Any], answer: Answer, completers: dict[Argum
 
 
 def add_commands(tree: app_commands.CommandTree, symbols: Sequence[str], answer: Answer, here: AlertsHere) -> None:
-    """Register every bot command and /alerts here on the tree."""
+    """Register every bot command and /alerts here on the tree (on Discord the rules are listed by /alert list)."""
 
     async def symbol_words(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         return complete(current, symbols)
@@ -98,8 +110,13 @@ def add_commands(tree: app_commands.CommandTree, symbols: Sequence[str], answer:
         ArgumentKind.SYMBOLS_OR_ALL: symbols_or_all, ArgumentKind.KINDS: kind_words,
         ArgumentKind.SETTING_VALUE: setting_values,
     }
+    async def rule_words(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+        return complete(current, rule_options(current.count(" "), symbols))
+
+    completers[ArgumentKind.RULE] = rule_words
     for spec in COMMANDS:
-        tree.add_command(slash_command(spec, answer, completers))
+        if spec.name != "alerts":  # Discord's /alerts is the group below (/alerts here); rules: /alert list
+            tree.add_command(slash_command(spec, answer, completers))
 
     alerts = app_commands.Group(
         name="alerts", description="Where this server's alerts arrive", guild_only=True,

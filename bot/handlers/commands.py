@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ai.ask import Asker
 from bot.handlers.registry import Argument, ArgumentKind, CommandRegistry
@@ -14,6 +14,7 @@ from bot.messages import Say, say_in
 from bot.messages import text as text_of
 from bot.models import Button, Caller, Destination, Message
 from bot.outbox import Outbox
+from bot.rules.messages import rule_help
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
 from engine.signals.registry import all_kinds
 from presentation.charts import render_chart
@@ -21,6 +22,9 @@ from presentation.flow_text import format_flow
 from presentation.symbols import resolve_symbol
 from storage.feature_store import FeatureStore
 from storage.flow_query import FLOW_SPANS_MS, flow_report
+
+if TYPE_CHECKING:
+    from bot.rules.service import RuleService
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,7 @@ class Commands:
         provider_health: Callable[[], dict[str, str]] = dict,
         on_queued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        rules: RuleService | None = None,
     ) -> None:
         self.subscriptions = subscriptions
         self.outbox = outbox
@@ -84,6 +89,7 @@ class Commands:
         self.provider_health = provider_health
         self.on_queued = on_queued
         self.clock = clock
+        self.rules = rules  # users' alert rules (/alert, /alerts: bot/handlers/rule_commands.py)
 
     def say_for(self, caller: Caller) -> Say:
         """The words of replies to this caller, in their chat's language."""
@@ -121,6 +127,8 @@ class Commands:
 
     @COMMANDS.command("help")
     async def show_help(self, caller: Caller, args: list[str], say: Say) -> Message:
+        if args and args[0].lower().lstrip("/") == "alert":
+            return Message(*rule_help(self.subscriptions.settings(subscriber_of(caller)).language))
         lines = [f"/{c.name} {c.usage(say)}".rstrip() + f": {c.description(say)}"
                  for c in COMMANDS if not c.admin or caller.is_admin]
         if caller.destination.platform == "discord":
@@ -232,6 +240,11 @@ class Commands:
     async def ask(self, caller: Caller, args: list[str], say: Say) -> Message:
         if not args:
             return Message(say("ask.empty"), say("ask.empty.hint", symbol=self.symbols[0]))
+        from bot.handlers.rule_commands import proposal  # declared on COMMANDS after this module
+
+        proposed = proposal(self, caller, " ".join(args), say)
+        if proposed is not None:
+            return proposed
         if self.asker is None:
             return Message(say("ask.unavailable"))
         answer = await self.asker.ask(" ".join(args), user=f"{caller.destination.platform}:{caller.user_id}")
@@ -285,6 +298,8 @@ class Commands:
         """A settings button was pressed: its data is the same text as a /settings command."""
         say = self.say_for(caller)
         words = data.split()
+        if words and words[0] == "alert":  # a rule's delete/pause/resume, or a proposed rule's confirmation
+            return await self.run(caller, "alert", words[1:])
         if not words or words[0] != "settings":
             return Message(say("button.stale"))
         return await self.settings(caller, words[1:], say)
@@ -398,3 +413,6 @@ def _changed(settings: ChatSettings, args: list[str], say: Say) -> ChatSettings 
             return say("settings.digest_values")
         return replace(settings, digest_hour=hour)
     return say("settings.unknown_option", option=repr(option[:20]), kinds=", ".join(SIGNAL_KINDS))
+
+
+from bot.handlers import rule_commands  # noqa: E402, F401  (declares /alert and /alerts on COMMANDS)

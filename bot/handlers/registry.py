@@ -27,6 +27,7 @@ class ArgumentKind(Enum):
     TEXT = "text"  # free text
     SETTING_OPTION = "setting_option"
     SETTING_VALUE = "setting_value"  # a value of the chosen setting option
+    RULE = "rule"  # an alert rule: symbol, metric, span, comparison, value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,141 @@
+"""Users' alert rules end to end: stored in SQLite, judged from the bus's windows and trade batches, and each
+firing queued in the outbox like a signal (once per rule and observation, silent in the chat's quiet hours)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import sqlite_utils
+
+from bot.models import Destination, Message
+from bot.outbox import Outbox
+from bot.rules.grammar import RuleSpec
+from bot.rules.judge import Firing, RuleJudge
+from bot.rules.messages import rule_text
+from bot.rules.store import ACTIVE, PAUSED, Rule, RuleStore
+from bot.subscriptions import ChatSettings, Subscriptions
+from core.events import Event, PriceTick, WindowClosed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuleLimits:
+    """Rules a chat may hold, and the shortest time between two firings of one rule (market time)."""
+
+    per_chat: int = 50
+    min_interval_s: float = 60.0
+
+
+class RuleService:
+    """The rules of every chat: create, list, pause, resume, delete; judge events; queue firings."""
+
+    def __init__(
+        self, db: sqlite_utils.Database, outbox: Outbox, subscriptions: Subscriptions, *,
+        limits: RuleLimits = RuleLimits(), futures: bool = False, on_queued: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = RuleStore(db)
+        self.outbox = outbox
+        self.subscriptions = subscriptions
+        self.limits = limits
+        self.futures = futures  # the market has liquidations, open interest and funding (MARKET=usdm)
+        self.on_queued = on_queued
+        self.clock = clock
+        self.judge = RuleJudge()
+        self.proposals: dict[tuple[Destination, str], RuleSpec] = {}  # proposed by /ask, until confirmed
+        self.rules: dict[int, Rule] = {}
+        for rule in self.store.active():
+            self.rules[rule.id] = rule
+            self.judge.add(rule.id, rule.spec, fresh=False)  # already judged before the restart
+
+    def chat_rules(self, destination: Destination) -> list[Rule]:
+        return self.store.of_chat(destination)
+
+    def room_left(self, destination: Destination) -> bool:
+        return self.store.count(destination) < self.limits.per_chat
+
+    def create(self, destination: Destination, settings_key: Destination, user_id: str, spec: RuleSpec) -> Rule:
+        """Store and start judging a rule; it fires at once when its condition already holds."""
+        rule = self.store.add(destination, settings_key, user_id, spec)
+        self._start(rule)
+        return rule
+
+    def _start(self, rule: Rule) -> None:
+        self.rules[rule.id] = rule
+        firing = self.judge.add(rule.id, rule.spec)
+        if firing is not None:
+            self._fire([firing])
+
+    def owned(self, destination: Destination, rule_id: int) -> Rule | None:
+        rule = self.store.get(rule_id)
+        return rule if rule is not None and rule.destination == destination else None
+
+    def delete(self, rule: Rule) -> None:
+        self._stop(rule)
+        self.store.delete(rule.id)
+
+    def pause(self, rule: Rule) -> None:
+        self._stop(rule)
+        self.store.set_state(rule.id, PAUSED)
+
+    def resume(self, rule: Rule) -> None:
+        if rule.state == ACTIVE:
+            return
+        self.store.set_state(rule.id, ACTIVE)
+        self._start(replace(rule, state=ACTIVE))
+
+    def _stop(self, rule: Rule) -> None:
+        if self.rules.pop(rule.id, None) is not None:
+            self.judge.remove(rule.id, rule.spec)
+
+    def on_event(self, event: Event) -> int:
+        """Judge a closed window or a trade batch; returns how many firings were queued."""
+        if isinstance(event, PriceTick):
+            firings = self.judge.on_tick(event)
+        elif isinstance(event, WindowClosed):
+            firings = self.judge.on_window(event)
+        else:
+            return 0
+        return self._fire(firings) if firings else 0
+
+    def _fire(self, firings: list[Firing]) -> int:
+        """Queue the firings whose rules did not fire less than the minimum interval ago (market time), in one
+        transaction; returns how many were new (a window or trade judged again queues nothing twice)."""
+        interval_ms = self.limits.min_interval_s * 1000
+        hour = time.gmtime(self.clock()).tm_hour
+        settings: dict[Destination, ChatSettings] = {}
+        messages: list[tuple[Destination, str, str, Message]] = []
+        fired: list[tuple[int, int, str]] = []
+        for firing in firings:
+            rule = self.rules.get(firing.rule_id)
+            if rule is None or (rule.last_fired_ms is not None and firing.at_ms - rule.last_fired_ms < interval_ms):
+                continue
+            chat = settings.get(rule.settings_key)
+            if chat is None:
+                chat = settings[rule.settings_key] = self.subscriptions.settings(rule.settings_key)
+            title, body = rule_text(chat.language, rule.spec, firing.value, firing.at_ms)
+            messages.append((rule.destination, f"rule:{rule.id}:{firing.key}", "rule",
+                             Message(title, body, silent=_quiet(chat, hour))))
+            value = str(firing.value)
+            fired.append((rule.id, firing.at_ms, value))
+            self.rules[rule.id] = replace(rule, last_fired_ms=firing.at_ms, fired_count=rule.fired_count + 1,
+                                          last_value=value)
+        if not messages:
+            return 0
+        queued = self.outbox.add_messages(messages)
+        self.store.fired(fired)
+        if queued:
+            self.on_queued()
+        return queued
+
+def _quiet(settings: ChatSettings, hour: int) -> bool:
+    """The chat's quiet hours (UTC) hold now: firings arrive silently."""
+    start, end = settings.quiet_start, settings.quiet_end
+    if start is None or end is None or start == end:
+        return False
+    return start <= hour < end if start < end else (hour >= start or hour < end)
+
