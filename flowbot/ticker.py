@@ -81,7 +81,7 @@ class WindowTicker:
         return (
             f"{when}Z {symbol:<10} trades={tally.trades:<5} volume={scaled_to_decimal(tally.volume).normalize():f} "
             f"buy={scaled_to_decimal(tally.buy_volume).normalize():f} last={price} | lag={lag} gaps={gaps} "
-            f"unfilled={unfilled} reconnects={reconnects} {'ok' if self.health.healthy else 'UNHEALTHY'}"
+            f"unfilled={unfilled} reconnects={reconnects} {self.health.state().text()}"
         )
 
     async def run(self) -> None:

@@ -15,6 +15,7 @@ from bot.messages import text as text_of
 from bot.models import Button, Caller, Destination, Message
 from bot.outbox import Outbox
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
+from core.health import feed_state
 from engine.signals.registry import all_kinds
 from presentation.charts import render_chart
 from presentation.flow_text import format_flow
@@ -296,7 +297,7 @@ class Commands:
         for name, c in snapshot.get("connections", {}).items():
             state = say("status.connected") if c.get("connected") else say("status.disconnected")
             lines.append(say("status.connection", name=name, state=state, reconnects=c.get("reconnects", 0)))
-        verdict = say("status.healthy") if snapshot.get("healthy", False) else say("status.unhealthy")
+        verdict = _feed_verdict(snapshot, say)
         return Message(say("status", verdict=verdict), "\n".join(lines) or say("status.no_symbols"))
 
     @COMMANDS.command("admin", admin=True)
@@ -344,6 +345,18 @@ class Commands:
         self.subscriptions.ensure_chat(key, is_private=False, channel_id=caller.destination.chat_id)
         self.subscriptions.set_alert_channel(key, caller.destination.chat_id)
         return Message(say("alerts_here.done", channel=caller.destination.chat_id))
+
+
+def _feed_verdict(snapshot: dict[str, Any], say: Say) -> str:
+    """healthy, or connecting/reconnecting with the failures in a row and the last reason (never healthy before the
+    first connection)."""
+    state = feed_state(snapshot)
+    if state.ok:
+        return say("status.healthy")
+    verdict = say(f"status.{state.phase}")
+    if state.failures:
+        verdict += say("status.failures", failures=state.failures, last=state.last_error or "-")
+    return verdict if state.healthy else f"{say('status.unhealthy')}, {verdict}"
 
 
 def _kinds(kinds: tuple[str, ...] | list[str], say: Say) -> str:
