@@ -57,7 +57,13 @@ def _run_until_signalled(main: Coroutine[Any, Any, None]) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await main
 
-    asyncio.run(runner())
+    from core.health_server import HealthPortError
+
+    try:
+        asyncio.run(runner())
+    except HealthPortError as exc:
+        print(f"flowbot: {exc}", file=sys.stderr)
+        return 1
     print("flowbot: stopped", file=sys.stderr)
     return 0
 
@@ -124,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pydantic import ValidationError
 
-    from core.health_server import HealthPortError
     from core.logs import configure_logging
     from core.settings import Settings
 
@@ -136,9 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     try:
         return _command(args, settings)
-    except HealthPortError as exc:
-        print(f"flowbot: {exc}", file=sys.stderr)
-        return 1
     except OSError as exc:
         print(f"flowbot: cannot use DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1

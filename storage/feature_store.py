@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,9 @@ import pyarrow.parquet as pq
 
 from core.features import WindowFeatures, vwap_float
 from core.schema import FEATURE_SCHEMA, FILE_SCHEMA, STORED_SCHEMA, Unit, feature_fields
-from engine.analysis.window_batch import WindowBatch
+
+if TYPE_CHECKING:  # the compiled kernels behind it are not loaded by readers of the store (`flowbot flow`)
+    from engine.analysis.window_batch import WindowBatch
 
 DAY_MS = 86_400_000
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
