@@ -81,7 +81,8 @@ async def answer_question(settings: Settings, question: str) -> int:
     try:
         asker = Asker(
             ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer, store,
-            symbols=settings.symbols, signal_store=signal_store, rate_limit=settings.ask_rate_limit,
+            symbols=store.symbols() if settings.all_symbols else settings.symbols, signal_store=signal_store,
+            rate_limit=settings.ask_rate_limit,
         )
         print((await asker.ask(question)).text)
     finally:
@@ -162,8 +163,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return _run_until_signalled(run_bots(settings))
     if args.command == "dashboard":
         from dashboard.app import run_dashboard
+        from flowbot.feed_config import resolve_symbols
 
-        return _run_until_signalled(run_dashboard(settings))
+        async def dashboard() -> None:
+            await run_dashboard(await resolve_symbols(settings))
+
+        return _run_until_signalled(dashboard())
     if args.command == "replay":
         return asyncio.run(run_replay(settings, args))
     if args.command == "flow":

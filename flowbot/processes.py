@@ -17,6 +17,7 @@ from core.settings import Settings
 from engine.bus_factory import make_bus
 from engine.mirror import BusMirror
 from flowbot.compose import Engine
+from flowbot.feed_config import resolve_symbols
 from storage.signal_store import SignalStore
 
 
@@ -25,6 +26,7 @@ async def run_all(settings: Settings) -> None:
     from dashboard.app import Dashboard
     from flowbot.bot_side import BotSide
 
+    settings = await resolve_symbols(settings)
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
     signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
@@ -46,6 +48,7 @@ async def run_all(settings: Settings) -> None:
 
 async def run_engine(settings: Settings) -> None:
     """`flowbot engine`: one shard of the symbols, publishing on the bus."""
+    settings = await resolve_symbols(settings)
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
     engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None, metrics=metrics)
@@ -61,6 +64,7 @@ async def run_bots(settings: Settings) -> None:
     """`flowbot bot`: the analyst and the bots, consuming the engine shards' events from the bus."""
     from flowbot.bot_side import BotSide
 
+    settings = await resolve_symbols(settings)
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
     signal_store = SignalStore(Path(settings.data_dir) / "flowbot.db")
@@ -70,7 +74,7 @@ async def run_bots(settings: Settings) -> None:
     )
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=mirror.contexts.get,
                    feed_health=mirror.feed_health, metrics=metrics)
-    print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
+    print(f"flowbot: bots for {_listed(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
     try:
         async with serving_health(settings, metrics, started_ready("bots", bots.started)):
             await _until_first_ends(mirror.follow(following), bots.run())
@@ -81,10 +85,15 @@ async def run_bots(settings: Settings) -> None:
 
 def _announce(settings: Settings, symbols: list[str]) -> None:
     print(
-        f"flowbot: streaming {', '.join(symbols)} ({settings.market.value} {settings.stream.value}) "
+        f"flowbot: streaming {_listed(symbols)} ({settings.market.value} {settings.stream.value}) "
         f"from {settings.ws_url}; Ctrl-C stops",
         flush=True,
     )
+
+
+def _listed(symbols: list[str], most: int = 20) -> str:
+    """The symbols by name, or how many there are when that would be a wall of names (SYMBOLS=ALL)."""
+    return ", ".join(symbols) if len(symbols) <= most else f"{len(symbols)} symbols ({', '.join(symbols[:3])}, ...)"
 
 
 def _bus_name(settings: Settings) -> str:
