@@ -85,8 +85,8 @@ class Dashboard:
                         changed |= self._apply(self.events.get_nowait())
                     except IndexError:
                         break
-                for symbol in changed:
-                    self.broadcaster.send("card", self.state.card(symbol).as_json())
+                for card in self.state.cards(changed):  # one health snapshot for all of them, not one per card
+                    self.broadcaster.send("card", card.as_json())
                 await asyncio.sleep(0)
         finally:
             self.broadcaster.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -64,9 +64,11 @@ class LiveState:
     def symbols(self) -> list[str]:
         return list(self.contexts)
 
-    def cards(self) -> list[Card]:
+    def cards(self, symbols: Iterable[str] | None = None) -> list[Card]:
+        """The cards of `symbols` (default: every symbol), from one snapshot of the feed's health."""
         health = self.feed_health()
-        return [card(context, _symbol_health(health, s)) for s, context in self.contexts.items()]
+        wanted = self.contexts if symbols is None else symbols
+        return [card(self.contexts.get(s) or SymbolContext(s), _symbol_health(health, s)) for s in wanted]
 
     def card(self, symbol: str) -> Card:
         return card(self.contexts.get(symbol) or SymbolContext(symbol), _symbol_health(self.feed_health(), symbol))

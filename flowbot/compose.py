@@ -31,7 +31,7 @@ class Engine:
         metrics: Metrics, out: TextIO | None = sys.stdout,
     ) -> None:
         self.settings = settings
-        self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval)
+        self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval, write_behind=True)
         self.feed = make_feed(settings, bus, symbols=symbols)
         self.pipeline = FlowPipeline(
             pipeline_config(settings), bus, store=self.store, signal_store=signal_store,
@@ -64,7 +64,7 @@ class Engine:
                 self.ticker.print_closed()
             self.pipeline.close_idle(int(time.time() * 1000), self.feed.is_whole)
             if time.monotonic() - flushed >= self.settings.flush_interval:
-                self.store.flush()
+                self.store.flush_behind()  # a file per symbol and fsyncs: off the event loop
                 flushed = time.monotonic()
             if time.monotonic() - compacted >= COMPACT_EVERY_S:  # one file per flush would pile up
                 today = time.strftime("%Y-%m-%d", time.gmtime())

@@ -131,6 +131,13 @@ class FeatureStore:
             self._keep(pieces)
             raise
 
+    def flush_behind(self) -> None:
+        """flush(), by the writer thread when there is one (waiting only for the write before, if still going)."""
+        if self._writer is None:
+            self.flush()
+        else:
+            self._write_behind(self._writer)
+
     def _take_buffer(self) -> list[dict[str, np.ndarray]]:
         """The buffered pieces, handed over to a write (which gives them back with _keep if it fails)."""
         self._last_flush = self._clock()
