@@ -19,6 +19,7 @@ from dashboard.alerts import AlertFeed
 from dashboard.auth import Auth
 from dashboard.broadcast import Broadcaster, sse
 from dashboard.state import FeedHealthSource, LiveState
+from engine.analysis.context import SymbolContext
 from engine.bus import EventBus, Subscription
 from engine.bus_factory import make_bus
 from presentation.charts import render_chart
@@ -44,10 +45,12 @@ class Dashboard:
     def __init__(
         self, settings: Settings, bus: EventBus, *, store: FeatureStore, signal_db_path: Path,
         feed_health: FeedHealthSource | None = None, name: str | None = None,
+        contexts: dict[str, SymbolContext] | None = None,
     ) -> None:
+        """feed_health and contexts: the engine's own, when it runs in this process."""
         self.settings = settings
         self.store = store
-        self.state = LiveState(settings.symbols, feed_health)
+        self.state = LiveState(settings.symbols, feed_health, contexts)
         self.alerts = AlertFeed(signal_db_path)
         self.auth = Auth(settings.dashboard_token)
         self.broadcaster = Broadcaster()

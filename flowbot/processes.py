@@ -34,7 +34,7 @@ async def run_all(settings: Settings) -> None:
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
                    feed_health=engine.feed.health.snapshot, metrics=metrics)
     dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
-                          feed_health=engine.feed.health.snapshot)
+                          feed_health=engine.feed.health.snapshot, contexts=engine.pipeline.contexts)
     ready = all_ready(feed_ready(engine.feed.health, settings), started_ready("bots", bots.started))
     _announce(settings, engine.feed.symbols)
     try:
