@@ -132,10 +132,11 @@ class FeatureStore:
             raise
 
     def flush_behind(self) -> None:
-        """flush(), by the writer thread when there is one (waiting only for the write before, if still going)."""
+        """flush(), by the writer thread when there is one; while its write before is still going (a file and fsyncs
+        per symbol take a while with hundreds of symbols), the rows stay buffered for the next call: never a wait."""
         if self._writer is None:
             self.flush()
-        else:
+        elif self._in_flight is None or self._in_flight[0].done():
             self._write_behind(self._writer)
 
     def _take_buffer(self) -> list[dict[str, np.ndarray]]:
