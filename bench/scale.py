@@ -9,7 +9,7 @@ CPU time and RSS: event-time lag = now - the trade time of the newest trade proc
 The same is measured with a quarter of the symbols at a quarter of the rate, so the cost per 100 symbols
 is the difference between the two, per 100 symbols, measured in the same run.
 
-    python -m bench.scale [--symbols 400] [--rate 20000] [--seconds 40]
+    python -m bench.scale [--symbols 400] [--rate 20000] [--seconds 40] [--no-baseline] [--without-pandas]
 """
 
 from __future__ import annotations
@@ -55,7 +55,16 @@ async def trades_processed(session: aiohttp.ClientSession, metrics_url: str) -> 
                    if line.startswith("flowbot_trades_total{")))
 
 
-async def run_case(symbols: int, rate: float, seconds: float) -> dict[str, Any]:
+def without_pandas() -> str:
+    """A folder whose `pandas` fails to import, to put first on PYTHONPATH: the process then runs as a production
+    install does (pandas is only in the dev extra, but pyarrow.dataset imports it whenever it is installed)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-no-pandas-"))
+    (folder / "pandas").mkdir()
+    (folder / "pandas" / "__init__.py").write_text('raise ImportError("not installed in production")\n')
+    return str(folder)
+
+
+async def run_case(symbols: int, rate: float, seconds: float, hide_pandas: bool = False) -> dict[str, Any]:
     tape = build_tape(symbols, rate, seconds)
     names = sorted({m["data"]["s"] for m in tape})
     start_ms = int((time.time() + START_MARGIN_S) * 1000)
@@ -68,6 +77,8 @@ async def run_case(symbols: int, rate: float, seconds: float) -> dict[str, Any]:
     env = {**os.environ, "MARKET": "usdm", "SYMBOLS": "ALL", "BINANCE_WS_URL": fake.ws_url,
            "BINANCE_REST_URL": fake.rest_url, "DATA_DIR": str(data_dir), "HEALTH_PORT": "0", "LOG_LEVEL": "WARNING",
            "WHALE_PERCENTILE": "0"}
+    if hide_pandas:
+        env["PYTHONPATH"] = os.pathsep.join([without_pandas(), *filter(None, [os.environ.get("PYTHONPATH")])])
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flowbot.cli", "run", env=env, stdout=asyncio.subprocess.PIPE,
     )
@@ -155,14 +166,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure a quarter of the symbols (for the cost per 100 symbols)")
+    parser.add_argument("--without-pandas", action="store_true",
+                        help="run flowbot as a production install, without the dev extra's pandas")
     args = parser.parse_args()
-    full = asyncio.run(run_case(args.symbols, args.rate, args.seconds))
+    full = asyncio.run(run_case(args.symbols, args.rate, args.seconds, args.without_pandas))
     if not args.baseline:
         show(full)
         return
     small_symbols = max(1, args.symbols // 4)
-    small = asyncio.run(run_case(small_symbols, args.rate * small_symbols / args.symbols, args.seconds))
-    print(f"scale benchmark: SYMBOLS=ALL (USD-M), synthetic symbols over the real recording, {args.seconds:.0f} s")
+    small = asyncio.run(run_case(small_symbols, args.rate * small_symbols / args.symbols, args.seconds,
+                                 args.without_pandas))
+    print(f"scale benchmark: SYMBOLS=ALL (USD-M), synthetic symbols over the real recording, {args.seconds:.0f} s"
+          f"{', flowbot without pandas (as installed in production)' if args.without_pandas else ''}")
     print(f"baseline: {small_symbols} symbols at the same rate per symbol")
     show(small)
     print(f"measured: {args.symbols} symbols")

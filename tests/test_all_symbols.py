@@ -12,6 +12,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ai.ask import Asker
+from ai.providers import ProviderChain
+from bot.database import open_database
+from bot.discord.slash import complete
+from bot.handlers.commands import Commands
+from bot.models import Caller, Destination
+from bot.outbox import Outbox
+from bot.subscriptions import Subscriptions
 from core.settings import Market, Settings
 from engine.bus import InMemoryBus
 from engine.venues.binance.venue import BinanceVenue
@@ -19,6 +27,7 @@ from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording, synthetic_symbols
 from flowbot.bot_config import bot_config
 from flowbot.feed_config import make_feed, resolve_symbols
+from storage.feature_store import FeatureStore
 
 USDM_RECORDING = "binance-usdm-aggtrade-ws.jsonl"
 SPOT_RECORDING = "binance-spot-aggtrade-ws.jsonl"
@@ -106,3 +115,20 @@ async def test_shards_split_the_resolved_list(shared_data: Path) -> None:
         shards = [(await resolve_symbols(settings_for(fake, "usdm", SHARD_COUNT="3", SHARD_INDEX=str(i))))
                   .shard_symbols for i in range(3)]
     assert shards == [everything[0::3], everything[1::3], everything[2::3]]
+
+
+async def test_the_bots_follow_and_describe_the_resolved_list(shared_data: Path, tmp_path: Path) -> None:
+    messages = tape(shared_data, USDM_RECORDING, 400)
+    async with FakeBinance(messages, market="usdm", listed=listing(messages)) as fake:
+        settings = await resolve_symbols(settings_for(fake, "usdm", DATA_DIR=str(tmp_path)))
+    followed = list(bot_config(settings).symbols)
+    db = open_database(tmp_path / "flowbot.db")
+    store = FeatureStore(tmp_path)
+    commands = Commands(subscriptions=Subscriptions(db), outbox=Outbox(db, 30), store=store, symbols=followed,
+                        asker=Asker(ProviderChain([], timeout=1).answer, store, symbols=followed))
+    caller = Caller(Destination("telegram", "1001"), user_id="1001")
+    assert (await commands.run(caller, "subscribe", ["X017KSMUSDT"])).title == "Subscribed to X017KSMUSDT (all kinds)."
+    assert (await commands.run(caller, "subscribe", ["OLDCOINUSDT"])).title == "I don't follow 'OLDCOINUSDT'."
+    help_text = (await commands.run(caller, "help", [])).body
+    assert len(help_text) < 4096 and "(400)" in help_text  # within one Telegram message
+    assert [c.name for c in complete("x010k", followed)] == ["X010KEEPUSDT", "X010KSMUSDT"]  # Discord autocomplete

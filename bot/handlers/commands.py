@@ -119,7 +119,7 @@ class Commands:
                  for c in COMMANDS if not c.admin or caller.is_admin]
         if caller.destination.platform == "discord":
             lines.append(say("help.alerts_here"))
-        lines.append(say("help.symbols", symbols=", ".join(self.symbols), kinds=", ".join(SIGNAL_KINDS)))
+        lines.append(say("help.symbols", symbols=_listed(self.symbols), kinds=", ".join(SIGNAL_KINDS)))
         lines.extend(f"• {spec.name}: {spec.doc}" for spec in all_kinds())  # each kind documents itself in English
         return Message(say("help"), "\n".join(lines))
 
@@ -345,6 +345,11 @@ class Commands:
         self.subscriptions.ensure_chat(key, is_private=False, channel_id=caller.destination.chat_id)
         self.subscriptions.set_alert_channel(key, caller.destination.chat_id)
         return Message(say("alerts_here.done", channel=caller.destination.chat_id))
+
+
+def _listed(symbols: list[str], most: int = 30) -> str:
+    """The followed symbols, or the first ones and how many (SYMBOLS=ALL: a message holds a few thousand characters)."""
+    return ", ".join(symbols) if len(symbols) <= most else f"{', '.join(symbols[:12])}, \u2026 ({len(symbols)})"
 
 
 def _feed_verdict(snapshot: dict[str, Any], say: Say) -> str:
