@@ -14,9 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import groq
-import openai
-
 from ai.acceptance import acceptance
 from core.settings import Settings
 
@@ -99,9 +96,11 @@ class ChatProvider:
 
 
 def providers_from(settings: Settings) -> list[ChatProvider]:
-    """The configured providers in their order; one without a key is skipped."""
+    """The configured providers in their order; one without a key is skipped (and its SDK never imported)."""
     providers = []
     if settings.groq_api_key is not None:
+        import groq
+
         groq_client = groq.AsyncGroq(
             api_key=settings.groq_api_key.get_secret_value(), base_url=settings.groq_base_url, max_retries=0
         )
@@ -111,6 +110,8 @@ def providers_from(settings: Settings) -> list[ChatProvider]:
         ("openai", settings.openai_api_key, settings.openai_base_url, settings.openai_model),
     ):
         if key is not None:
+            import openai
+
             client = openai.AsyncOpenAI(api_key=key.get_secret_value(), base_url=base_url, max_retries=0)
             providers.append(ChatProvider(name, model, client, openai))
     return providers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,47 @@ class ConnectionHealth:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the connections are doing, for people: delivering ("ok"), or still trying and why."""
+
+    phase: str  # "ok", "connecting" (has never delivered) or "reconnecting" (delivered before, lost, retrying)
+    failures: int = 0  # failed attempts in a row of the connection in the worst state
+    last_error: str | None = None
+    healthy: bool = True  # False once a connection failed WS_MAX_RECONNECT_ATTEMPTS times in a row
+
+    @property
+    def ok(self) -> bool:
+        return self.phase == "ok"
+
+    def text(self) -> str:
+        """e.g. "ok", "connecting", "connecting: 6 failures, last: cannot resolve data-stream.binance.vision"."""
+        if self.ok:
+            return "ok"
+        words = self.phase
+        if self.failures:
+            words += f": {self.failures} failure{'s' if self.failures != 1 else ''}, last: {self.last_error}"
+        return words if self.healthy else f"UNHEALTHY, {words}"
+
+
+def feed_state(snapshot: Mapping[str, Any]) -> FeedState:
+    """The state of a feed from its snapshot (FeedHealth.snapshot(), as the bus carries it; symbols not needed).
+
+    A connection is ok when it is connected with no failure since it last delivered; a feed without any
+    connection yet is connecting. Otherwise the feed is as the connection with the most failures in a row.
+    """
+    connections: list[Mapping[str, Any]] = list(snapshot.get("connections", {}).values())
+    healthy = snapshot.get("healthy", True) and all(c.get("healthy", True) for c in connections)
+    failing = [c for c in connections if not c.get("connected") or c.get("consecutive_failures", 0)]
+    if connections and not failing:
+        return FeedState("ok")
+    if not failing:
+        return FeedState("connecting")
+    worst = max(failing, key=lambda c: c.get("consecutive_failures", 0))
+    phase = "connecting" if worst.get("last_message_age_s") is None else "reconnecting"
+    return FeedState(phase, worst.get("consecutive_failures", 0), worst.get("last_error"), healthy)
+
+
 @dataclass
 class FeedHealth:
     """Everything the feed knows about its own state; shown by /status, /healthz and metrics."""
@@ -126,6 +168,11 @@ class FeedHealth:
         if connection is not None:
             lags = {key: connection.snapshot(now)[key] for key in lags}
         return health.snapshot(now) | lags
+
+    def state(self) -> FeedState:
+        """Delivering, or connecting/reconnecting with the failures and the last reason."""
+        now = time.time()
+        return feed_state({"connections": {n: c.snapshot(now) for n, c in self.connections.items()}})
 
     def snapshot(self) -> dict[str, Any]:
         now = time.time()

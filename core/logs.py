@@ -17,6 +17,10 @@ from core.settings import Settings
 
 MASK = "***"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries whose INFO lines are chatter to an operator (APScheduler's "Adding job tentatively", every HTTP request of
+# httpx, discord.py's gateway, aiohttp's access log...): they log at WARNING and above unless LOG_LEVEL=DEBUG.
+QUIET_LIBRARIES = ("apscheduler", "httpx", "httpcore", "discord", "telegram", "aiohttp.access", "aiohttp.server",
+                   "openai", "groq", "urllib3", "asyncio")
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -109,6 +113,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
     _log_uncaught()
     return handler
 

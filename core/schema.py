@@ -13,7 +13,7 @@ QUOTE_SCALE = 10**16  # price x quantity sums: integers of 1e-16
 class Unit(Enum):
     """How a column is stored (its Parquet type) and what its exact in-memory integers are scaled by."""
 
-    SYMBOL = "string (dictionary)"
+    SYMBOL = "string, the symbol= folder"  # a hive partition key: not in the files, every reader adds it
     TIME = "timestamp[ms, UTC]"
     PRICE = "float64, exact 1e-8"  # an integer of 1e-8 in memory
     QUOTE = "float64, exact 1e-16"  # an integer of 1e-16 in memory
@@ -38,7 +38,7 @@ class Column:
 
 
 FEATURE_SCHEMA: tuple[Column, ...] = (
-    Column("symbol", Unit.SYMBOL, "the market, e.g. BTCUSDT (also the symbol= folder)"),
+    Column("symbol", Unit.SYMBOL, "the market, e.g. BTCUSDT (readers take it from the folder name)"),
     Column("window_start", Unit.TIME, "the window's first millisecond"),
     Column("window_end", Unit.TIME, "the millisecond after the window"),
     Column("open", Unit.PRICE, "price of the window's first trade"),
@@ -68,6 +68,9 @@ FEATURE_SCHEMA: tuple[Column, ...] = (
 REVISION = Column("revision", Unit.COUNT, "a late trade rewrites its window with a higher revision; readers keep it")
 STORED_SCHEMA: tuple[Column, ...] = (*FEATURE_SCHEMA, REVISION)
 FEATURE_COLUMNS: tuple[str, ...] = tuple(column.name for column in FEATURE_SCHEMA)
+# What a Parquet file holds: the partition key lives in the folder name only, so that every hive reader (pyarrow's
+# dataset with default options, pandas, DuckDB, polars) gets one symbol column, of the type it infers for folders.
+FILE_SCHEMA: tuple[Column, ...] = tuple(column for column in STORED_SCHEMA if column.unit is not Unit.SYMBOL)
 
 
 def feature_fields(*units: Unit) -> tuple[str, ...]:

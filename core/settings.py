@@ -23,6 +23,7 @@ class StreamKind(StrEnum):
 
 WINDOW_DURATIONS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # whole seconds that divide a minute
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ALL_SYMBOLS = "ALL"  # SYMBOLS=ALL
 
 MARKET_ENDPOINTS: dict[Market, tuple[str, str]] = {
     Market.SPOT: ("wss://data-stream.binance.vision", "https://data-api.binance.vision"),
@@ -147,6 +148,8 @@ class Settings(BaseSettings):
                 raise ValueError("SYMBOLS must name at least one symbol")
             if any(not s.isalnum() for s in symbols):
                 raise ValueError("SYMBOLS entries must be letters and digits, e.g. BTCUSDT")
+            if ALL_SYMBOLS in symbols and len(symbols) > 1:
+                raise ValueError("SYMBOLS=ALL stands alone (every trading symbol of MARKET)")
             return list(dict.fromkeys(symbols))
         return value
 
@@ -187,6 +190,11 @@ class Settings(BaseSettings):
         if self.shard_index >= self.shard_count:
             raise ValueError(f"SHARD_INDEX must be below SHARD_COUNT ({self.shard_count}): 0 to {self.shard_count - 1}")
         return self
+
+    @property
+    def all_symbols(self) -> bool:
+        """SYMBOLS=ALL: every trading symbol of MARKET, listed by the exchange when a process starts."""
+        return self.symbols == [ALL_SYMBOLS]
 
     @property
     def shard_symbols(self) -> list[str]:

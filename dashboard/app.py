@@ -22,6 +22,7 @@ from dashboard.broadcast import Broadcaster, sse
 from dashboard.hosts import allowed_hosts, checking_host
 from dashboard.login_throttle import LoginThrottle
 from dashboard.state import FeedHealthSource, LiveState
+from engine.analysis.context import SymbolContext
 from engine.bus import EventBus, Subscription
 from engine.bus_factory import make_bus
 from presentation.charts import render_chart
@@ -47,10 +48,12 @@ class Dashboard:
     def __init__(
         self, settings: Settings, bus: EventBus, *, store: FeatureStore, signal_db_path: Path,
         feed_health: FeedHealthSource | None = None, name: str | None = None,
+        contexts: dict[str, SymbolContext] | None = None,
     ) -> None:
+        """feed_health and contexts: the engine's own, when it runs in this process."""
         self.settings = settings
         self.store = store
-        self.state = LiveState(settings.symbols, feed_health)
+        self.state = LiveState(settings.symbols, feed_health, contexts)
         self.alerts = AlertFeed(signal_db_path)
         self.auth = Auth(settings.dashboard_token)
         self.throttle = LoginThrottle()
@@ -97,8 +100,8 @@ class Dashboard:
                         changed |= self._apply(self.events.get_nowait())
                     except IndexError:
                         break
-                for symbol in changed:
-                    self.broadcaster.send("card", self.state.card(symbol).as_json())
+                for card in self.state.cards(changed):  # one health snapshot for all of them, not one per card
+                    self.broadcaster.send("card", card.as_json())
                 await asyncio.sleep(0)
         finally:
             self.broadcaster.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,18 +41,29 @@ class Card:
 class LiveState:
     """Each symbol's last hour of windows (from WindowClosed) and the feed's health (reports on the bus or a source)."""
 
-    def __init__(self, symbols: list[str], feed_health: FeedHealthSource | None = None) -> None:
+    def __init__(
+        self, symbols: list[str], feed_health: FeedHealthSource | None = None,
+        contexts: dict[str, SymbolContext] | None = None,
+    ) -> None:
+        """contexts: the engine's own, in its process (else each symbol's hour of windows is held twice)."""
         self.mirror = BusMirror(symbols)
-        self.contexts = self.mirror.contexts
+        self._symbols = list(symbols)
+        self._shared = contexts is not None
+        self.contexts = contexts if contexts is not None else self.mirror.contexts
         self._feed_health = feed_health
 
     def apply(self, event: WindowClosed | FeedHealthReport) -> set[str]:
         """Learn an event; the symbols whose card changed (a health report may change every card)."""
+        if self._shared and isinstance(event, WindowClosed):
+            return {event.features.symbol}  # the engine has added the window to its context already
         changed = self.mirror.apply(event)
-        return changed | set(self.contexts) if isinstance(event, FeedHealthReport) else changed
+        return changed | set(self.symbols()) if isinstance(event, FeedHealthReport) else changed
 
     def seed(self, store: FeatureStore) -> None:
-        """Start from the last stored hour of each known symbol (a dashboard started after the engine)."""
+        """Start from the last stored hour of each known symbol (a dashboard started after the engine); the engine's
+        own contexts are its to fill."""
+        if self._shared:
+            return
         for symbol, context in self.contexts.items():
             if context.latest is None:
                 context.extend(stored_windows(store, symbol))
@@ -62,11 +73,13 @@ class LiveState:
         return self._feed_health() if self._feed_health is not None else self.mirror.feed_health()
 
     def symbols(self) -> list[str]:
-        return list(self.contexts)
+        return list(dict.fromkeys([*self._symbols, *self.contexts]))
 
-    def cards(self) -> list[Card]:
+    def cards(self, symbols: Iterable[str] | None = None) -> list[Card]:
+        """The cards of `symbols` (default: every symbol), from one snapshot of the feed's health."""
         health = self.feed_health()
-        return [card(context, _symbol_health(health, s)) for s, context in self.contexts.items()]
+        wanted = self.symbols() if symbols is None else symbols
+        return [card(self.contexts.get(s) or SymbolContext(s), _symbol_health(health, s)) for s in wanted]
 
     def card(self, symbol: str) -> Card:
         return card(self.contexts.get(symbol) or SymbolContext(symbol), _symbol_health(self.feed_health(), symbol))

@@ -20,6 +20,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from fakes.loopback import LoopbackServer
 
 _REST_PREFIX = {"spot": "/api/v3", "usdm": "/fapi/v1"}
+_STREAMS_PER_CONNECTION = {"spot": 1024, "usdm": 200}  # Binance's limits per connection, by market
+_CONTROL_PER_SECOND = {"spot": 5, "usdm": 10}
+_QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "BRL", "AUD", "TRY")
 _CONTROL_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
 _ROW_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
 _QUERY_INTS = ("fromId", "startTime", "endTime", "limit")
@@ -347,6 +350,22 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _listing(symbol: str, status: str, market: str) -> Json:
+    """One exchangeInfo symbol entry (the fields Binance documents for the market; filters left empty)."""
+    quote = next((q for q in _QUOTE_ASSETS if symbol.endswith(q) and len(symbol) > len(q)), symbol[-4:])
+    base = symbol.removesuffix(quote)
+    if market == "usdm":
+        return {"symbol": symbol, "pair": symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+                "onboardDate": 1569398400000, "status": status, "baseAsset": base, "quoteAsset": quote,
+                "marginAsset": quote, "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+                "quotePrecision": 8, "underlyingType": "COIN", "settlePlan": 0, "triggerProtect": "0.0500",
+                "filters": [], "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"]}
+    return {"symbol": symbol, "status": status, "baseAsset": base, "baseAssetPrecision": 8, "quoteAsset": quote,
+            "quotePrecision": 8, "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": True,
+            "ocoAllowed": True, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False, "filters": [],
+            "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER"}
+
+
 def _int_param(params: dict[str, str], name: str) -> int | None:
     """An optional integer query parameter; ValueError if it is not an integer."""
     value = params.get(name)
@@ -367,16 +386,22 @@ class FakeBinance(LoopbackServer):
         rate: float | None = None,
         batch: int = 50,
         ping_interval: float | None = None,
-        max_streams_per_connection: int = 1024,
-        max_control_per_second: int = 5,
+        max_streams_per_connection: int | None = None,
+        max_control_per_second: int | None = None,
+        listed: dict[str, str] | None = None,
         clock_lag: float | None = None,
     ) -> None:
         """rate: messages per second (None: as fast as possible); clock_lag: instead, a live market whose messages
-        go out when the wall clock reaches their trade time plus this many seconds (a stream lagging by it)."""
+        go out when the wall clock reaches their trade time plus this many seconds (a stream lagging by it);
+        listed: exchangeInfo's symbols and their status (default: the tape's symbols, all TRADING)."""
         super().__init__()
         if market not in _REST_PREFIX:
             raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
         self.market = market
+        if max_streams_per_connection is None:
+            max_streams_per_connection = _STREAMS_PER_CONNECTION[market]
+        if max_control_per_second is None:
+            max_control_per_second = _CONTROL_PER_SECOND[market]
         self._best_match = market == "spot"  # spot rows carry "M", USD-M rows do not
         self.rate = rate
         self.clock_lag = clock_lag
@@ -398,6 +423,8 @@ class FakeBinance(LoopbackServer):
         self._streams = [stream_key(message["stream"]) for message in messages]
         self._times = [message["data"].get("T", message["data"].get("E", 0)) for message in messages]
         self._history = self._build_history(rest_history or {})
+        self.listed = listed if listed is not None else dict.fromkeys(sorted(self._history), "TRADING")
+        self.exchange_info_requests = 0
         self._subscribers: dict[str, tuple[_Connection, ...]] = {}
         self._connections: set[_Connection] = set()
         self._faults: deque[ConnectionFault] = deque()
@@ -425,6 +452,7 @@ class FakeBinance(LoopbackServer):
         app.router.add_get("/stream", self._handle_stream)
         app.router.add_get(f"{prefix}/aggTrades", self._handle_agg_trades)
         app.router.add_get(f"{prefix}/ping", self._handle_ping)
+        app.router.add_get(f"{prefix}/exchangeInfo", self._handle_exchange_info)
         return app
 
     async def stop_work(self) -> None:
@@ -477,6 +505,10 @@ class FakeBinance(LoopbackServer):
     def open_connections(self) -> int:
         """WebSocket connections currently open (not closed, aborted or closing)."""
         return len(self._connections)
+
+    def streams_per_connection(self) -> list[int]:
+        """How many streams each open WebSocket connection is subscribed to, sorted."""
+        return sorted(len(conn.streams) for conn in self._connections)
 
     def aggtrade_history(self, symbol: str) -> list[Json]:
         """The full REST history of a symbol, played or not, ascending by id."""
@@ -584,6 +616,17 @@ class FakeBinance(LoopbackServer):
     async def _handle_ping(self, request: web.Request) -> web.Response:
         """GET .../ping: {}."""
         return _json_response({})
+
+    async def _handle_exchange_info(self, request: web.Request) -> web.Response:
+        """GET .../exchangeInfo: the listed symbols, shaped as Binance's documents them for the market."""
+        self.exchange_info_requests += 1
+        body: Json = {"timezone": "UTC", "serverTime": _now_ms(), "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+            "exchangeFilters": []}
+        if self.market == "usdm":
+            body |= {"futuresType": "U_MARGINED", "assets": []}
+        body["symbols"] = [_listing(symbol, status, self.market) for symbol, status in self.listed.items()]
+        return _json_response(body)
 
     async def _handle_agg_trades(self, request: web.Request) -> web.Response:
         """GET .../aggTrades: the played aggTrades of a symbol, like Binance's REST endpoint."""

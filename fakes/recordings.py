@@ -96,3 +96,28 @@ def _id_spans(messages: list[dict[str, Any]]) -> dict[tuple[str, str], list[tupl
     for (symbol, event, group), (low, high) in bounds.items():
         spans.setdefault((symbol, event), []).append((group, high - low + 1))
     return spans
+
+
+def synthetic_symbols(messages: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """`count` markets from a recording's few: copy k of each symbol is named X<k>SYMBOL (its stream too), with the
+    recording's real prices, sizes, ids and times; copies interleave message by message, in the recording's order."""
+    symbols = sorted({m["data"]["s"] for m in messages})
+    copies = -(-count // len(symbols))
+    names = sorted(f"X{k:03d}{symbol}" for k in range(copies) for symbol in symbols)[:count]
+    wanted = set(names)
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        data = message["data"]
+        event = message["stream"].partition("@")[2]
+        for k in range(copies):
+            name = f"X{k:03d}{data['s']}"
+            if name in wanted:
+                out.append({"stream": f"{name.lower()}@{event}", "data": {**data, "s": name}})
+    return out
+
+
+def stamped_live(messages: list[dict[str, Any]], rate: float, start_ms: int) -> list[dict[str, Any]]:
+    """The messages as a live market played at `rate` messages a second from `start_ms`: each one's event and trade
+    time (E, T) is when the fake sends it, so a client's lag behind the market is its lag behind those times."""
+    return [{**m, "data": {**m["data"], "E": start_ms + int(i * 1000 / rate), "T": start_ms + int(i * 1000 / rate)}}
+            for i, m in enumerate(messages)]

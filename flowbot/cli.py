@@ -89,7 +89,13 @@ def _run_until_signalled(main: Coroutine[Any, Any, None]) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await main
 
-    asyncio.run(runner())
+    from core.health_server import HealthPortError
+
+    try:
+        asyncio.run(runner())
+    except HealthPortError as exc:
+        print(f"flowbot: {exc}", file=sys.stderr)
+        return 1
     print("flowbot: stopped", file=sys.stderr)
     return 0
 
@@ -107,7 +113,8 @@ async def answer_question(settings: Settings, question: str) -> int:
     try:
         asker = Asker(
             ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer, store,
-            symbols=settings.symbols, signal_store=signal_store, rate_limit=settings.ask_rate_limit,
+            symbols=store.symbols() if settings.all_symbols else settings.symbols, signal_store=signal_store,
+            rate_limit=settings.ask_rate_limit,
         )
         print((await asker.ask(question)).text)
     finally:
@@ -173,7 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pydantic import ValidationError
 
-    from core.health_server import HealthPortError
     from core.logs import configure_logging
     from core.settings import Settings, settings_problems
     from storage.window_record import WindowDurationMismatch
@@ -187,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     try:
         return _command(args, settings)
-    except (HealthPortError, WindowDurationMismatch) as exc:
+    except WindowDurationMismatch as exc:
         print(f"flowbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -224,8 +230,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return _run_until_signalled(run_bots(settings))
     if args.command == "dashboard":
         from dashboard.app import run_dashboard
+        from flowbot.feed_config import resolve_symbols
 
-        return _run_until_signalled(run_dashboard(settings))
+        async def dashboard() -> None:
+            await run_dashboard(await resolve_symbols(settings))
+
+        return _run_until_signalled(dashboard())
     if args.command == "replay":
         return asyncio.run(run_replay(settings, args))
     if args.command == "evaluate":

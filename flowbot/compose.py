@@ -46,7 +46,7 @@ class Engine:
         self.store_health = store_health or StoreHealth()
         claim_window_duration(Path(settings.data_dir), int(settings.window_duration * 1000))
         self.store = FeatureStore(Path(settings.data_dir), flush_interval=settings.flush_interval,
-                                  health=self.store_health)
+                                  health=self.store_health, write_behind=True)
         self.feed = make_feed(settings, bus, symbols=symbols)
         self.pipeline = FlowPipeline(
             pipeline_config(settings), bus, store=self.store, signal_store=signal_store,
@@ -126,7 +126,7 @@ class Engine:
                 self.ticker.print_closed()
             if time.monotonic() - flushed >= self.settings.flush_interval:
                 self.pipeline.flush_corrections()
-                self.store.flush()
+                self.store.flush_behind()  # a file per symbol and fsyncs: off the event loop
                 flushed = time.monotonic()
             if time.monotonic() - compacted >= COMPACT_EVERY_S:  # one file per flush would pile up
                 today = time.strftime("%Y-%m-%d", time.gmtime())

@@ -102,7 +102,8 @@ async def _settings(settings: Settings) -> str:
                                   ("Discord webhook", settings.discord_webhook_url)) if on is not None]
     ai = [name for name, key in (("Groq", settings.groq_api_key), ("DashScope", settings.dashscope_api_key),
                                  ("OpenAI", settings.openai_api_key)) if key is not None]
-    return (f"{settings.market.value} {settings.stream.value}, {len(settings.symbols)} symbols; "
+    followed = "every trading symbol (SYMBOLS=ALL)" if settings.all_symbols else f"{len(settings.symbols)} symbols"
+    return (f"{settings.market.value} {settings.stream.value}, {followed}; "
             f"bots: {', '.join(bots) or 'none (alerts on the console)'}; "
             f"AI: {', '.join(ai) or 'none (offline explanations)'}")
 
@@ -147,7 +148,8 @@ async def _binance_rest(session: aiohttp.ClientSession, settings: Settings) -> s
 
 async def _binance_ws(session: aiohttp.ClientSession, settings: Settings) -> str:
     venue = venue_from(settings)
-    url = venue.connection_url(settings.ws_url, venue.stream_names(settings.symbols[:1]))
+    url = venue.connection_url(settings.ws_url, venue.stream_names(["BTCUSDT" if settings.all_symbols else
+                                                                    settings.symbols[0]]))
     started = time.monotonic()
     try:
         async with session.ws_connect(url, autoping=False):

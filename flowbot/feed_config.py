@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import aiohttp
+
 from core.settings import Settings
 from engine.bus import EventBus
 from engine.connection.config import FeedConfig
 from engine.connection.feed import MarketFeed
+from engine.connection.pacing import backoff_delay
 from engine.connection.supervisor import SupervisorPolicy
+from engine.venues.binance.exchange_info import ExchangeInfoError
 from engine.venues.binance.venue import BinanceVenue
+
+log = logging.getLogger(__name__)
 
 
 def venue_from(settings: Settings) -> BinanceVenue:
@@ -41,3 +50,29 @@ def feed_config(settings: Settings, symbols: list[str] | None = None) -> FeedCon
 def make_feed(settings: Settings, bus: EventBus, *, symbols: list[str] | None = None) -> MarketFeed:
     """The live feed of `settings`' venue."""
     return MarketFeed(venue_from(settings), feed_config(settings, symbols), bus)
+
+
+async def resolve_symbols(settings: Settings) -> Settings:
+    """SYMBOLS=ALL: the settings with SYMBOLS set to every symbol MARKET trades now (the venue's list, asked again with
+    backoff until it answers), so that shards, bots and dashboard all follow that list; other settings as they are."""
+    if not settings.all_symbols:
+        return settings
+    venue = venue_from(settings)
+    failures = 0
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                symbols = await venue.trading_symbols(session, settings.rest_url)
+                if symbols:
+                    break
+                problem = "it lists no trading symbol"
+            except ExchangeInfoError as exc:
+                problem = str(exc)
+            failures += 1
+            log.warning("SYMBOLS=ALL: cannot list the %s symbols from %s (%d failures in a row): %s; retrying",
+                        settings.market.value, settings.rest_url, failures, problem)
+            await asyncio.sleep(
+                backoff_delay(failures, settings.ws_reconnect_base_delay, settings.ws_reconnect_max_delay)
+            )
+    log.info("SYMBOLS=ALL: %d %s symbols trading", len(symbols), settings.market.value)
+    return settings.model_copy(update={"symbols": symbols})

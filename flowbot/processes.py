@@ -18,6 +18,7 @@ from core.store_health import StoreHealth
 from engine.bus_factory import make_bus
 from engine.mirror import BusMirror
 from flowbot.compose import Engine
+from flowbot.feed_config import resolve_symbols
 from flowbot.store_watch import watch_stores
 from storage.signal_store import SignalStore
 
@@ -27,6 +28,7 @@ async def run_all(settings: Settings) -> None:
     from dashboard.app import Dashboard
     from flowbot.bot_side import BotSide
 
+    settings = await resolve_symbols(settings)
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
     store_health = StoreHealth()
@@ -36,7 +38,7 @@ async def run_all(settings: Settings) -> None:
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
                    feed_health=engine.feed.health.snapshot, metrics=metrics)
     dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
-                          feed_health=engine.feed.health.snapshot)
+                          feed_health=engine.feed.health.snapshot, contexts=engine.pipeline.contexts)
     ready = all_ready(feed_ready(engine.feed.health, settings), bots.ready, store_ready(store_health))
     _announce(settings, engine.feed.symbols)
     try:
@@ -50,6 +52,7 @@ async def run_all(settings: Settings) -> None:
 
 async def run_engine(settings: Settings) -> None:
     """`flowbot engine`: one shard of the symbols, publishing on the bus."""
+    settings = await resolve_symbols(settings)
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
     engine = Engine(settings, bus, symbols=settings.shard_symbols, signal_store=None, metrics=metrics)
@@ -66,6 +69,7 @@ async def run_bots(settings: Settings) -> None:
     """`flowbot bot`: the analyst and the bots, consuming the engine shards' events from the bus."""
     from flowbot.bot_side import BotSide
 
+    settings = await resolve_symbols(settings)
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
     metrics = Metrics()
     store_health = StoreHealth()
@@ -77,7 +81,7 @@ async def run_bots(settings: Settings) -> None:
     )
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=mirror.contexts.get,
                    feed_health=mirror.feed_health, metrics=metrics)
-    print(f"flowbot: bots for {', '.join(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
+    print(f"flowbot: bots for {_listed(settings.symbols)} on {_bus_name(settings)}; Ctrl-C stops", flush=True)
     try:
         ready = all_ready(bots.ready, store_ready(store_health))
         async with serving_health(settings, metrics, ready):
@@ -89,10 +93,15 @@ async def run_bots(settings: Settings) -> None:
 
 def _announce(settings: Settings, symbols: list[str]) -> None:
     print(
-        f"flowbot: streaming {', '.join(symbols)} ({settings.market.value} {settings.stream.value}) "
+        f"flowbot: streaming {_listed(symbols)} ({settings.market.value} {settings.stream.value}) "
         f"from {settings.ws_url}; Ctrl-C stops",
         flush=True,
     )
+
+
+def _listed(symbols: list[str], most: int = 20) -> str:
+    """The symbols by name, or how many there are when that would be a wall of names (SYMBOLS=ALL)."""
+    return ", ".join(symbols) if len(symbols) <= most else f"{len(symbols)} symbols ({', '.join(symbols[:3])}, ...)"
 
 
 def _bus_name(settings: Settings) -> str:

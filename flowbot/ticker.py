@@ -74,5 +74,5 @@ class WindowTicker:
         return (
             f"{when}Z {symbol:<10} trades={trades:<5} volume={scaled_to_decimal(volume).normalize():f} "
             f"buy={scaled_to_decimal(buy).normalize():f} last={price} | lag={lag} gaps={gaps} "
-            f"unfilled={unfilled} reconnects={reconnects} {'ok' if self.health.healthy else 'UNHEALTHY'}"
+            f"unfilled={unfilled} reconnects={reconnects} {self.health.state().text()}"
         )

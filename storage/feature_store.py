@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -23,27 +24,29 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from core.features import WindowFeatures, vwap_float
-from core.schema import FEATURE_SCHEMA, STORED_SCHEMA, Unit, feature_fields
+from core.schema import FEATURE_SCHEMA, FILE_SCHEMA, STORED_SCHEMA, Unit, feature_fields
 from core.store_health import StoreHealth, StoreStalled, unwritable
-from engine.analysis.window_batch import WindowBatch
 from storage.quarantine import features_root, quarantine_unreadable
+
+if TYPE_CHECKING:  # the compiled kernels behind it are not loaded by readers of the store (`flowbot flow`)
+    from engine.analysis.window_batch import WindowBatch
 
 DAY_MS = 86_400_000
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
-# Dictionary, the type pyarrow/pandas infer for the symbol=... folder: with plain strings, pq.read_table (and so
-# pandas.read_parquet) of a file or of the whole store fails to merge the column with the hive partition key.
+# The symbol column of what read() returns: the files do not hold it (it is their symbol= folder).
 SYMBOL_TYPE = pa.dictionary(pa.int32(), pa.string())
 _ARROW_TYPES = {Unit.SYMBOL: SYMBOL_TYPE, Unit.TIME: TIMESTAMP, Unit.PRICE: pa.float64(), Unit.QUOTE: pa.float64(),
                 Unit.COUNT: pa.int64(), Unit.FLAG: pa.bool_(), Unit.RATIO: pa.float64()}
 _DTYPES = {Unit.TIME: np.int64, Unit.PRICE: np.float64, Unit.QUOTE: np.float64, Unit.COUNT: np.int64,
            Unit.FLAG: np.bool_, Unit.RATIO: np.float64}  # of the WindowFeatures fields, before scaling
 TIME_COLUMNS = feature_fields(Unit.TIME)
-# The file schema: core/schema.py's columns in their order, the revision last (it lets a later correction of a window
-# replace the earlier row for readers).
+# What read() returns: core/schema.py's columns in their order, the revision last (it lets a later correction of a
+# window replace the earlier row for readers); the files hold the same without the symbol (PARQUET_SCHEMA).
 SCHEMA = pa.schema([(column.name, _ARROW_TYPES[column.unit]) for column in STORED_SCHEMA])
-_DATASET_SCHEMA = SCHEMA.append(pa.field("date", pa.string()))
+PARQUET_SCHEMA = pa.schema([(column.name, _ARROW_TYPES[column.unit]) for column in FILE_SCHEMA])
+_DATASET_SCHEMA = PARQUET_SCHEMA.append(pa.field("date", pa.string()))  # files of older stores also hold a symbol
 _PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
-_SCAN_COLUMNS = [*SCHEMA.names, "__filename"]
+_SCAN_COLUMNS = [*PARQUET_SCHEMA.names, "__filename"]
 
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -168,6 +171,14 @@ class FeatureStore:
             self.health.stall(reason)
             raise StoreStalled(reason)
 
+    def flush_behind(self) -> None:
+        """flush(), by the writer thread when there is one; while its write before is still going (a file and fsyncs
+        per symbol take a while with hundreds of symbols), the rows stay buffered for the next call: never a wait."""
+        if self._writer is None:
+            self.flush()
+        elif self._in_flight is None or self._in_flight[0].done():
+            self._write_behind(self._writer)
+
     def _take_buffer(self) -> list[dict[str, np.ndarray]]:
         """The buffered pieces, handed over to a write (which gives them back with _keep if it fails)."""
         self._last_flush = self._clock()
@@ -187,7 +198,7 @@ class FeatureStore:
         starts = np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])])
         for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(table)], strict=True):
             folder = self._symbol_dir(symbols[codes[start]]) / f"date={_day_iso(int(days[start]))}"
-            _write_atomic(table.slice(start, end - start), folder, _NAMES.next())
+            _write_atomic(table.slice(start, end - start).drop_columns("symbol"), folder, _NAMES.next())
         return len(table)
 
     def _write_behind(self, writer: ThreadPoolExecutor) -> None:
@@ -255,7 +266,9 @@ class FeatureStore:
             conditions += [ds.field("window_start") < pa.scalar(end_ms, TIMESTAMP),
                            ds.field("date") <= _day_iso((end_ms - 1) // DAY_MS)]
         where = functools.reduce(operator.and_, conditions) if conditions else None
-        return _newest_per_window(_scan(folder, columns=_SCAN_COLUMNS, filter=where))
+        table = _newest_per_window(_scan(folder, columns=_SCAN_COLUMNS, filter=where))
+        codes = pa.array(np.zeros(len(table), dtype=np.int32))
+        return table.add_column(0, SCHEMA.field("symbol"), pa.DictionaryArray.from_arrays(codes, [symbol]))
 
     def latest_window_end(self, symbol: str) -> int | None:
         """The window_end (ms) of the newest stored window of the symbol, or None."""
@@ -343,13 +356,13 @@ def _buffer_table(pieces: list[dict[str, np.ndarray]]) -> tuple[pa.Table, list[s
 
 
 def _newest_per_window(table: pa.Table) -> pa.Table:
-    """One row per window_start (highest revision, then newest file), sorted by window_start, in SCHEMA."""
+    """One row per window_start (highest revision, then newest file), sorted by window_start, in PARQUET_SCHEMA."""
     starts = table["window_start"].cast(pa.int64()).to_numpy()
     order = np.lexsort((_file_ranks(table["__filename"]), table["revision"].to_numpy(), starts))
     sorted_starts = starts[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = sorted_starts[1:] != sorted_starts[:-1]
-    return table.take(order[last]).select(SCHEMA.names)
+    return table.take(order[last]).select(PARQUET_SCHEMA.names)
 
 
 def _file_ranks(paths: pa.ChunkedArray) -> np.ndarray:
@@ -397,7 +410,7 @@ def _write_atomic(table: pa.Table, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     temp = folder / f"{_TEMP_PREFIX}{uuid.uuid4().hex}.tmp"
     try:
-        pq.write_table(table, temp, use_dictionary=["symbol"])  # dictionaries of float columns: 5x slower
+        pq.write_table(table, temp, use_dictionary=False)  # dictionaries of float columns: 5x slower
         _fsync(temp)
         os.replace(temp, folder / name)
     except BaseException:

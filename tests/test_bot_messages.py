@@ -62,7 +62,7 @@ async def test_a_chat_that_chose_portuguese_is_answered_in_portuguese(commands: 
     assert (await commands.run(BRUNA, "ask", ["oi"])).title == "Perguntas não estão disponíveis aqui."
 
     status = await commands.run(BRUNA, "status", [])
-    assert status.title == "Feed COM PROBLEMAS"
+    assert status.title == "Feed COM PROBLEMAS, conectando"
     assert "BTCUSDT: nenhum negócio ainda" in status.body
     assert "Conexão spot-0: desconectada, 1 reconexões" in status.body
 

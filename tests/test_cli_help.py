@@ -23,3 +23,41 @@ def test_help_imports_no_front_end() -> None:
     loaded = set(run.stdout.splitlines()[-1].split())
     assert "usage: flowbot" in run.stdout
     assert loaded.isdisjoint(FRONT_ENDS), sorted(loaded & set(FRONT_ENDS))
+
+
+FLOW_PROBE = """
+import runpy, sys
+sys.argv = ["flowbot", "flow", "BTCUSDT", "--window", "1h"]
+try:
+    runpy.run_module("flowbot.cli", run_name="__main__")
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+print(" ".join(sorted(name for name in sys.modules if "." not in name)))
+"""
+NOT_FOR_FLOW = (*FRONT_ENDS, "numba", "llvmlite", "aiohttp", "httpx", "apscheduler", "redis", "rich")
+
+
+def test_flow_imports_only_the_store_and_its_text(btc_data_dir) -> None:
+    """`flowbot flow` reads the store and prints: no compiled kernels, HTTP clients, SDKs or front ends."""
+    env = {"DATA_DIR": str(btc_data_dir), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", FLOW_PROBE], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "BTCUSDT" in run.stdout and "VWAP" in run.stdout  # it did print the flow
+    loaded = set(run.stdout.splitlines()[-1].split())
+    assert loaded.isdisjoint(NOT_FOR_FLOW), sorted(loaded & set(NOT_FOR_FLOW))
+
+
+def test_the_ai_sdks_are_imported_only_for_a_provider_with_a_key() -> None:
+    probe = """
+import sys
+from core.settings import Settings
+from ai.providers import providers_from
+assert providers_from(Settings(_env_file=None)) == []
+print("without keys:", "groq" in sys.modules, "openai" in sys.modules)
+providers_from(Settings(_env_file=None, GROQ_API_KEY="gsk_test"))
+print("with a Groq key:", "groq" in sys.modules, "openai" in sys.modules)
+"""
+    env = {"PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["without keys: False False", "with a Groq key: True False"]

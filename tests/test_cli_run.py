@@ -85,6 +85,8 @@ async def test_flowbot_run_prints_windows_stores_them_and_stops_cleanly_on_ctrl_
     assert f'flowbot_trades_total{{symbol="BTCUSDT"}} {float(len(btc))}' in metrics
     assert "flowbot_outbox_depth" in metrics and "flowbot_receive_lag_seconds" in metrics
     assert probes["/"][0] == 200 and "BTCUSDT" in probes["/"][1] and "ETHUSDT" in probes["/"][1]  # the dashboard
+    last_price = f"{Decimal(btc[-1]['data']['p']).normalize():,f}"
+    assert last_price in probes["/"][1]  # BTCUSDT's card has the engine's newest window (it reads its context)
     assert probes["/alerts"][0] == 200
     lines = out.splitlines()
     assert lines[0].startswith("flowbot: streaming BTCUSDT, ETHUSDT")

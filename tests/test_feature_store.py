@@ -30,7 +30,6 @@ MIDNIGHT = 1_699_920_000_000  # 2023-11-14 00:00:00 UTC
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 EXPECTED_TYPES = {
-    "symbol": pa.dictionary(pa.int32(), pa.string()),
     "window_start": pa.timestamp("ms", tz="UTC"),
     "window_end": pa.timestamp("ms", tz="UTC"),
     "trade_count": pa.int64(), "whale_count": pa.int64(), "first_id": pa.int64(), "last_id": pa.int64(),
@@ -95,10 +94,12 @@ def test_path_layout_and_file_schema(tmp_path: Path) -> None:
 
     btc = next(p for p in files if "symbol=BTCUSDT" in p.as_posix())
     schema = pq.read_schema(btc)
-    assert schema.names == [*FEATURE_COLUMNS, "revision"]
+    assert schema.names == [*FEATURE_COLUMNS[1:], "revision"]  # the symbol is the folder's name alone
     for field in schema:
         assert field.type == EXPECTED_TYPES.get(field.name, pa.float64()), field.name
-    assert rows(pq.ParquetFile(btc).read()) == expected((earlier, 0), (later, 0))  # sorted by window_start
+    in_file = pq.ParquetFile(btc).read()
+    in_file = in_file.add_column(0, "symbol", pa.array(["BTCUSDT"] * in_file.num_rows))
+    assert rows(in_file) == expected((earlier, 0), (later, 0))  # sorted by window_start
 
     everything = pq.read_table(tmp_path / "features")  # as pandas.read_parquet reads it: hive keys merge with columns
     assert everything.num_rows == 3

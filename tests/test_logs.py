@@ -103,17 +103,39 @@ def test_secrets_are_masked_in_messages_args_exceptions_and_extras(log_format: s
     assert "ConnectionError: cannot reach redis://:***@127.0.0.1:6379/0" in text
 
 
-@pytest.mark.parametrize("level", ["DEBUG", "INFO"])
-@pytest.mark.usefixtures("restore_root")
-async def test_the_telegram_token_in_httpx_request_urls_is_masked(level: str) -> None:
+async def telegram_calls_logged(level: str) -> str:
+    """What the log says while the real python-telegram-bot (over httpx) calls the fake Bot API twice."""
     out = io.StringIO()
     async with FakeTelegram(TELEGRAM_TOKEN) as telegram:
         configure_logging(settings(LOG_LEVEL=level, TELEGRAM_API_BASE_URL=telegram.url), out)
         async with Bot(TELEGRAM_TOKEN, base_url=telegram.base_url) as bot:
             await bot.get_me()
             await bot.send_message(chat_id=42, text="hello")
-    text = out.getvalue()
+    assert telegram.sent[0].text == "hello"
+    return out.getvalue()
+
+
+@pytest.mark.usefixtures("restore_root")
+async def test_the_telegram_token_in_httpx_request_urls_is_masked() -> None:
+    text = await telegram_calls_logged("DEBUG")
     assert "/bot***/getMe" in text
     assert "/bot***/sendMessage" in text
     assert_no_secret(text)
-    assert telegram.sent[0].text == "hello"
+
+
+@pytest.mark.usefixtures("restore_root")
+async def test_third_party_info_chatter_is_left_out_unless_debugging() -> None:
+    text = await telegram_calls_logged("INFO")
+    assert "HTTP Request" not in text and "httpx" not in text
+    assert_no_secret(text)
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    for level, shown in (("INFO", False), ("DEBUG", True)):
+        out = io.StringIO()
+        configure_logging(settings(LOG_LEVEL=level), out)
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(print, "interval", hours=1)  # APScheduler logs "Adding job tentatively" at INFO
+        assert ("Adding job tentatively" in out.getvalue()) is shown, level
+        logging.getLogger("flowbot.test").info("our own INFO line")
+        assert "our own INFO line" in out.getvalue(), level

@@ -141,3 +141,15 @@ def test_bad_symbols_and_an_unusable_data_dir_get_clear_messages(shared_data: Pa
     assert unusable.returncode == 1 and "cannot use DATA_DIR" in unusable.stderr
     for result in (flow, replay_bad, unusable):
         assert "Traceback" not in result.stderr
+
+
+def test_a_second_replay_loads_the_compiled_kernels_from_disk(shared_data: Path, tmp_path: Path) -> None:
+    """NUMBA_CACHE_DIR (the image sets it) holds the compiled kernels: only the first replay compiles them."""
+    dump = str(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")
+    cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba"), "NUMBA_DEBUG_CACHE": "1"}
+    first = flowbot("replay", dump, data_dir=tmp_path / "first", **cache)
+    second = flowbot("replay", dump, data_dir=tmp_path / "second", **cache)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "data saved" in first.stdout  # compiled, and written to the cache
+    assert "data saved" not in second.stdout and "data loaded" in second.stdout
+    assert first.stderr.splitlines()[-1] == second.stderr.splitlines()[-1]  # the same replay report

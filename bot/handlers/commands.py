@@ -16,6 +16,7 @@ from bot.models import Button, Caller, Destination, Message
 from bot.outbox import Outbox
 from bot.rules.messages import rule_help
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
+from core.health import feed_state
 from engine.signals.registry import all_kinds
 from presentation.charts import render_chart
 from presentation.flow_text import format_flow
@@ -133,7 +134,7 @@ class Commands:
                  for c in COMMANDS if not c.admin or caller.is_admin]
         if caller.destination.platform == "discord":
             lines.append(say("help.alerts_here"))
-        lines.append(say("help.symbols", symbols=", ".join(self.symbols), kinds=", ".join(SIGNAL_KINDS)))
+        lines.append(say("help.symbols", symbols=_listed(self.symbols), kinds=", ".join(SIGNAL_KINDS)))
         lines.extend(f"• {spec.name}: {spec.doc}" for spec in all_kinds())  # each kind documents itself in English
         return Message(say("help"), "\n".join(lines))
 
@@ -323,7 +324,7 @@ class Commands:
             lags = "" if event is None else say("status.lags", event=event, processing=processing or 0.0)
             lines.append(say("status.connection", name=name, state=state, reconnects=c.get("reconnects", 0),
                              lags=lags))
-        verdict = say("status.healthy") if snapshot.get("healthy", False) else say("status.unhealthy")
+        verdict = _feed_verdict(snapshot, say)
         behind = snapshot.get("behind_s") or 0.0
         if behind >= BEHIND_SHOWN_S:
             verdict += f", {say('status.behind', seconds=behind)}"
@@ -374,6 +375,23 @@ class Commands:
         self.subscriptions.ensure_chat(key, is_private=False, channel_id=caller.destination.chat_id)
         self.subscriptions.set_alert_channel(key, caller.destination.chat_id)
         return Message(say("alerts_here.done", channel=caller.destination.chat_id))
+
+
+def _listed(symbols: list[str], most: int = 30) -> str:
+    """The followed symbols, or the first ones and how many (SYMBOLS=ALL: a message holds a few thousand characters)."""
+    return ", ".join(symbols) if len(symbols) <= most else f"{', '.join(symbols[:12])}, \u2026 ({len(symbols)})"
+
+
+def _feed_verdict(snapshot: dict[str, Any], say: Say) -> str:
+    """healthy, or connecting/reconnecting with the failures in a row and the last reason (never healthy before the
+    first connection)."""
+    state = feed_state(snapshot)
+    if state.ok:
+        return say("status.healthy")
+    verdict = say(f"status.{state.phase}")
+    if state.failures:
+        verdict += say("status.failures", failures=state.failures, last=state.last_error or "-")
+    return verdict if state.healthy else f"{say('status.unhealthy')}, {verdict}"
 
 
 def _kinds(kinds: tuple[str, ...] | list[str], say: Say) -> str:

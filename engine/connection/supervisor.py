@@ -107,7 +107,7 @@ class ConnectionSupervisor:
                 await asyncio.wait_for(connection.open(), self.policy.open_timeout)
             except CONNECT_ERRORS as exc:
                 await connection.close()
-                self._failed(f"{type(exc).__name__}: {exc}")
+                self._failed(failure_reason(exc))
                 await self.sleep(self._delay())
                 continue
             self.current = connection
@@ -175,6 +175,20 @@ class ConnectionSupervisor:
     def _delay(self) -> float:
         failures = max(1, self.health.consecutive_failures)
         return backoff_delay(failures, self.policy.base_delay, self.policy.max_delay)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a connection could not open, in words an operator acts on (no URL, so no query string)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve {exc.host}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = "refused" if isinstance(exc.os_error, ConnectionRefusedError) else exc.os_error.strerror or exc.os_error
+        return f"cannot connect to {exc.host}:{exc.port} ({why})"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"refused by the server: HTTP {exc.status} {exc.message}".rstrip()
+    if isinstance(exc, TimeoutError):
+        return "no answer within the open timeout"
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:

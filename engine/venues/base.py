@@ -74,6 +74,10 @@ class Venue(Protocol):
         """The control messages that subscribe a just-opened connection to the streams not in its URL."""
         ...
 
+    async def trading_symbols(self, session: aiohttp.ClientSession, rest_url: str) -> list[str]:
+        """Every symbol the market trades now, sorted (raises an error saying why it could not be listed)."""
+        ...
+
     def decode(self, text: str) -> Frame:
         """One WebSocket text frame as a trade, a rejection, a shutdown notice, or None."""
         ...

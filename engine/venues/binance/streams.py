@@ -12,12 +12,21 @@ from engine.venues.base import VenueLimits
 STREAMS_IN_URL = 100  # the rest are added with SUBSCRIBE, keeping the URL short
 STREAMS_PER_SUBSCRIBE = 200
 
-LIMITS = VenueLimits(
-    streams_per_connection=1024,
-    control_messages_per_second=4.0,  # Binance closes a connection that sends more than 5 a second
-    connections_per_period=100,  # Binance allows 300 new connections per 5 minutes
-    connection_period=300.0,
-)
+# Binance's limits per connection, by market (closing a connection that breaks them), with margin where it is a rate.
+LIMITS: dict[Market, VenueLimits] = {
+    Market.SPOT: VenueLimits(
+        streams_per_connection=1024,
+        control_messages_per_second=4.0,  # spot closes a connection that sends more than 5 a second
+        connections_per_period=100,  # spot allows 300 new connections per 5 minutes per IP
+        connection_period=300.0,
+    ),
+    Market.USDM: VenueLimits(
+        streams_per_connection=200,
+        control_messages_per_second=8.0,  # USD-M allows 10 incoming messages a second
+        connections_per_period=100,
+        connection_period=300.0,
+    ),
+}
 
 
 def stream_name(symbol: str, kind: str) -> str:

@@ -14,6 +14,7 @@ from engine.connection.validator import TradeValidator
 from engine.venues.base import Frame, Rejection, ShutdownNotice
 from engine.venues.binance import streams
 from engine.venues.binance.backfill import BinanceBackfiller
+from engine.venues.binance.exchange_info import fetch_trading_symbols
 from engine.venues.binance.messages import (
     SERVER_SHUTDOWN,
     InvalidMessage,
@@ -30,10 +31,9 @@ _SHUTDOWN = ShutdownNotice(f"Binance announced {SERVER_SHUTDOWN}")
 class BinanceVenue:
     """One Binance market and stream kind: its streams, frames, limits and REST backfill."""
 
-    limits = streams.LIMITS
-
     def __init__(self, market: Market, stream: StreamKind) -> None:
         self.market = market
+        self.limits = streams.LIMITS[market]
         self.stream = stream
         self.name = market.value
         self.by_trade_ids = stream is StreamKind.TRADE
@@ -51,6 +51,9 @@ class BinanceVenue:
 
     def subscribe_requests(self, stream_names: Sequence[str]) -> list[str]:
         return streams.subscribe_requests(stream_names)
+
+    async def trading_symbols(self, session: aiohttp.ClientSession, rest_url: str) -> list[str]:
+        return await fetch_trading_symbols(session, rest_url, self.market)
 
     def decode(self, text: str) -> Frame:
         try:
