@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
@@ -14,7 +15,8 @@ from engine.analysis.window_batch import WindowBatch
 
 class WindowTicker:
     """Prints each symbol's windows once the pipeline has closed them (by event time, as it stores them): the
-    window's features, or trades=0 for a window without trades."""
+    window's features, or trades=0 for a window without trades. While the feed is not delivering (connecting,
+    reconnecting) a symbol the pipeline has nothing for gets its windows by the wall clock, each saying why."""
 
     def __init__(
         self,
@@ -24,12 +26,14 @@ class WindowTicker:
         out: TextIO,
         *,
         closed_through: Callable[[str], int | None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.symbols = symbols
         self.window_ms = int(window_s * 1000)
         self.health = health
         self.out = out
         self.closed_through = closed_through
+        self.clock = clock
         self._closed: dict[tuple[str, int], WindowFeatures] = {}
         self._first_start: int | None = None  # the first window printed, the same for every symbol
         self._next_start: dict[str, int] = {}  # per symbol, the next window to print
@@ -43,6 +47,9 @@ class WindowTicker:
         """Print every window the pipeline has closed since the last call, in time order, then symbol order."""
         lines = []
         marks = {symbol: closed for symbol in self.symbols if (closed := self.closed_through(symbol)) is not None}
+        if not self.health.state().ok:  # nothing arrives: the wall clock says which windows went by without data
+            now_ms = int(self.clock() * 1000)
+            marks.update((symbol, now_ms) for symbol in self.symbols if symbol not in marks)
         if self._first_start is None and marks:
             newest_closed = min(closed - closed % self.window_ms for closed in marks.values()) - self.window_ms
             self._first_start = min([newest_closed, *(start for _, start in self._closed)])

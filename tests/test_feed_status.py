@@ -52,7 +52,8 @@ async def test_a_feed_that_never_connected_says_connecting_with_its_failures_and
     reason = f"cannot connect to 127.0.0.1:{port} (refused)"
     assert state.text().startswith(f"connecting: {failures} failures, last: {reason}")
 
-    line = WindowTicker(["BTCUSDT"], 5, feed.health, io.StringIO()).line("BTCUSDT", 0, _empty_tally())
+    line = WindowTicker(["BTCUSDT"], 5, feed.health, io.StringIO(), closed_through=lambda _: None).line("BTCUSDT", 0,
+                                                                                                        None)
     assert line.endswith(state.text()) and not line.endswith(" ok")
 
     db = open_database(tmp_path / "flowbot.db")
@@ -66,12 +67,6 @@ async def test_a_feed_that_never_connected_says_connecting_with_its_failures_and
     reply = await commands.run(caller, "status", [])
     assert reply.title.startswith(f"Feed connecting: {failures} failures in a row, last: {reason}")
     assert "Connection spot-0: disconnected" in reply.body
-
-
-def _empty_tally():
-    from flowbot.ticker import WindowTally
-
-    return WindowTally()
 
 
 async def test_flowbot_run_without_a_reachable_binance_prints_connecting_and_no_library_chatter(tmp_path) -> None:
