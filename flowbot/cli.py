@@ -230,13 +230,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
         return _run_until_signalled(run_bots(settings))
     if args.command == "dashboard":
-        from dashboard.app import run_dashboard
-        from flowbot.feed_config import resolve_symbols
+        from flowbot.processes import run_dashboard
 
-        async def dashboard() -> None:
-            await run_dashboard(await resolve_symbols(settings))
-
-        return _run_until_signalled(dashboard())
+        return _run_until_signalled(run_dashboard(settings))
     if args.command == "replay":
         return asyncio.run(run_replay(settings, args))
     if args.command == "evaluate":
