@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ai.acceptance import acceptance
-from core.settings import Settings
+from ai.config import AIConfig
 
 log = logging.getLogger(__name__)
 
@@ -95,25 +95,21 @@ class ChatProvider:
         return text.strip()
 
 
-def providers_from(settings: Settings) -> list[ChatProvider]:
-    """The configured providers in their order; one without a key is skipped (and its SDK never imported)."""
+def providers_from(config: AIConfig) -> list[ChatProvider]:
+    """The configured providers in their order (only those with a key: their SDK is imported only then)."""
     providers = []
-    if settings.groq_api_key is not None:
-        import groq
+    for provider in config.providers:
+        key = provider.api_key.get_secret_value()
+        if provider.name == "groq":
+            import groq
 
-        groq_client = groq.AsyncGroq(
-            api_key=settings.groq_api_key.get_secret_value(), base_url=settings.groq_base_url, max_retries=0
-        )
-        providers.append(ChatProvider("groq", settings.groq_model, groq_client, groq))
-    for name, key, base_url, model in (
-        ("dashscope", settings.dashscope_api_key, settings.dashscope_base_url, settings.dashscope_model),
-        ("openai", settings.openai_api_key, settings.openai_base_url, settings.openai_model),
-    ):
-        if key is not None:
+            groq_client = groq.AsyncGroq(api_key=key, base_url=provider.base_url, max_retries=0)
+            providers.append(ChatProvider("groq", provider.model, groq_client, groq))
+        else:
             import openai
 
-            client = openai.AsyncOpenAI(api_key=key.get_secret_value(), base_url=base_url, max_retries=0)
-            providers.append(ChatProvider(name, model, client, openai))
+            client = openai.AsyncOpenAI(api_key=key, base_url=provider.base_url, max_retries=0)
+            providers.append(ChatProvider(provider.name, provider.model, client, openai))
     return providers
 
 

@@ -15,41 +15,21 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ai.config import AIConfig
 from ai.providers import Attempt, Completion, Messages, ProviderChain, providers_from
 from core.logs import configure_logging
-from core.settings import Settings
 
 ATTEMPTS = 0  # the job number of a message that reports attempts rather than answering a job (jobs count from 1)
 
 
-def ai_environment(settings: Settings) -> dict[str, str]:
-    """The provider settings as the environment names them, secrets included (they only cross our own pipe)."""
-    values = {
-        "GROQ_API_KEY": settings.groq_api_key, "GROQ_BASE_URL": settings.groq_base_url,
-        "GROQ_MODEL": settings.groq_model, "DASHSCOPE_API_KEY": settings.dashscope_api_key,
-        "DASHSCOPE_BASE_URL": settings.dashscope_base_url, "DASHSCOPE_MODEL": settings.dashscope_model,
-        "OPENAI_API_KEY": settings.openai_api_key, "OPENAI_BASE_URL": settings.openai_base_url,
-        "OPENAI_MODEL": settings.openai_model, "AI_TIMEOUT": settings.ai_timeout, "LOG_LEVEL": settings.log_level,
-        "LOG_FORMAT": settings.log_format,
-    }
-    out = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        out[name] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-    return out
-
-
-def _serve(connection: Connection, environment: dict[str, str]) -> None:
+def _serve(connection: Connection, config: AIConfig) -> None:
     """The worker process: answer jobs from the pipe until it closes."""
-    fields: dict[str, Any] = dict(environment)  # names read by alias; the process environment fills the rest
-    settings = Settings(_env_file=None, **fields)
-    configure_logging(settings)  # who answered, how fast, why others were skipped; keys masked
+    configure_logging(config.logging)  # who answered, how fast, why others were skipped; keys masked
 
     def report(attempts: list[Attempt]) -> None:
         connection.send((ATTEMPTS, [(a.provider, a.outcome, a.seconds) for a in attempts]))
 
-    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout, on_attempts=report)
+    chain = ProviderChain(providers_from(config), timeout=config.timeout, on_attempts=report)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -84,8 +64,8 @@ def _serve(connection: Connection, environment: dict[str, str]) -> None:
 class ModelWorker:
     """A Completer whose calls run in a worker process; `on_attempts` sees each call's attempts (metrics)."""
 
-    def __init__(self, settings: Settings, on_attempts: Callable[[list[Attempt]], None] | None = None) -> None:
-        self.environment = ai_environment(settings)
+    def __init__(self, config: AIConfig, on_attempts: Callable[[list[Attempt]], None] | None = None) -> None:
+        self.config = config
         self.on_attempts = on_attempts
         self._connection: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -95,7 +75,7 @@ class ModelWorker:
     async def start(self) -> None:
         ours, theirs = multiprocessing.Pipe()
         self._process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(theirs, self.environment), name="flowbot-model-worker", daemon=True
+            target=_serve, args=(theirs, self.config), name="flowbot-model-worker", daemon=True
         )
         self._process.start()
         theirs.close()

@@ -33,6 +33,7 @@ from engine.replay import read_replay
 from fakes.binance import FakeBinance
 from fakes.chat_completions import FakeChatServer, Reply
 from fakes.recordings import shared_data_dir
+from flowbot.ai_config import ai_config
 from flowbot.analysis_config import pipeline_config
 from flowbot.feed_config import make_feed
 
@@ -83,7 +84,7 @@ async def run(tape: list[dict], with_analyst: bool, signal_count: int) -> dict[s
     explaining = None
     if with_analyst:
         signals, pipeline = real_signals(signal_count)
-        worker = ModelWorker(settings)
+        worker = ModelWorker(ai_config(settings))
         await worker.start()
         analyst = Analyst(worker.answer, contexts=pipeline.contexts.get, concurrency=settings.ai_concurrency)
         started_explaining = time.perf_counter()

@@ -7,6 +7,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote, unquote, urlsplit
@@ -103,16 +104,30 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
+@dataclass(frozen=True)
+class LogConfig:
+    """LOG_LEVEL, LOG_FORMAT and the secrets every line is masked of (a process of ours configures itself with it)."""
+
+    level: str
+    format: str  # text | json
+    secrets: tuple[str, ...]
+
+
+def log_config(settings: Settings) -> LogConfig:
+    return LogConfig(settings.log_level, settings.log_format, tuple(secret_values(settings)))
+
+
+def configure_logging(settings: Settings | LogConfig, stream: TextIO | None = None) -> logging.Handler:
     """Replace the root logger's handlers with one on `stream` (stderr) in LOG_FORMAT that masks every secret."""
+    config = settings if isinstance(settings, LogConfig) else log_config(settings)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(SecretFilter(Masker(secret_values(settings))))
+    handler.setFormatter(JsonFormatter() if config.format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(SecretFilter(Masker(config.secrets)))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(config.level.upper())
     quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)

@@ -12,19 +12,16 @@ from pathlib import Path
 from aiohttp import web
 
 from core.events import Event, FeedHealthReport, Signal, WindowClosed
-from core.health_server import serving_health, started_ready
-from core.metrics import Metrics
-from core.settings import Settings
 from dashboard import pages
 from dashboard.alerts import AlertFeed
 from dashboard.auth import Auth, Handler
 from dashboard.broadcast import Broadcaster, sse
+from dashboard.config import DashboardConfig
 from dashboard.hosts import allowed_hosts, checking_host
 from dashboard.login_throttle import LoginThrottle
 from dashboard.state import FeedHealthSource, LiveState
 from engine.analysis.context import SymbolContext
 from engine.bus import EventBus, Subscription
-from engine.bus_factory import make_bus
 from presentation.charts import render_chart
 from storage.feature_store import FeatureStore
 
@@ -46,25 +43,24 @@ class Dashboard:
     the bus."""
 
     def __init__(
-        self, settings: Settings, bus: EventBus, *, store: FeatureStore, signal_db_path: Path,
+        self, config: DashboardConfig, bus: EventBus, *, store: FeatureStore, signal_db_path: Path,
         feed_health: FeedHealthSource | None = None, name: str | None = None,
         contexts: dict[str, SymbolContext] | None = None,
     ) -> None:
         """feed_health and contexts: the engine's own, when it runs in this process."""
-        self.settings = settings
         self.store = store
-        self.state = LiveState(settings.symbols, feed_health, contexts)
+        self.state = LiveState(list(config.symbols), feed_health, contexts)
         self.alerts = AlertFeed(signal_db_path)
-        self.auth = Auth(settings.dashboard_token)
+        self.auth = Auth(config.token)
         self.throttle = LoginThrottle()
-        self.hosts = allowed_hosts(settings.dashboard_allowed_hosts, settings.health_host)
+        self.hosts = allowed_hosts(config.allowed_hosts, config.health_host)
         self.broadcaster = Broadcaster()
-        if not self.auth.required and not _loopback(settings.health_host):
+        if not self.auth.required and not _loopback(config.health_host):
             log.warning("the dashboard on %s has no DASHBOARD_TOKEN: anyone who reaches it sees subscribers' activity",
-                        settings.health_host)
+                        config.health_host)
         self.ready = asyncio.Event()  # the stored state is loaded: the cards show numbers
         self.events: Subscription = bus.subscribe(
-            WindowClosed, Signal, FeedHealthReport, name=name or subscription_name(), maxsize=settings.bus_queue_size
+            WindowClosed, Signal, FeedHealthReport, name=name or subscription_name(), maxsize=config.bus_queue_size
         )
 
     def routes(self) -> list[web.RouteDef]:
@@ -239,19 +235,3 @@ def _same_site_path(path: str) -> bool:
     return (path.startswith("/") and not path.startswith("//") and path.isascii()
             and all(32 < ord(c) < 127 and c != "\\" for c in path))
 
-
-async def run_dashboard(settings: Settings) -> None:
-    """`flowbot dashboard`: the dashboard alone on HEALTH_HOST:HEALTH_PORT, following the engines on BUS_URL."""
-    bus = make_bus(settings.bus_url, settings.bus_queue_size)
-    data_dir = Path(settings.data_dir)
-    dashboard = Dashboard(settings, bus, store=FeatureStore(data_dir), signal_db_path=data_dir / "flowbot.db")
-    try:
-        async with serving_health(settings, Metrics(), started_ready("dashboard", dashboard.ready),
-                                  dashboard.routes()) as server:
-            access = "token required" if dashboard.auth.required else "no DASHBOARD_TOKEN: open"
-            print(f"flowbot: dashboard on http://{settings.health_host}:{server.port}/ ({access}); Ctrl-C stops",
-                  flush=True)
-            await dashboard.run()
-    finally:
-        dashboard.close()
-        await bus.close()

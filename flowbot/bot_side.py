@@ -22,6 +22,7 @@ from core.metrics import Metrics
 from core.settings import Settings
 from engine.analysis.context import SymbolContext
 from engine.bus import EventBus
+from flowbot.ai_config import ai_config
 from flowbot.bot_config import bot_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
@@ -56,8 +57,8 @@ class BotSide:
         self.bus = bus
         self.signal_store = signal_store
         self.started = asyncio.Event()  # the bot service started (each chat platform then starts on its own)
-        self.providers = providers_from(settings)
-        self.worker = (ModelWorker(settings, on_attempts=metrics.record_ai)  # model calls off this loop
+        self.providers = providers_from(ai_config(settings))
+        self.worker = (ModelWorker(ai_config(settings), on_attempts=metrics.record_ai)  # model calls off this loop
                        if self.providers else None)
         store = FeatureStore(Path(settings.data_dir))
         complete: Completer = (self.worker.answer if self.worker is not None

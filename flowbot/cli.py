@@ -104,6 +104,7 @@ async def answer_question(settings: Settings, question: str) -> int:
     """`flowbot ask`: the answer on stdout (exit 0 whenever it answered)."""
     from ai.ask import Asker
     from ai.providers import ProviderChain, providers_from
+    from flowbot.ai_config import ai_config
     from storage.feature_store import FeatureStore
     from storage.signal_store import SignalStore
 
@@ -112,7 +113,7 @@ async def answer_question(settings: Settings, question: str) -> int:
     signal_store = SignalStore(data_dir / "flowbot.db")
     try:
         asker = Asker(
-            ProviderChain(providers_from(settings), timeout=settings.ai_timeout).answer, store,
+            ProviderChain(providers_from(ai_config(settings)), timeout=settings.ai_timeout).answer, store,
             symbols=store.symbols() if settings.all_symbols else settings.symbols, signal_store=signal_store,
             rate_limit=settings.ask_rate_limit,
         )
@@ -229,13 +230,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
         return _run_until_signalled(run_bots(settings))
     if args.command == "dashboard":
-        from dashboard.app import run_dashboard
-        from flowbot.feed_config import resolve_symbols
+        from flowbot.processes import run_dashboard
 
-        async def dashboard() -> None:
-            await run_dashboard(await resolve_symbols(settings))
-
-        return _run_until_signalled(dashboard())
+        return _run_until_signalled(run_dashboard(settings))
     if args.command == "replay":
         return asyncio.run(run_replay(settings, args))
     if args.command == "evaluate":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.events import FeedHealthReport, WindowClosed
-from core.health_server import all_ready, feed_ready, serving_health, store_ready
+from core.health_server import all_ready, feed_ready, serving_health, started_ready, store_ready
 from core.metrics import Metrics
 from core.settings import Settings
 from core.store_health import StoreHealth
@@ -27,6 +27,7 @@ async def run_all(settings: Settings) -> None:
     """`flowbot run`: engine, bus, store, analyst, bots and dashboard in one process."""
     from dashboard.app import Dashboard
     from flowbot.bot_side import BotSide
+    from flowbot.dashboard_config import dashboard_config
 
     settings = await resolve_symbols(settings)
     bus = make_bus(settings.bus_url, settings.bus_queue_size)
@@ -37,7 +38,8 @@ async def run_all(settings: Settings) -> None:
                     store_health=store_health)
     bots = BotSide(settings, bus, signal_store=signal_store, contexts=engine.pipeline.contexts.get,
                    feed_health=engine.feed.health.snapshot, metrics=metrics)
-    dashboard = Dashboard(settings, bus, store=engine.store, signal_db_path=Path(settings.data_dir) / "flowbot.db",
+    dashboard = Dashboard(dashboard_config(settings), bus, store=engine.store,
+                          signal_db_path=Path(settings.data_dir) / "flowbot.db",
                           feed_health=engine.feed.health.snapshot, contexts=engine.pipeline.contexts)
     ready = all_ready(feed_ready(engine.feed.health, settings), bots.ready, store_ready(store_health))
     _announce(settings, engine.feed.symbols)
@@ -88,6 +90,29 @@ async def run_bots(settings: Settings) -> None:
             await _until_first_ends(mirror.follow(following), bots.run(), watch_stores(store_health, bus))
     finally:
         signal_store.close()
+        await bus.close()
+
+
+async def run_dashboard(settings: Settings) -> None:
+    """`flowbot dashboard`: the dashboard alone on HEALTH_HOST:HEALTH_PORT, following the engines on BUS_URL."""
+    from dashboard.app import Dashboard
+    from flowbot.dashboard_config import dashboard_config
+    from storage.feature_store import FeatureStore
+
+    settings = await resolve_symbols(settings)
+    bus = make_bus(settings.bus_url, settings.bus_queue_size)
+    data_dir = Path(settings.data_dir)
+    dashboard = Dashboard(dashboard_config(settings), bus, store=FeatureStore(data_dir),
+                          signal_db_path=data_dir / "flowbot.db")
+    try:
+        async with serving_health(settings, Metrics(), started_ready("dashboard", dashboard.ready),
+                                  dashboard.routes()) as server:
+            access = "token required" if dashboard.auth.required else "no DASHBOARD_TOKEN: open"
+            print(f"flowbot: dashboard on http://{settings.health_host}:{server.port}/ ({access}); Ctrl-C stops",
+                  flush=True)
+            await dashboard.run()
+    finally:
+        dashboard.close()
         await bus.close()
 
 

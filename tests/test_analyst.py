@@ -15,6 +15,7 @@ from ai.providers import ProviderChain, providers_from
 from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from fakes.chat_completions import FakeChatServer, Reply
+from flowbot.ai_config import ai_config
 from storage.signal_store import SignalStore
 
 
@@ -28,7 +29,7 @@ def analyst_for(chat: FakeChatServer, replayed: FlowPipeline, *, timeout: float 
            "DASHSCOPE_BASE_URL": chat.dashscope_base_url, "OPENAI_BASE_URL": chat.openai_base_url}
     env.update({f"{name.upper()}_API_KEY": f"key-{name}-secret" for name in keys})
     settings = Settings(_env_file=None, **env)
-    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout, longest_wait=1.0)
+    chain = ProviderChain(providers_from(ai_config(settings)), timeout=settings.ai_timeout, longest_wait=1.0)
     analyst = Analyst(chain.answer, contexts=replayed.contexts.get, signal_store=store)
     analyst.chain = chain  # type: ignore[attr-defined]
     return analyst

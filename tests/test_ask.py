@@ -18,6 +18,7 @@ from ai.offline import OFFLINE_MARK
 from ai.providers import ProviderChain, providers_from
 from core.settings import Settings
 from fakes.chat_completions import FakeChatServer, Reply
+from flowbot.ai_config import ai_config
 from flowbot.replay import replay
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
@@ -36,7 +37,7 @@ def asker_for(data_dir: Path, chat: FakeChatServer | None = None, *, rate_limit:
     if chat is not None:
         env |= {"GROQ_API_KEY": "gsk-test", "GROQ_BASE_URL": chat.groq_base_url, "AI_TIMEOUT": "2"}
     settings = Settings(_env_file=None, **env)
-    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout)
+    chain = ProviderChain(providers_from(ai_config(settings)), timeout=settings.ai_timeout)
     return Asker(chain.answer, FeatureStore(data_dir), symbols=["BTCUSDT", "ETHUSDT"],
                  signal_store=SignalStore(data_dir / "flowbot.db"), rate_limit=rate_limit)
 

@@ -52,9 +52,10 @@ def test_the_ai_sdks_are_imported_only_for_a_provider_with_a_key() -> None:
 import sys
 from core.settings import Settings
 from ai.providers import providers_from
-assert providers_from(Settings(_env_file=None)) == []
+from flowbot.ai_config import ai_config
+assert providers_from(ai_config(Settings(_env_file=None))) == []
 print("without keys:", "groq" in sys.modules, "openai" in sys.modules)
-providers_from(Settings(_env_file=None, GROQ_API_KEY="gsk_test"))
+providers_from(ai_config(Settings(_env_file=None, GROQ_API_KEY="gsk_test")))
 print("with a Groq key:", "groq" in sys.modules, "openai" in sys.modules)
 """
     env = {"PATH": "/usr/bin:/bin"}

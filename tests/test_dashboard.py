@@ -24,10 +24,12 @@ from core.features import PRICE_SCALE
 from core.health_server import HealthServer
 from core.metrics import Metrics
 from core.settings import Settings
-from dashboard.app import Dashboard, run_dashboard
+from dashboard.app import Dashboard
 from dashboard.state import stored_windows
 from engine.bus import InMemoryBus
 from engine.bus_factory import make_bus
+from flowbot.dashboard_config import dashboard_config
+from flowbot.processes import run_dashboard
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
@@ -48,8 +50,8 @@ class Served:
 async def serving_dashboard(settings: Settings, bus: InMemoryBus) -> AsyncIterator[Served]:
     """A dashboard on a health server at a free port, following `bus`, with its stored state loaded."""
     data_dir = Path(settings.data_dir)
-    dashboard = Dashboard(settings, bus, store=FeatureStore(data_dir), signal_db_path=data_dir / "flowbot.db",
-                          name="dashboard-test")
+    dashboard = Dashboard(dashboard_config(settings), bus, store=FeatureStore(data_dir),
+                          signal_db_path=data_dir / "flowbot.db", name="dashboard-test")
     server = HealthServer(settings, Metrics(), lambda: (True, {}))
     server.add_routes(dashboard.routes())
     await server.start()
@@ -134,8 +136,8 @@ async def test_feed_health_shows_on_the_card(data_dir: Path) -> None:
                                         "gaps_unfilled": 0, "missing_ids": 7}}}
     settings = dashboard_settings(data_dir)
     bus = InMemoryBus()
-    dashboard = Dashboard(settings, bus, store=FeatureStore(data_dir), signal_db_path=data_dir / "flowbot.db",
-                          feed_health=lambda: snapshot)
+    dashboard = Dashboard(dashboard_config(settings), bus, store=FeatureStore(data_dir),
+                          signal_db_path=data_dir / "flowbot.db", feed_health=lambda: snapshot)
     try:
         card = dashboard.state.card("BTCUSDT")
     finally:

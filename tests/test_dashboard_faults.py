@@ -19,6 +19,7 @@ from dashboard.app import Dashboard
 from dashboard.auth import SESSION_TTL_S, Auth
 from dashboard.login_throttle import FREE_FAILURES, LoginThrottle
 from engine.bus import InMemoryBus
+from flowbot.dashboard_config import dashboard_config
 from storage.feature_store import FeatureStore
 
 TOKEN = "dashboard-faults-token-91c2"
@@ -30,8 +31,8 @@ EVIL_NEXTS = ["/%09/evil.example", "/%0A/evil.example", "/%0D/evil.example", "/%
 async def serving(tmp_path: Path, token: str | None = TOKEN, **env: str) -> AsyncIterator[str]:
     settings = Settings(_env_file=None, SYMBOLS="BTCUSDT", DATA_DIR=str(tmp_path), HEALTH_HOST="127.0.0.1",
                         HEALTH_PORT="0", DASHBOARD_TOKEN=token or "", **env)
-    dashboard = Dashboard(settings, InMemoryBus(), store=FeatureStore(tmp_path), name="dashboard-faults",
-                          signal_db_path=tmp_path / "flowbot.db")
+    dashboard = Dashboard(dashboard_config(settings), InMemoryBus(), store=FeatureStore(tmp_path),
+                          name="dashboard-faults", signal_db_path=tmp_path / "flowbot.db")
     server = HealthServer(settings, Metrics(), lambda: (True, {}))
     server.add_routes(dashboard.routes())
     await server.start()

@@ -10,13 +10,14 @@ from ai.offline import OFFLINE_MARK
 from ai.worker import ModelWorker
 from core.settings import Settings
 from fakes.chat_completions import Reply
+from flowbot.ai_config import ai_config
 
 
 @pytest.fixture
 async def worker(chat):
     settings = Settings(_env_file=None, GROQ_API_KEY="gsk-worker", GROQ_BASE_URL=chat.groq_base_url,
                         DASHSCOPE_API_KEY="ds-worker", DASHSCOPE_BASE_URL=chat.dashscope_base_url, AI_TIMEOUT="2")
-    model_worker = ModelWorker(settings)
+    model_worker = ModelWorker(ai_config(settings))
     await model_worker.start()
     yield model_worker
     await model_worker.close()
