@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from bisect import bisect_left, bisect_right
@@ -20,6 +21,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from fakes.loopback import LoopbackServer
 
 _REST_PREFIX = {"spot": "/api/v3", "usdm": "/fapi/v1"}
+# Per connection: streams at most, client messages per second at most (a client sending more is disconnected).
+_LIMITS = {"spot": (1024, 5), "usdm": (200, 10)}
+# USD-M's routed paths: high-frequency book streams on /public, every other market stream on /market; a connection
+# on the bare /stream is served the public streams only (as Binance does since its WebSocket change notice).
+_PUBLIC_EVENTS = ("bookTicker", "depth")
+_USDM_ROUTES = ("public", "market")
 _CONTROL_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
 _ROW_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
 _QUERY_INTS = ("fromId", "startTime", "endTime", "limit")
@@ -47,7 +54,10 @@ class ConnectionFault:
 
 
 def stream_key(stream: str) -> str:
-    """A stream name as matched: symbol lowercased, event part kept case-sensitive (as Binance)."""
+    """A stream name as matched: symbol lowercased, event part kept case-sensitive (as Binance); all-market
+    streams (!forceOrder@arr, !markPrice@arr@1s) as they are."""
+    if stream.startswith("!"):
+        return stream
     symbol, at, event = stream.partition("@")
     return symbol.lower() + at + event
 
@@ -55,6 +65,14 @@ def stream_key(stream: str) -> str:
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response encoded with orjson."""
     return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def served_on(market: str, route: str | None, stream: str) -> bool:
+    """Whether a connection on `route` (None: the unrouted /stream) of `market` is sent `stream`'s messages."""
+    if market == "spot":
+        return route is None
+    public = stream.partition("@")[2].startswith(_PUBLIC_EVENTS)
+    return route == "market" if not public else route in (None, "public")
 
 
 def _rest_row(event: Json, with_best_match: bool) -> Json:
@@ -152,8 +170,10 @@ class _Connection:
         ws: web.WebSocketResponse,
         transport: asyncio.Transport,
         fault: ConnectionFault | None,
+        route: str | None = None,
     ) -> None:
         self.server = server
+        self.route = route
         self.number = number
         self.ws = ws
         self.transport = transport
@@ -367,9 +387,10 @@ class FakeBinance(LoopbackServer):
         rate: float | None = None,
         batch: int = 50,
         ping_interval: float | None = None,
-        max_streams_per_connection: int = 1024,
-        max_control_per_second: int = 5,
+        max_streams_per_connection: int | None = None,
+        max_control_per_second: int | None = None,
     ) -> None:
+        """The stream and control-message limits default to the market's (spot 1024 and 5, USD-M 200 and 10)."""
         super().__init__()
         if market not in _REST_PREFIX:
             raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
@@ -378,8 +399,9 @@ class FakeBinance(LoopbackServer):
         self.rate = rate
         self.batch = max(1, batch)
         self.ping_interval = ping_interval
-        self.max_streams_per_connection = max_streams_per_connection
-        self.max_control_per_second = max_control_per_second
+        default_streams, default_control = _LIMITS[market]
+        self.max_streams_per_connection = max_streams_per_connection or default_streams
+        self.max_control_per_second = max_control_per_second or default_control
         self.shutdown_grace = 2.0  # seconds between a serverShutdown notice and the close
         self.rest_refuse = False
         self.played = 0
@@ -406,7 +428,7 @@ class FakeBinance(LoopbackServer):
 
     @property
     def ws_url(self) -> str:
-        """Base WebSocket URL; clients append /stream?streams=..."""
+        """Base WebSocket URL; clients append /stream?streams=... (USD-M: /market/stream or /public/stream)."""
         return f"ws://127.0.0.1:{self.port}"
 
     @property
@@ -418,6 +440,9 @@ class FakeBinance(LoopbackServer):
         app = web.Application()
         prefix = _REST_PREFIX[self.market]
         app.router.add_get("/stream", self._handle_stream)
+        if self.market == "usdm":
+            for route in _USDM_ROUTES:
+                app.router.add_get(f"/{route}/stream", functools.partial(self._handle_stream, route=route))
         app.router.add_get(f"{prefix}/aggTrades", self._handle_agg_trades)
         app.router.add_get(f"{prefix}/ping", self._handle_ping)
         return app
@@ -507,8 +532,9 @@ class FakeBinance(LoopbackServer):
         if len(conn.streams) + len(new) > self.max_streams_per_connection:
             return False
         for key in new:
-            conn.streams[key] = None
-            self._subscribers[key] = (*self._subscribers.get(key, ()), conn)
+            conn.streams[key] = None  # listed, but sent only where its route serves it
+            if served_on(self.market, conn.route, key):
+                self._subscribers[key] = (*self._subscribers.get(key, ()), conn)
         return True
 
     def _unsubscribe(self, conn: _Connection, streams: list[str]) -> None:
@@ -516,11 +542,11 @@ class FakeBinance(LoopbackServer):
         for key in map(stream_key, streams):
             if key in conn.streams:
                 del conn.streams[key]
-                others = tuple(c for c in self._subscribers[key] if c is not conn)
+                others = tuple(c for c in self._subscribers.get(key, ()) if c is not conn)
                 if others:
                     self._subscribers[key] = others
                 else:
-                    del self._subscribers[key]
+                    self._subscribers.pop(key, None)
 
     def _drop(self, conn: _Connection) -> None:
         """Stop sending to a connection that is closing or gone."""
@@ -551,8 +577,8 @@ class FakeBinance(LoopbackServer):
                         await conn.deliver(text, index)
                 self.played = index + 1
 
-    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
-        """GET /stream?streams=a/b: a combined-stream WebSocket (or HTTP 503 while refusing)."""
+    async def _handle_stream(self, request: web.Request, route: str | None = None) -> web.StreamResponse:
+        """GET [/route]/stream?streams=a/b: a combined-stream WebSocket (or HTTP 503 while refusing)."""
         if self._refusals:
             self._refusals -= 1
             self.handshakes_refused += 1
@@ -564,7 +590,7 @@ class FakeBinance(LoopbackServer):
             return ws
         self.connections_accepted += 1
         fault = self._faults.popleft() if self._faults else None
-        conn = _Connection(self, self.connections_accepted, ws, transport, fault)
+        conn = _Connection(self, self.connections_accepted, ws, transport, fault, route)
         self._connections.add(conn)
         try:
             await conn.run([stream for stream in request.query.get("streams", "").split("/") if stream])

@@ -30,10 +30,9 @@ _SHUTDOWN = ShutdownNotice(f"Binance announced {SERVER_SHUTDOWN}")
 class BinanceVenue:
     """One Binance market and stream kind: its streams, frames, limits and REST backfill."""
 
-    limits = streams.LIMITS
-
     def __init__(self, market: Market, stream: StreamKind) -> None:
         self.market = market
+        self.limits = streams.MARKET_LIMITS[market]
         self.stream = stream
         self.name = market.value
         self.by_trade_ids = stream is StreamKind.TRADE
