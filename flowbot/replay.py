@@ -133,7 +133,8 @@ async def replay(
                         chunks += 1
                         if chunks % commit_every == 0:
                             signal_store.commit()
-                    progress.advance(task, len(batch.columns) + len(batch.problems))
+                    pipeline.on_liquidations(batch.columns.symbol, batch.liquidations)
+                    progress.advance(task, len(batch.columns) + len(batch.problems) + len(batch.liquidations))
                     await asyncio.sleep(0)
             pipeline.finish()
         out.flush()

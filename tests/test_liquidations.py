@@ -1,0 +1,174 @@
+"""Liquidations (USD-M forceOrder) replayed and streamed: exact per-window sums of each side, in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from rich.console import Console
+
+from core.futures import Liquidation
+from core.settings import Settings
+from engine.venues.binance.messages import InvalidMessage, liquidation_from_force_order
+from fakes.recordings import load_ws_recording
+from flowbot.replay import replay
+from storage.feature_store import FeatureStore
+
+RECORDINGS = ("binance-usdm-forceorder-2024-08-17.jsonl", "binance-usdm-forceorder-2025-12-27.jsonl")
+WINDOW_MS = 5000
+Expected = dict[str, dict[int, dict[str, Any]]]
+
+
+def expected_sums(lines: list[bytes]) -> Expected:
+    """Per symbol and 5 s window of trade time: SELL and BUY ap x z (Decimal, from the raw text) and the count."""
+    windows: Expected = defaultdict(dict)
+    for line in lines:
+        order = orjson.loads(line)["data"]["o"]
+        start = order["T"] // WINDOW_MS * WINDOW_MS
+        sums = windows[order["s"]].setdefault(start, {"long": Decimal(0), "short": Decimal(0), "count": 0})
+        sums["long" if order["S"] == "SELL" else "short"] += Decimal(order["ap"]) * Decimal(order["z"])
+        sums["count"] += 1
+    return windows
+
+
+def stored(value: Decimal) -> float:
+    """An exact quote amount as the store writes it: its integer of 1e-16, divided as a float."""
+    units = value * 10**16
+    assert units == units.to_integral_value()
+    return int(units) / float(10**16)
+
+
+def assert_store_holds(data_dir: Path, expected: Expected) -> None:
+    store = FeatureStore(data_dir)
+    assert set(store.symbols()) == set(expected)
+    for symbol, windows in expected.items():
+        rows = store.read(symbol).to_pylist()
+        got = {int(row["window_start"].timestamp() * 1000): row for row in rows}
+        assert sorted(got) == sorted(windows), symbol
+        for start, want in windows.items():
+            row = got[start]
+            assert row["liq_long_quote"] == stored(want["long"]), (symbol, start)
+            assert row["liq_short_quote"] == stored(want["short"]), (symbol, start)
+            assert row["liq_count"] == want["count"]
+            assert row["trade_count"] == 0 and row["volume"] == 0
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+async def test_replaying_a_liquidation_recording_stores_each_sides_notional_exactly(
+    shared_data: Path, tmp_path: Path, name: str
+) -> None:
+    lines = [line for line in (shared_data / name).read_bytes().splitlines() if line.strip()]
+    expected = expected_sums(lines)
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm")
+    report = await replay([shared_data / name], settings, out=io.StringIO(), err=Console(file=io.StringIO()))
+    assert not report.problems and not report.unreadable
+    assert_store_holds(tmp_path, expected)
+    totals = {side: sum((w[side] for ws in expected.values() for w in ws.values()), Decimal(0))
+              for side in ("long", "short")}
+    assert sum(len(ws) for ws in expected.values()) > 100 and totals["long"] > 0 and totals["short"] > 0
+
+
+def test_bad_liquidation_messages_are_rejected_with_a_reason() -> None:
+    good = {"e": "forceOrder", "E": 1723900000000, "o": {
+        "s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "9910", "ap": "9910.5",
+        "X": "FILLED", "l": "0.014", "z": "0.014", "T": 1723900000000}}
+    order = liquidation_from_force_order(good)
+    assert order.is_sell and order.notional == 9910_50000000 * 1400000
+    for broken, reason in (
+        ({**good, "o": "x"}, "missing_field"),
+        ({**good, "o": {**good["o"], "ap": 1.5}}, "wrong_type"),
+        ({**good, "o": {**good["o"], "z": "1e3"}}, "bad_decimal"),
+        ({**good, "o": {**good["o"], "S": "HOLD"}}, "bad_side"),
+        ({"e": "forceOrder", "o": good["o"]}, "missing_field"),
+    ):
+        with pytest.raises(InvalidMessage) as caught:
+            liquidation_from_force_order(broken)
+        assert caught.value.reason == reason
+
+
+def mixed_tape(trades: list[dict[str, Any]], orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The USD-M aggTrade recording with real liquidation orders placed among its trades: order i goes to one of
+    the busy symbols, timed 1 ms after one of its trades and sent right after it (as Binance interleaves them)."""
+    symbols = ["NEOUSDT", "SANDUSDT", "BATUSDT", "DENTUSDT"]
+    positions = {s: [i for i, m in enumerate(trades) if m["data"]["s"] == s] for s in symbols}
+    after: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for number, message in enumerate(orders):
+        symbol = symbols[number % len(symbols)]
+        index = positions[symbol][(number * 7) % len(positions[symbol])]
+        at = trades[index]["data"]["T"] + 1
+        order = {**message["data"]["o"], "s": symbol, "T": at}
+        event = {"e": "forceOrder", "E": at, "o": order}
+        after[index].append({"stream": f"{symbol.lower()}@forceOrder", "data": event})
+    return [m for i, trade in enumerate(trades) for m in (trade, *after[i])]
+
+
+async def test_live_streaming_and_replay_of_trades_mixed_with_liquidations_store_the_same_rows(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+    from test_feed_live import start_run, wait_connected
+
+    from engine.analysis.pipeline import FlowPipeline
+    from flowbot.analysis_config import pipeline_config
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    orders = load_ws_recording(shared_data / RECORDINGS[0])[:120]
+    tape = mixed_tape(trades, orders)
+    received: list[Liquidation] = []
+    symbols = sorted({m["data"]["s"] for m in trades})
+    async for run in start_run(tape, symbols=symbols, market="usdm", fake_options={"rate": 3000.0, "batch": 7}):
+        live_dir = tmp_path / "live"
+        store = FeatureStore(live_dir)
+        pipeline = FlowPipeline(pipeline_config(run.settings), run.bus, store=store)
+        collect = run.feed.on_trades
+
+        def both(symbol: str, batch: list[Any], collect: Any = collect, pipeline: FlowPipeline = pipeline) -> None:
+            collect(symbol, batch)
+            pipeline.on_trades(symbol, batch)
+
+        def liquidations(symbol: str, batch: list[Liquidation], pipeline: FlowPipeline = pipeline) -> None:
+            received.extend(batch)
+            pipeline.on_liquidations(symbol, batch)
+
+        run.feed.on_trades, run.feed.on_liquidations = both, liquidations
+        await wait_connected(run.fake)
+        assert "/market/stream?streams=" in run.feed.venue.connection_url(run.settings.ws_url, ["x@aggTrade"])
+        run.fake.play()
+        await run.wait_for(len(trades))
+        await run.fake.wait_played()
+        for _ in range(100):
+            if len(received) == len(orders):
+                break
+            await asyncio.sleep(0.05)
+        pipeline.finish()
+        store.close()
+    assert len(received) == len(orders)
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path / "replay"), MARKET="usdm")
+    report = await replay([replay_file], settings, out=io.StringIO(), err=Console(file=io.StringIO()))
+    assert report.trades == len(trades) and not report.problems
+
+    def rows(folder: Path) -> list[dict[str, Any]]:
+        table = pq.read_table(folder / "features")
+        newest: dict[tuple[str, Any], dict[str, Any]] = {}
+        for row in sorted(table.to_pylist(), key=lambda r: r["revision"]):
+            newest[(str(row["symbol"]), row["window_start"])] = {k: v for k, v in row.items() if k != "revision"}
+        return [newest[key] for key in sorted(newest)]
+
+    live_rows = rows(tmp_path / "live")
+    assert live_rows == rows(tmp_path / "replay")
+    with_liquidations = [row for row in live_rows if row["liq_count"]]
+    expected = expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])
+    assert len(with_liquidations) == sum(len(ws) for ws in expected.values())
+    for row in with_liquidations:
+        want = expected[str(row["symbol"])][int(row["window_start"].timestamp() * 1000)]
+        assert (row["liq_long_quote"], row["liq_short_quote"], row["liq_count"]) == (
+            stored(want["long"]), stored(want["short"]), want["count"])
+    assert all(row["liq_count"] is None for row in live_rows if row["symbol"] not in expected)
