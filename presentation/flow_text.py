@@ -43,4 +43,8 @@ def format_flow(report: FlowReport, now_s: float) -> str:
         f"Coverage: ids {report.first_id} to {report.last_id}, "
         + ("no missing ids" if not report.missing_ids else f"{report.missing_ids} missing ids (unfilled gaps)"),
     ]
+    if report.liq_count is not None and report.liq_long_quote is not None and report.liq_short_quote is not None:
+        lines.insert(-2, f"Liquidations (at least: Binance pushes one per symbol per second): longs "
+                         f"{_amount(report.liq_long_quote, '0.01')}, shorts {_amount(report.liq_short_quote, '0.01')}"
+                         f" ({report.liq_count} orders)")
     return "\n".join(lines)

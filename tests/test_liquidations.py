@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,9 @@ from core.settings import Settings
 from engine.venues.binance.messages import InvalidMessage, liquidation_from_force_order
 from fakes.recordings import load_ws_recording
 from flowbot.replay import replay
+from presentation.flow_text import format_flow
 from storage.feature_store import FeatureStore
+from storage.flow_query import flow_report
 
 RECORDINGS = ("binance-usdm-forceorder-2024-08-17.jsonl", "binance-usdm-forceorder-2025-12-27.jsonl")
 WINDOW_MS = 5000
@@ -72,6 +75,16 @@ async def test_replaying_a_liquidation_recording_stores_each_sides_notional_exac
     totals = {side: sum((w[side] for ws in expected.values() for w in ws.values()), Decimal(0))
               for side in ("long", "short")}
     assert sum(len(ws) for ws in expected.values()) > 100 and totals["long"] > 0 and totals["short"] > 0
+
+    busiest = max(expected, key=lambda s: len(expected[s]))
+    report = flow_report(FeatureStore(tmp_path), busiest, "24h")
+    assert report is not None
+    last = max(expected[busiest])
+    in_span = [w for start, w in expected[busiest].items() if start >= last + WINDOW_MS - 86_400_000]
+    long, short = (sum((w[side] for w in in_span), Decimal(0)) for side in ("long", "short"))
+    text = format_flow(report, time.time())
+    assert (f"Liquidations (at least: Binance pushes one per symbol per second): longs {long:,.2f}, shorts "
+            f"{short:,.2f} ({sum(w['count'] for w in in_span)} orders)") in text
 
 
 def test_bad_liquidation_messages_are_rejected_with_a_reason() -> None:
@@ -172,3 +185,5 @@ async def test_live_streaming_and_replay_of_trades_mixed_with_liquidations_store
         assert (row["liq_long_quote"], row["liq_short_quote"], row["liq_count"]) == (
             stored(want["long"]), stored(want["short"]), want["count"])
     assert all(row["liq_count"] is None for row in live_rows if row["symbol"] not in expected)
+    quiet = flow_report(FeatureStore(tmp_path / "live"), "KSMUSDT", "1h")
+    assert quiet is not None and quiet.liq_count is None and "Liquidations" not in format_flow(quiet, time.time())
