@@ -44,6 +44,9 @@ class WindowFeatures:
     liq_long_quote: int | None = None  # 1e-16; USD-M only (None on spot)
     liq_short_quote: int | None = None  # 1e-16
     liq_count: int | None = None
+    mark_price: int | None = None  # 1e-8; USD-M only
+    funding_rate: int | None = None  # 1e-8, signed
+    next_funding_time: int | None = None  # ms
 
     @property
     def vwap(self) -> Decimal:

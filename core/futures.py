@@ -28,3 +28,14 @@ class Liquidation(NamedTuple):
     def notional(self) -> int:
         """avg_price x filled_qty in 1e-16 units (exact): the quote amount forced out."""
         return self.avg_price * self.filled_qty
+
+
+class MarkPrice(NamedTuple):
+    """One markPriceUpdate: mark and index price (1e-8), the funding rate (1e-8, signed) and the next funding."""
+
+    symbol: str
+    mark_price: int
+    index_price: int
+    funding_rate: int
+    next_funding_time: int  # ms
+    event_time: int  # ms

@@ -71,6 +71,10 @@ FEATURE_SCHEMA: tuple[Column, ...] = (
     Column("liq_short_quote", Unit.QUOTE, "USD-M: notional of BUY liquidation orders, shorts forced out; a lower "
            "bound; null on spot", nullable=True),
     Column("liq_count", Unit.COUNT, "USD-M: liquidation orders pushed in the window; null on spot", nullable=True),
+    Column("mark_price", Unit.PRICE, "USD-M: mark price of the window's last markPriceUpdate; null on spot",
+           nullable=True),
+    Column("funding_rate", Unit.PRICE, "USD-M: funding rate of that update (signed); null on spot", nullable=True),
+    Column("next_funding_time", Unit.TIME, "USD-M: next funding time of that update; null on spot", nullable=True),
 )
 REVISION = Column("revision", Unit.COUNT, "a late trade rewrites its window with a higher revision; readers keep it")
 STORED_SCHEMA: tuple[Column, ...] = (*FEATURE_SCHEMA, REVISION)

@@ -294,9 +294,15 @@ def _buffer_table(pieces: list[dict[str, np.ndarray]]) -> tuple[pa.Table, list[s
     columns = {name: values[keep] for name, values in merged.items()}
     columns["symbol"] = pa.DictionaryArray.from_arrays(pa.array(kept_codes, pa.int32()), symbols.dictionary)
     columns |= {name: pa.array(columns[name], TIMESTAMP) for name in TIME_COLUMNS}
-    columns |= {c.name: pa.array(columns[c.name], _ARROW_TYPES[c.unit], from_pandas=True) for c in NULLABLE_COLUMNS}
+    columns |= {c.name: _nullable(columns[c.name], _ARROW_TYPES[c.unit]) for c in NULLABLE_COLUMNS}
     table = pa.Table.from_pydict(columns, schema=SCHEMA)
     return table, symbols.dictionary.to_pylist(), kept_codes, kept_starts // DAY_MS
+
+
+def _nullable(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    """A futures column (float64, NaN for null) as its stored type: counts and times via exact int64."""
+    floats = pa.array(values, pa.float64(), from_pandas=True)
+    return floats if arrow_type == pa.float64() else floats.cast(pa.int64()).cast(arrow_type)
 
 
 def _newest_per_window(table: pa.Table) -> pa.Table:

@@ -21,12 +21,12 @@ import numpy as np
 
 from core.events import Signal, WindowClosed
 from core.features import WindowFeatures
-from core.futures import Liquidation
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade
 from engine.analysis.columns import TradeColumns
 from engine.analysis.config import PipelineConfig
 from engine.analysis.context import KEPT_MS, SymbolContext
-from engine.analysis.liquidations import LiquidationSums, LiquidationWindows
+from engine.analysis.futures_windows import FuturesWindows
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import WindowBuilder
 from engine.bus import EventBus
@@ -69,7 +69,7 @@ class FlowPipeline:
         self._last_id: dict[str, int] = {}
         self._revisions: dict[tuple[str, int], int] = {}
         self._recent: dict[str, WindowBatch] = {}  # each symbol's context windows as columns (until a correction)
-        self.liquidations: dict[str, LiquidationWindows] = {}
+        self.futures: dict[str, FuturesWindows] = {}  # USD-M symbols' liquidations and mark prices by window
 
     # -- input --------------------------------------------------------------------------------
 
@@ -79,17 +79,28 @@ class FlowPipeline:
             self.on_columns(TradeColumns.from_trades(symbol, trades))
 
     def on_liquidations(self, symbol: str, orders: Sequence[Liquidation]) -> None:
-        """USD-M liquidation orders of one symbol (live or replay): summed into their windows, written with them
-        when those close (a window that closed already is rewritten with a higher revision)."""
-        if not orders:
-            return
-        windows = self.liquidations.get(symbol)
+        """USD-M liquidation orders of one symbol (live or replay): summed into their windows (by trade time)."""
+        if orders:
+            self._futures(symbol).add_liquidations(orders)
+            self._write_futures_of_closed(symbol)
+
+    def on_marks(self, symbol: str, marks: Sequence[MarkPrice]) -> None:
+        """USD-M mark price updates of one symbol: each window keeps its last (by event time)."""
+        if marks:
+            self._futures(symbol).add_marks(marks)
+            self._write_futures_of_closed(symbol)
+
+    def _futures(self, symbol: str) -> FuturesWindows:
+        windows = self.futures.get(symbol)
         if windows is None:
-            windows = self.liquidations[symbol] = LiquidationWindows(self.config.rules_for(symbol).window_ms)
-        windows.add(orders)
+            windows = self.futures[symbol] = FuturesWindows(self.config.rules_for(symbol).window_ms)
+        return windows
+
+    def _write_futures_of_closed(self, symbol: str) -> None:
+        """Futures data of windows already closed is written at once (a closed trade window, rewritten)."""
         builder = self.builders.get(symbol)
         if builder is not None:
-            self._write_liquidations(symbol, builder.closed_through)
+            self._write_futures(symbol, builder.closed_through)
 
     def on_columns(self, trades: TradeColumns) -> None:
         """Any batch of one symbol's trades (live or replay); its signals are stored in one transaction."""
@@ -116,16 +127,16 @@ class FlowPipeline:
         for symbol, builder in self.builders.items():
             if builder.open_window_start is not None and ready(symbol):
                 self._emit(builder.close_through(now_ms - grace_ms))
-        for symbol, windows in self.liquidations.items():
+        for symbol, windows in self.futures.items():
             if windows.pending and ready(symbol):
-                self._write_liquidations(symbol, now_ms - grace_ms)
+                self._write_futures(symbol, now_ms - grace_ms)
 
     def finish(self) -> None:
         """End of a replay: close every open window and flush the store."""
         for builder in self.builders.values():
             self._emit(builder.close_through(2**62))
-        for symbol in self.liquidations:
-            self._write_liquidations(symbol, 2**62)
+        for symbol in self.futures:
+            self._write_futures(symbol, 2**62)
         if self.store is not None:
             self.store.flush()
 
@@ -163,8 +174,18 @@ class FlowPipeline:
         """Store and publish newly closed windows of one symbol, then add them to its context and judge them."""
         if not len(batch):
             return
+        futures = self.futures.get(batch.symbol)
         if self.store is not None:
-            self.store.add_batch(batch)
+            if futures is None:
+                self.store.add_batch(batch)
+            else:  # a USD-M symbol: each window with the futures data that arrived for it
+                for features in batch:
+                    sums = futures.take(features.window_start)
+                    key = (batch.symbol, features.window_start)
+                    revision = self._revisions.get(key, -1) + 1  # above a row of its futures data alone
+                    if revision:
+                        self._revisions[key] = revision
+                    self.store.add(features if sums is None else sums.applied(features), revision)
         if self.bus.has_subscribers(WindowClosed):
             for features in batch:
                 self.bus.publish(WindowClosed(features))
@@ -177,39 +198,33 @@ class FlowPipeline:
         windows = WindowBatch.concat(batch.symbol, [history, batch])
         self._recent[batch.symbol] = windows.since(int(batch.window_end[-1]) - KEPT_MS)
         self._signals(self.judge.signals(windows, len(history)))
-        liquidations = self.liquidations.get(batch.symbol)
-        if liquidations is not None:
-            for start in liquidations.written.keys() & set(batch.window_start.tolist()):
-                liquidations.pending.setdefault(start, LiquidationSums())  # written alone, now with its trades
-            self._write_liquidations(batch.symbol, self.builders[batch.symbol].closed_through)
+        if futures is not None:
+            self._write_futures(batch.symbol, self.builders[batch.symbol].closed_through)
 
-    def _write_liquidations(self, symbol: str, through_ms: int) -> None:
-        """Write the symbol's windows with liquidations that end by through_ms: the trade window (a new revision)
-        with their sums, or, in a window without trades, a row of their sums alone (trade columns zero)."""
-        windows = self.liquidations[symbol]
+    def _write_futures(self, symbol: str, through_ms: int) -> None:
+        """Write the symbol's windows with pending futures data that end by through_ms: the trade window (a new
+        revision) with it, or, for a window without trades, a row of its futures data alone (trade columns zero)."""
+        windows = self.futures[symbol]
         context = self.contexts.get(symbol)
         written = {w.window_start: w for w in context.windows} if context is not None else {}
         for start, sums in windows.due(through_ms):
             key = (symbol, start)
             base = written.get(start)
+            rewrite = key in self._revisions or base is not None
+            revision = self._revisions[key] = self._revisions.get(key, 0) + 1 if rewrite else 0
             if base is None:
                 base = _without_trades(symbol, start, windows.window_ms, context)
-            rewrite = key in self._revisions or start in written
-            revision = self._revisions[key] = self._revisions.get(key, 0) + 1 if rewrite else 0
-            features = replace(base, liq_long_quote=sums.long_quote, liq_short_quote=sums.short_quote,
-                               liq_count=sums.count)
             if self.store is not None:
-                self.store.add(features, revision)
+                self.store.add(sums.applied(base), revision)
         if through_ms < 2**62:
             windows.forget_before(through_ms - KEPT_MS)
 
     def _emit_correction(self, features: WindowFeatures, revision: int) -> None:
         """Store and publish a corrected window; the context learns it, no new alert."""
-        liquidations = self.liquidations.get(features.symbol)
-        sums = liquidations.written.get(features.window_start) if liquidations is not None else None
+        futures = self.futures.get(features.symbol)
+        sums = futures.written.get(features.window_start) if futures is not None else None
         if sums is not None:
-            features = replace(features, liq_long_quote=sums.long_quote, liq_short_quote=sums.short_quote,
-                               liq_count=sums.count)
+            features = sums.applied(features)
         if self.store is not None:
             self.store.add(features, revision)
         self.bus.publish(WindowClosed(features, revision))
@@ -273,7 +288,7 @@ class FlowPipeline:
 
 
 def _without_trades(symbol: str, start: int, window_ms: int, context: SymbolContext | None) -> WindowFeatures:
-    """A window that had no trades (only liquidations): trade columns zero, the CVD of the day carried on."""
+    """A window that had no trades (futures data only): trade columns zero, the CVD of the day carried on."""
     before = [w for w in context.windows if w.window_start < start] if context is not None else []
     same_day = before and before[-1].window_start // 86_400_000 == start // 86_400_000
     return WindowFeatures(
