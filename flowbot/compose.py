@@ -41,6 +41,7 @@ class Engine:
         self.ticker = WindowTicker(self.feed.symbols, settings.window_duration, self.feed.health, out) if out else None
         self.feed.on_trades = self._on_trades
         self.feed.on_liquidations = self.pipeline.on_liquidations
+        self.feed.on_marks = self.pipeline.on_marks
 
     def _on_trades(self, symbol: str, trades: list[Trade]) -> None:
         if self.ticker is not None:

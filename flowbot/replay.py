@@ -134,7 +134,9 @@ async def replay(
                         if chunks % commit_every == 0:
                             signal_store.commit()
                     pipeline.on_liquidations(batch.columns.symbol, batch.liquidations)
-                    progress.advance(task, len(batch.columns) + len(batch.problems) + len(batch.liquidations))
+                    pipeline.on_marks(batch.columns.symbol, batch.marks)
+                    progress.advance(task, len(batch.columns) + len(batch.problems) + len(batch.liquidations)
+                                     + len(batch.marks))
                     await asyncio.sleep(0)
             pipeline.finish()
         out.flush()

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from core.futures import Liquidation
+from core.futures import Liquidation, MarkPrice
 from core.settings import Settings
 from engine.venues.binance.messages import InvalidMessage, liquidation_from_force_order
 from fakes.recordings import load_ws_recording
@@ -118,10 +118,29 @@ def mixed_tape(trades: list[dict[str, Any]], orders: list[dict[str, Any]]) -> li
         order = {**message["data"]["o"], "s": symbol, "T": at}
         event = {"e": "forceOrder", "E": at, "o": order}
         after[index].append({"stream": f"{symbol.lower()}@forceOrder", "data": event})
+    seconds: dict[str, int] = {}
+    for index, message in enumerate(trades):  # a mark price update after each symbol's first trade of a second
+        data = message["data"]
+        if data["s"] in symbols and seconds.get(data["s"]) != data["T"] // 1000:
+            seconds[data["s"]] = data["T"] // 1000
+            rate = "0.00010000" if index % 3 else "-0.00002500"
+            event = {"e": "markPriceUpdate", "E": data["T"] + 2, "s": data["s"], "p": data["p"], "i": data["p"],
+                     "P": data["p"], "r": rate, "T": (data["T"] // 28_800_000 + 1) * 28_800_000}
+            after[index].append({"stream": f"{data['s'].lower()}@markPrice@1s", "data": event})
     return [m for i, trade in enumerate(trades) for m in (trade, *after[i])]
 
 
-async def test_live_streaming_and_replay_of_trades_mixed_with_liquidations_store_the_same_rows(
+def expected_marks(tape: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[Decimal, Decimal, int]]:
+    """Per symbol and window of event time: the last update's mark price, funding rate and next funding time."""
+    last: dict[tuple[str, int], tuple[Decimal, Decimal, int]] = {}
+    for message in tape:
+        data = message["data"]
+        if data["e"] == "markPriceUpdate":
+            last[(data["s"], data["E"] // WINDOW_MS * WINDOW_MS)] = (Decimal(data["p"]), Decimal(data["r"]), data["T"])
+    return last
+
+
+async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_store_the_same_rows(
     shared_data: Path, tmp_path: Path
 ) -> None:
     import pyarrow.parquet as pq
@@ -134,6 +153,7 @@ async def test_live_streaming_and_replay_of_trades_mixed_with_liquidations_store
     orders = load_ws_recording(shared_data / RECORDINGS[0])[:120]
     tape = mixed_tape(trades, orders)
     received: list[Liquidation] = []
+    marks: list[MarkPrice] = []
     symbols = sorted({m["data"]["s"] for m in trades})
     async for run in start_run(tape, symbols=symbols, market="usdm", fake_options={"rate": 3000.0, "batch": 7}):
         live_dir = tmp_path / "live"
@@ -149,19 +169,23 @@ async def test_live_streaming_and_replay_of_trades_mixed_with_liquidations_store
             received.extend(batch)
             pipeline.on_liquidations(symbol, batch)
 
-        run.feed.on_trades, run.feed.on_liquidations = both, liquidations
+        def mark_prices(symbol: str, batch: list[MarkPrice], pipeline: FlowPipeline = pipeline) -> None:
+            marks.extend(batch)
+            pipeline.on_marks(symbol, batch)
+
+        run.feed.on_trades, run.feed.on_liquidations, run.feed.on_marks = both, liquidations, mark_prices
         await wait_connected(run.fake)
         assert "/market/stream?streams=" in run.feed.venue.connection_url(run.settings.ws_url, ["x@aggTrade"])
         run.fake.play()
         await run.wait_for(len(trades))
         await run.fake.wait_played()
         for _ in range(100):
-            if len(received) == len(orders):
+            if len(received) == len(orders) and len(marks) == len(tape) - len(trades) - len(orders):
                 break
             await asyncio.sleep(0.05)
         pipeline.finish()
         store.close()
-    assert len(received) == len(orders)
+    assert len(received) == len(orders) and len(marks) == len(tape) - len(trades) - len(orders) > 100
     replay_file = tmp_path / "mixed.jsonl"
     replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
     settings = Settings(_env_file=None, DATA_DIR=str(tmp_path / "replay"), MARKET="usdm")
@@ -185,5 +209,14 @@ async def test_live_streaming_and_replay_of_trades_mixed_with_liquidations_store
         assert (row["liq_long_quote"], row["liq_short_quote"], row["liq_count"]) == (
             stored(want["long"]), stored(want["short"]), want["count"])
     assert all(row["liq_count"] is None for row in live_rows if row["symbol"] not in expected)
+    want_marks = expected_marks(tape)
+    with_marks = {(str(r["symbol"]), int(r["window_start"].timestamp() * 1000)): r for r in live_rows
+                  if r["mark_price"] is not None}
+    assert set(with_marks) == set(want_marks)
+    for key, (mark, rate, next_funding) in want_marks.items():
+        row = with_marks[key]
+        assert (row["mark_price"], row["funding_rate"]) == (float(mark), float(rate))
+        assert int(row["next_funding_time"].timestamp() * 1000) == next_funding
+    assert {rate for _, rate, _ in want_marks.values()} == {Decimal("0.0001"), Decimal("-0.000025")}
     quiet = flow_report(FeatureStore(tmp_path / "live"), "KSMUSDT", "1h")
     assert quiet is not None and quiet.liq_count is None and "Liquidations" not in format_flow(quiet, time.time())

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import aiohttp
 
 from core.events import FeedHealthReport, Gap, GapUnfilled, TradeBatch
-from core.futures import Liquidation
+from core.futures import Liquidation, MarkPrice
 from core.health import ConnectionHealth, FeedHealth
 from core.trades import Trade
 from engine.bus import EventBus
@@ -28,6 +28,7 @@ BACKFILLS_AT_ONCE = 4
 
 TradeSink = Callable[[str, list[Trade]], None]
 LiquidationSink = Callable[[str, list[Liquidation]], None]
+MarkSink = Callable[[str, list[MarkPrice]], None]
 
 
 class MarketFeed:
@@ -47,6 +48,7 @@ class MarketFeed:
         self.bus = bus
         self.on_trades = on_trades
         self.on_liquidations: LiquidationSink | None = None
+        self.on_marks: MarkSink | None = None
         self.symbols = list(config.symbols)
         self.health = FeedHealth()
         self.validator = venue.validator(
@@ -176,12 +178,14 @@ class MarketFeed:
         sequencer.accept(trade)
 
     def _handle_other(
-        self, frame: Liquidation | Rejection | ShutdownNotice | None, connection: StreamConnection
+        self, frame: Liquidation | MarkPrice | Rejection | ShutdownNotice | None, connection: StreamConnection
     ) -> None:
-        """A frame without a trade: a liquidation goes to its sink, a shutdown notice rotates the connection, a
-        rejection is counted."""
+        """A frame without a trade: liquidations and mark prices go to their sinks, a shutdown notice rotates the
+        connection, a rejection is counted."""
         if isinstance(frame, Liquidation):
             self._liquidation(frame)
+        elif isinstance(frame, MarkPrice):
+            self._mark(frame)
         elif isinstance(frame, ShutdownNotice):
             log.warning("connection %s: %s; rotating", connection.name, frame.text)
             connection.shutdown_notice.set()
@@ -203,6 +207,20 @@ class MarketFeed:
         elif self.on_liquidations is not None:
             self.flush()  # the trades received before it go first
             self.on_liquidations(order.symbol, [order])
+
+    def _mark(self, mark: MarkPrice) -> None:
+        """Validate a mark price update and hand it on at once."""
+        sequencer = self.sequencers.get(mark.symbol)
+        if sequencer is None:
+            self.validator.reject("unknown_symbol", mark.symbol)
+            return
+        sequencer.health.messages += 1
+        reason = self.validator.check_mark(mark)
+        if reason is not None:
+            self.validator.reject(reason, f"{mark.symbol} mark price at {mark.event_time}")
+        elif self.on_marks is not None:
+            self.flush()
+            self.on_marks(mark.symbol, [mark])
 
     def flush(self) -> None:
         """Hand released trades to the pipeline (in line) and publish them, per symbol."""

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from core.futures import Liquidation
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,18 @@ class TradeValidator:
             if order.trade_time > latest_ms or order.event_time > latest_ms:
                 return "timestamp_in_future"
         if self.symbols is not None and order.symbol not in self.symbols:
+            return "unknown_symbol"
+        return None
+
+    def check_mark(self, mark: MarkPrice) -> str | None:
+        """None for a sane mark price update, else why not."""
+        if mark.mark_price <= 0:
+            return "non_positive_price"
+        if mark.event_time < self.opened_ms:
+            return self.too_early
+        if self.live and mark.event_time > int(self.clock() * 1000) + self.max_clock_skew_ms:
+            return "timestamp_in_future"
+        if self.symbols is not None and mark.symbol not in self.symbols:
             return "unknown_symbol"
         return None
 

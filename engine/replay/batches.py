@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.futures import Liquidation
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade, scaled_to_decimal
 from engine.analysis.columns import TradeColumns
 
@@ -28,11 +28,12 @@ class RowProblem:
 @dataclass
 class ReplayBatch:
     """One symbol's good trades of a chunk in file order, and the rows of that chunk that were skipped; USD-M
-    recordings also give the symbol's liquidation orders of the chunk."""
+    recordings also give the symbol's liquidation orders and mark price updates of the chunk."""
 
     columns: TradeColumns
     problems: list[RowProblem]
     liquidations: list[Liquidation] = field(default_factory=list)
+    marks: list[MarkPrice] = field(default_factory=list)
 
 
 

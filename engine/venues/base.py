@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from core.futures import Liquidation
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class ShutdownNotice(NamedTuple):
     text: str
 
 
-Frame = Trade | Liquidation | Rejection | ShutdownNotice | None  # None: nothing to do (e.g. a subscribe reply)
+Frame = Trade | Liquidation | MarkPrice | Rejection | ShutdownNotice | None  # None: e.g. a subscribe reply
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ class Venue(Protocol):
         ...
 
     def decode(self, text: str) -> Frame:
-        """One WebSocket text frame as a trade, a liquidation order, a rejection, a shutdown notice, or None."""
+        """One WebSocket text frame as a trade, a liquidation order, a mark price update, a rejection, a shutdown
+        notice, or None."""
         ...
 
     def validator(self, *, max_clock_skew: float, rejected: Counter[str]) -> TradeValidator:

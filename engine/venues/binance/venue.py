@@ -18,6 +18,7 @@ from engine.venues.binance.messages import (
     SERVER_SHUTDOWN,
     InvalidMessage,
     liquidation_from_force_order,
+    mark_from_mark_price_update,
     trade_from_aggtrade,
     trade_from_trade,
     unwrap,
@@ -26,8 +27,8 @@ from engine.venues.binance.rest import BinanceRest
 from engine.venues.binance.rules import binance_validator
 
 _SHUTDOWN = ShutdownNotice(f"Binance announced {SERVER_SHUTDOWN}")
-_FUTURES_STREAMS = ("forceOrder",)  # USD-M only: each symbol's liquidation orders
-_LIQUIDATION = "forceOrder"
+_FUTURES_STREAMS = ("forceOrder", "markPrice@1s")  # USD-M only: liquidation orders, mark price and funding
+_LIQUIDATION, _MARK = "forceOrder", "markPriceUpdate"
 
 
 class BinanceVenue:
@@ -73,6 +74,8 @@ class BinanceVenue:
                 return self._parse(data)
             if kind == _LIQUIDATION and self.market is Market.USDM:
                 return liquidation_from_force_order(data)
+            if kind == _MARK and self.market is Market.USDM:
+                return mark_from_mark_price_update(data)
         except InvalidMessage as exc:
             return Rejection(exc.reason, str(exc))
         return _SHUTDOWN if kind == SERVER_SHUTDOWN else Rejection("unexpected_event", repr(kind))
