@@ -47,6 +47,7 @@ class WindowFeatures:
     mark_price: int | None = None  # 1e-8; USD-M only
     funding_rate: int | None = None  # 1e-8, signed
     next_funding_time: int | None = None  # ms
+    open_interest: int | None = None  # 1e-8, base units
 
     @property
     def vwap(self) -> Decimal:

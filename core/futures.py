@@ -39,3 +39,11 @@ class MarkPrice(NamedTuple):
     funding_rate: int
     next_funding_time: int  # ms
     event_time: int  # ms
+
+
+class OpenInterest(NamedTuple):
+    """Open interest of a symbol (base units, 1e-8) as Binance reported it for a time (ms)."""
+
+    symbol: str
+    open_interest: int
+    time: int

@@ -75,6 +75,8 @@ FEATURE_SCHEMA: tuple[Column, ...] = (
            nullable=True),
     Column("funding_rate", Unit.PRICE, "USD-M: funding rate of that update (signed); null on spot", nullable=True),
     Column("next_funding_time", Unit.TIME, "USD-M: next funding time of that update; null on spot", nullable=True),
+    Column("open_interest", Unit.PRICE, "USD-M: open interest (base units) last known at the window's end (REST, "
+           "every OI_POLL_INTERVAL s); null on spot", nullable=True),
 )
 REVISION = Column("revision", Unit.COUNT, "a late trade rewrites its window with a higher revision; readers keep it")
 STORED_SCHEMA: tuple[Column, ...] = (*FEATURE_SCHEMA, REVISION)

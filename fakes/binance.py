@@ -389,8 +389,11 @@ class FakeBinance(LoopbackServer):
         ping_interval: float | None = None,
         max_streams_per_connection: int | None = None,
         max_control_per_second: int | None = None,
+        open_interest: dict[str, list[Json]] | None = None,
     ) -> None:
-        """The stream and control-message limits default to the market's (spot 1024 and 5, USD-M 200 and 10)."""
+        """The stream and control-message limits default to the market's (spot 1024 and 5, USD-M 200 and 10).
+        USD-M `open_interest`: per symbol, rows of /futures/data/openInterestHist (ascending timestamps); the
+        current value (/fapi/v1/openInterest) is the newest row until set_open_interest() says otherwise."""
         super().__init__()
         if market not in _REST_PREFIX:
             raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
@@ -415,6 +418,9 @@ class FakeBinance(LoopbackServer):
         self._texts = [orjson.dumps(message).decode() for message in messages]
         self._streams = [stream_key(message["stream"]) for message in messages]
         self._history = self._build_history(rest_history or {})
+        self.open_interest_history = open_interest or {}
+        self._open_interest_now: dict[str, Json] = {}
+        self.open_interest_requests: list[dict[str, str]] = []
         self._subscribers: dict[str, tuple[_Connection, ...]] = {}
         self._connections: set[_Connection] = set()
         self._faults: deque[ConnectionFault] = deque()
@@ -445,6 +451,9 @@ class FakeBinance(LoopbackServer):
                 app.router.add_get(f"/{route}/stream", functools.partial(self._handle_stream, route=route))
         app.router.add_get(f"{prefix}/aggTrades", self._handle_agg_trades)
         app.router.add_get(f"{prefix}/ping", self._handle_ping)
+        if self.market == "usdm":
+            app.router.add_get("/fapi/v1/openInterest", self._handle_open_interest)
+            app.router.add_get("/futures/data/openInterestHist", self._handle_open_interest_history)
         return app
 
     async def stop_work(self) -> None:
@@ -597,6 +606,43 @@ class FakeBinance(LoopbackServer):
         finally:
             conn.cleanup()
         return ws
+
+    def set_open_interest(self, symbol: str, open_interest: str, time_ms: int) -> None:
+        """What GET /fapi/v1/openInterest answers for the symbol from now on."""
+        self._open_interest_now[symbol] = {"openInterest": open_interest, "symbol": symbol, "time": time_ms}
+
+    async def _handle_open_interest(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/openInterest?symbol=: {"openInterest","symbol","time"}, as Binance documents it."""
+        params = dict(request.query)
+        self.open_interest_requests.append({"path": request.path, **params})
+        symbol = params.get("symbol")
+        if symbol is None:
+            return _json_response({"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent."}, 400)
+        current = self._open_interest_now.get(symbol)
+        rows = self.open_interest_history.get(symbol)
+        if current is None and rows:
+            current = {"openInterest": rows[-1]["sumOpenInterest"], "symbol": symbol, "time": rows[-1]["timestamp"]}
+        if current is None:
+            return _json_response({"code": -1121, "msg": "Invalid symbol."}, 400)
+        return _json_response(current)
+
+    async def _handle_open_interest_history(self, request: web.Request) -> web.Response:
+        """GET /futures/data/openInterestHist?symbol=&period=&limit=&startTime=&endTime=: ascending rows, the most
+        recent `limit` (default 30, at most 500) of those in the time range."""
+        params = dict(request.query)
+        self.open_interest_requests.append({"path": request.path, **params})
+        if "symbol" not in params or params.get("period") not in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h",
+                                                                   "1d"):
+            return _json_response({"code": -1102, "msg": "Mandatory parameter 'symbol' or 'period' was not sent."},
+                                  400)
+        try:
+            start, end, limit = (_int_param(params, name) for name in ("startTime", "endTime", "limit"))
+        except ValueError:
+            return _json_response({"code": -1100, "msg": "Illegal characters found in a parameter."}, 400)
+        rows = [row for row in self.open_interest_history.get(params["symbol"], [])
+                if (start is None or row["timestamp"] >= start) and (end is None or row["timestamp"] <= end)]
+        limit = 30 if limit is None else min(max(limit, 1), 500)
+        return _json_response(rows[-limit:])
 
     async def _handle_ping(self, request: web.Request) -> web.Response:
         """GET .../ping: {}."""

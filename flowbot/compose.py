@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.metrics import Metrics
-from core.settings import Settings
+from core.settings import Market, Settings
 from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import EventBus
@@ -50,13 +50,30 @@ class Engine:
 
     async def run(self) -> None:
         """Stream until cancelled; the store is flushed on the way out."""
-        housekeeping = asyncio.create_task(self._housekeeping(), name="engine-housekeeping")
+        helpers = [asyncio.create_task(self._housekeeping(), name="engine-housekeeping")]
+        if self.settings.market is Market.USDM:
+            helpers.append(asyncio.create_task(self._open_interest(), name="engine-open-interest"))
         try:
             await self.feed.run()
         finally:
-            housekeeping.cancel()
-            await asyncio.gather(housekeeping, return_exceptions=True)
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             self.store.close()
+
+    async def _open_interest(self) -> None:
+        """USD-M: poll each symbol's open interest into the pipeline (history first)."""
+        import aiohttp
+
+        from engine.venues.binance.open_interest import OpenInterestPoller
+        from engine.venues.binance.rest import BinanceRest
+
+        settings = self.settings
+        async with aiohttp.ClientSession() as session:
+            rest = BinanceRest(session, settings.rest_url, settings.market, max_attempts=settings.rest_max_attempts)
+            poller = OpenInterestPoller(rest, self.feed.symbols, settings.oi_poll_interval,
+                                        self.pipeline.on_open_interest)
+            await poller.run()
 
     async def _housekeeping(self) -> None:
         flushed = compacted = time.monotonic()

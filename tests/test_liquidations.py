@@ -16,8 +16,11 @@ from rich.console import Console
 
 from core.futures import Liquidation, MarkPrice
 from core.settings import Settings
+from engine.bus import InMemoryBus
 from engine.venues.binance.messages import InvalidMessage, liquidation_from_force_order
+from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording
+from flowbot.compose import Engine
 from flowbot.replay import replay
 from presentation.flow_text import format_flow
 from storage.feature_store import FeatureStore
@@ -220,3 +223,75 @@ async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_
     assert {rate for _, rate, _ in want_marks.values()} == {Decimal("0.0001"), Decimal("-0.000025")}
     quiet = flow_report(FeatureStore(tmp_path / "live"), "KSMUSDT", "1h")
     assert quiet is not None and quiet.liq_count is None and "Liquidations" not in format_flow(quiet, time.time())
+
+
+async def test_usdm_run_stores_trades_liquidations_funding_and_open_interest(shared_data: Path, tmp_path: Path) -> None:
+    """The engine of `MARKET=usdm flowbot run` against the fake: every futures column lands exactly."""
+    from test_feed_live import FAST
+
+    from core.metrics import Metrics
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    orders = load_ws_recording(shared_data / RECORDINGS[1])[:200]
+    tape = mixed_tape(trades, orders)
+    first, last = (f(m["data"]["T"] for m in trades if m["data"]["s"] == "NEOUSDT") for f in (min, max))
+    history = {"NEOUSDT": [  # Binance's openInterestHist shape, 5-minute rows before the recording
+        {"symbol": "NEOUSDT", "sumOpenInterest": f"{1_200_000 + 7 * n}.{n:03d}", "sumOpenInterestValue": "1.0",
+         "timestamp": first - first % 300_000 - 300_000 * (12 - n)} for n in range(12)]}
+    middle = (first + last) // 2
+    symbols = sorted({m["data"]["s"] for m in trades})
+    fake = FakeBinance(tape, market="usdm", rate=2000.0, batch=7, open_interest=history)
+    await fake.start()
+    fake.set_open_interest("NEOUSDT", "1234567.891", middle)
+    settings = Settings(_env_file=None, **{
+        **FAST, "MARKET": "usdm", "SYMBOLS": ",".join(symbols), "BINANCE_WS_URL": fake.ws_url,
+        "BINANCE_REST_URL": fake.rest_url, "DATA_DIR": str(tmp_path / "live"), "OI_POLL_INTERVAL": "0.3",
+        "WINDOW_GRACE": "0.2"})
+    engine = Engine(settings, InMemoryBus(), symbols=symbols, signal_store=None, metrics=Metrics(), out=None)
+    task = asyncio.create_task(engine.run())
+    try:
+        for _ in range(200):  # the history and a first poll of every symbol before the market plays
+            polled = {r["symbol"] for r in fake.open_interest_requests if r["path"] == "/fapi/v1/openInterest"}
+            if polled == set(symbols) and fake.open_connections():
+                break
+            await asyncio.sleep(0.05)
+        fake.play()
+        await fake.wait_played()
+        for _ in range(100):
+            if sum(engine.feed.health.symbol(s).trades for s in symbols) == len(trades):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # the last windows close after WINDOW_GRACE
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await fake.close()
+    paths = {r["path"] for r in fake.open_interest_requests}
+    assert paths == {"/fapi/v1/openInterest", "/futures/data/openInterestHist"}
+    assert all(r["period"] == "5m" for r in fake.open_interest_requests if r["path"].endswith("Hist"))
+
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    replay_settings = Settings(_env_file=None, DATA_DIR=str(tmp_path / "replay"), MARKET="usdm")
+    await replay([replay_file], replay_settings, out=io.StringIO(), err=Console(file=io.StringIO()))
+    live = {(s, int(r["window_start"].timestamp() * 1000)): r for s in symbols
+            for r in FeatureStore(tmp_path / "live").read(s).to_pylist()}
+    replayed = {(s, int(r["window_start"].timestamp() * 1000)): r for s in symbols
+                for r in FeatureStore(tmp_path / "replay").read(s).to_pylist()}
+    assert set(live) == set(replayed) and len(live) > 100
+    for key, row in live.items():  # trades, liquidations and funding as the replay (checked against the raw data)
+        assert {k: v for k, v in row.items() if k not in ("open_interest", "revision")} == {
+            k: v for k, v in replayed[key].items() if k not in ("open_interest", "revision")}, key
+    liquidated = expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])
+    for symbol, windows in liquidated.items():
+        for start, want in windows.items():
+            assert live[(symbol, start)]["liq_count"] == want["count"]
+            assert live[(symbol, start)]["liq_long_quote"] == stored(want["long"])
+    values = [(row["timestamp"], Decimal(row["sumOpenInterest"])) for row in history["NEOUSDT"]]
+    values.append((middle, Decimal("1234567.891")))
+    neo = [(start, row) for (symbol, start), row in live.items() if symbol == "NEOUSDT"]
+    for start, row in neo:
+        known = [value for at, value in values if at < start + WINDOW_MS]
+        assert row["open_interest"] == float(known[-1]), start
+    assert {row["open_interest"] for _, row in neo} == {float(values[-2][1]), 1234567.891}
+    assert all(row["open_interest"] is None for (symbol, _), row in live.items() if symbol != "NEOUSDT")

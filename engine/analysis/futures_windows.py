@@ -3,11 +3,14 @@ for a while so that a late update rewrites the window whole."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from core.features import WindowFeatures
-from core.futures import Liquidation, MarkPrice
+from core.futures import Liquidation, MarkPrice, OpenInterest
+
+OPEN_INTEREST_KEPT_MS = 2 * 3_600_000  # values older than this before the newest are dropped (one always stays)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +29,12 @@ class FuturesSums:
         return FuturesSums(self.long_quote + other.long_quote, self.short_quote + other.short_quote,
                            self.count + other.count, max(marks, key=lambda m: m.event_time) if marks else None)
 
-    def applied(self, features: WindowFeatures) -> WindowFeatures:
+    def applied(self, features: WindowFeatures, open_interest: int | None = None) -> WindowFeatures:
         """The window with these values in its futures columns (null where the window had none)."""
         mark = self.mark
         return replace(
             features,
+            open_interest=open_interest,
             liq_long_quote=self.long_quote if self.count else None,
             liq_short_quote=self.short_quote if self.count else None,
             liq_count=self.count or None,
@@ -47,6 +51,30 @@ class FuturesWindows:
         self.window_ms = window_ms
         self.pending: dict[int, FuturesSums] = {}
         self.written: dict[int, FuturesSums] = {}
+        self._oi_times: list[int] = []  # open interest values known, ascending by time
+        self._oi_values: list[int] = []
+
+    def add_open_interest(self, values: Sequence[OpenInterest]) -> None:
+        for value in values:
+            at = bisect.bisect_right(self._oi_times, value.time)
+            if at and self._oi_times[at - 1] == value.time:
+                self._oi_values[at - 1] = value.open_interest
+            else:
+                self._oi_times.insert(at, value.time)
+                self._oi_values.insert(at, value.open_interest)
+        drop = bisect.bisect_left(self._oi_times, self._oi_times[-1] - OPEN_INTEREST_KEPT_MS) if self._oi_times else 0
+        drop = min(drop, len(self._oi_times) - 1)
+        if drop > 0:
+            del self._oi_times[:drop], self._oi_values[:drop]
+
+    def open_interest_at(self, end_ms: int) -> int | None:
+        """The last open interest known for a time before end_ms (a window's end), or None."""
+        at = bisect.bisect_left(self._oi_times, end_ms)
+        return self._oi_values[at - 1] if at else None
+
+    def apply(self, features: WindowFeatures, sums: FuturesSums | None) -> WindowFeatures:
+        """The window with its futures data and the open interest known at its end."""
+        return (sums or FuturesSums()).applied(features, self.open_interest_at(features.window_end))
 
     def _start(self, ms: int) -> int:
         return ms - ms % self.window_ms

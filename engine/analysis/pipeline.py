@@ -21,7 +21,7 @@ import numpy as np
 
 from core.events import Signal, WindowClosed
 from core.features import WindowFeatures
-from core.futures import Liquidation, MarkPrice
+from core.futures import Liquidation, MarkPrice, OpenInterest
 from core.trades import Trade
 from engine.analysis.columns import TradeColumns
 from engine.analysis.config import PipelineConfig
@@ -89,6 +89,11 @@ class FlowPipeline:
         if marks:
             self._futures(symbol).add_marks(marks)
             self._write_futures_of_closed(symbol)
+
+    def on_open_interest(self, symbol: str, values: Sequence[OpenInterest]) -> None:
+        """USD-M open interest of one symbol (history or polls): windows closing after it carry the last known."""
+        if values:
+            self._futures(symbol).add_open_interest(values)
 
     def _futures(self, symbol: str) -> FuturesWindows:
         windows = self.futures.get(symbol)
@@ -185,7 +190,7 @@ class FlowPipeline:
                     revision = self._revisions.get(key, -1) + 1  # above a row of its futures data alone
                     if revision:
                         self._revisions[key] = revision
-                    self.store.add(features if sums is None else sums.applied(features), revision)
+                    self.store.add(futures.apply(features, sums), revision)
         if self.bus.has_subscribers(WindowClosed):
             for features in batch:
                 self.bus.publish(WindowClosed(features))
@@ -215,7 +220,7 @@ class FlowPipeline:
             if base is None:
                 base = _without_trades(symbol, start, windows.window_ms, context)
             if self.store is not None:
-                self.store.add(sums.applied(base), revision)
+                self.store.add(windows.apply(base, sums), revision)
         if through_ms < 2**62:
             windows.forget_before(through_ms - KEPT_MS)
 
@@ -223,8 +228,8 @@ class FlowPipeline:
         """Store and publish a corrected window; the context learns it, no new alert."""
         futures = self.futures.get(features.symbol)
         sums = futures.written.get(features.window_start) if futures is not None else None
-        if sums is not None:
-            features = sums.applied(features)
+        if futures is not None:
+            features = futures.apply(features, sums)
         if self.store is not None:
             self.store.add(features, revision)
         self.bus.publish(WindowClosed(features, revision))
