@@ -295,3 +295,12 @@ async def test_usdm_run_stores_trades_liquidations_funding_and_open_interest(sha
         assert row["open_interest"] == float(known[-1]), start
     assert {row["open_interest"] for _, row in neo} == {float(values[-2][1]), 1234567.891}
     assert all(row["open_interest"] is None for (symbol, _), row in live.items() if symbol != "NEOUSDT")
+
+    report = flow_report(FeatureStore(tmp_path / "live"), "NEOUSDT", "5m")
+    assert report is not None
+    text = format_flow(report, time.time())
+    change = Decimal("1234567.891") - values[-2][1]
+    assert f"Open interest: 1,234,567.891 (+{change:,.3f}, +{change * 100 / values[-2][1]:.2f}% over the span)" in text
+    neo_marks = [m["data"] for m in tape if m["data"]["e"] == "markPriceUpdate" and m["data"]["s"] == "NEOUSDT"]
+    rate = Decimal(neo_marks[-1]["r"]) * 100
+    assert f"Funding: {rate:.4f}% (next " in text and f"Mark: {Decimal(neo_marks[-1]['p']).normalize():f}" in text
