@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
@@ -72,6 +73,8 @@ def render_chart(
     if found is None:
         return None
     start, end, table = found
+    traded = table.filter(pc.greater(table["trade_count"], 0))  # USD-M windows of futures data alone have no price
+    table = traded if traded.num_rows else table
     starts = _millis(table, "window_start")
     window_ms = int(_millis(table, "window_end")[-1] - starts[-1])
     bucket = _bucket_ms(FLOW_SPANS_MS[span], window_ms)
