@@ -132,10 +132,7 @@ async def _binance_rest(session: aiohttp.ClientSession, settings: Settings) -> s
 async def _binance_ws(session: aiohttp.ClientSession, settings: Settings) -> str:
     """Open the first symbol's connection; on USD-M also wait for its first message (an unrouted one gets none)."""
     venue = venue_from(settings)
-    names = venue.stream_names(settings.symbols[:1])
-    if settings.market is Market.USDM:
-        names.append(f"{settings.symbols[0].lower()}@markPrice@1s")  # pushed every second, on the same route
-    url = venue.connection_url(settings.ws_url, names)
+    url = venue.connection_url(settings.ws_url, venue.stream_names(settings.symbols[:1]))  # USD-M: @markPrice@1s too
     started = time.monotonic()
     try:
         async with session.ws_connect(url, autoping=False) as ws:

@@ -184,7 +184,8 @@ async def test_usdm_websocket_check_needs_data_on_the_routed_connection(shared_d
         out = io.StringIO()
         await doctor(Settings(_env_file=None, BINANCE_WS_URL=routed.ws_url, **usdm), out)
         status, detail = rows(out.getvalue())["Binance WebSocket"]
-        assert status == "ok" and "/market/stream?streams=neousdt@aggTrade/neousdt@markPrice@1s" in detail
+        assert status == "ok"
+        assert "/market/stream?streams=neousdt@aggTrade/neousdt@forceOrder/neousdt@markPrice@1s" in detail
         assert "delivered data" in detail
     async with FakeBinance([], market="usdm") as silent:  # a routed connection that never delivers
         out = io.StringIO()
