@@ -304,3 +304,24 @@ async def test_usdm_run_stores_trades_liquidations_funding_and_open_interest(sha
     neo_marks = [m["data"] for m in tape if m["data"]["e"] == "markPriceUpdate" and m["data"]["s"] == "NEOUSDT"]
     rate = Decimal(neo_marks[-1]["r"]) * 100
     assert f"Funding: {rate:.4f}% (next " in text and f"Mark: {Decimal(neo_marks[-1]['p']).normalize():f}" in text
+
+
+async def test_the_chart_of_a_usdm_symbol_has_a_liquidation_panel_and_spot_charts_do_not(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from presentation.charts import render_chart
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    tape = mixed_tape(trades, load_ws_recording(shared_data / RECORDINGS[0])[:120])
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    await replay([replay_file], Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm"), out=io.StringIO(),
+                 err=Console(file=io.StringIO()))
+    store = FeatureStore(tmp_path)
+    neo = render_chart(store, "NEOUSDT", "5m")
+    quiet = render_chart(store, "KSMUSDT", "5m")
+    assert neo is not None and quiet is not None
+    windows = {start for start in expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])[
+        "NEOUSDT"]}
+    assert neo.liquidation_windows == len(windows) > 5 and quiet.liquidation_windows == 0
+    assert neo.png.startswith(b"\x89PNG") and neo.png != quiet.png
