@@ -176,7 +176,7 @@ def _draw(
     canvas = FigureCanvasAgg(figure)
     show_liquidations = futures is not None and bool((futures.liq_long_quote + futures.liq_short_quote).any())
     show_interest = futures is not None and not np.isnan(futures.open_interest).all()
-    ratios = (3, 1.6, 1.6) if not (show_liquidations or show_interest) else (3, 1.3, 1.3)
+    ratios: tuple[float, ...] = (3, 1.6, 1.6) if not (show_liquidations or show_interest) else (3, 1.3, 1.3)
     ratios += (1.3,) * show_liquidations + (1.1,) * show_interest
     panels = tuple(figure.subplots(len(ratios), 1, sharex=True, height_ratios=ratios))
     price, cvd, volume = panels[:3]
