@@ -325,3 +325,42 @@ async def test_the_chart_of_a_usdm_symbol_has_a_liquidation_panel_and_spot_chart
         "NEOUSDT"]}
     assert neo.liquidation_windows == len(windows) > 5 and quiet.liquidation_windows == 0
     assert neo.png.startswith(b"\x89PNG") and neo.png != quiet.png
+
+
+async def test_ask_sends_the_liquidations_and_funding_of_a_usdm_symbol_as_facts(
+    shared_data: Path, tmp_path: Path, chat: Any
+) -> None:
+    from ai.ask import Asker
+    from ai.grounding import check_grounding
+    from ai.providers import ProviderChain, providers_from
+    from fakes.chat_completions import Reply
+    from storage.signal_store import SignalStore
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    tape = mixed_tape(trades, load_ws_recording(shared_data / RECORDINGS[0])[:120])
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    await replay([replay_file], Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm"), out=io.StringIO(),
+                 err=Console(file=io.StringIO()))
+
+    def echo(body: dict[str, Any]) -> Reply:
+        neo = orjson.loads(body["messages"][-1]["content"].split("Facts: ", 1)[1])["symbols"]["NEOUSDT"]
+        return Reply(text=f"At least {neo['liquidated_shorts_quote_at_least']} USDT of shorts were forced out.")
+
+    chat.answer_with("groq", echo)
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), GROQ_API_KEY="gsk-test",
+                        GROQ_BASE_URL=chat.groq_base_url, AI_TIMEOUT="2")
+    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout)
+    asker = Asker(chain.answer, FeatureStore(tmp_path), symbols=["NEOUSDT", "KSMUSDT"],
+                  signal_store=SignalStore(tmp_path / "flowbot.db"))
+    answer = await asker.ask("were NEOUSDT shorts liquidated in the last 15 minutes?")
+    facts = orjson.loads(chat.requests[-1].messages[-1]["content"].split("Facts: ", 1)[1])
+    neo = facts["symbols"]["NEOUSDT"]
+    sums = expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])["NEOUSDT"]
+    short = sum((w["short"] for w in sums.values()), Decimal(0))
+    assert neo["liquidated_shorts_quote_at_least"] == float(short.quantize(Decimal("0.01")))
+    assert neo["liquidation_orders"] == sum(w["count"] for w in sums.values())
+    rates = [m["data"]["r"] for m in tape if m["data"]["e"] == "markPriceUpdate" and m["data"]["s"] == "NEOUSDT"]
+    last_rate = rates[-1]
+    assert neo["funding_rate_pct"] == float(Decimal(last_rate) * 100)
+    assert answer.provider == "groq" and check_grounding(answer.text, facts, "were NEOUSDT shorts liquidated")
