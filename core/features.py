@@ -41,6 +41,13 @@ class WindowFeatures:
     whale_threshold: int  # notional (1e-16) a trade needed to count as a whale in this window
     burst: bool
     burst_ratio: float  # trade_count / rolling baseline (0 when there is no baseline yet)
+    liq_long_quote: int | None = None  # 1e-16; USD-M only (None on spot)
+    liq_short_quote: int | None = None  # 1e-16
+    liq_count: int | None = None
+    mark_price: int | None = None  # 1e-8; USD-M only
+    funding_rate: int | None = None  # 1e-8, signed
+    next_funding_time: int | None = None  # ms
+    open_interest: int | None = None  # 1e-8, base units
 
     @property
     def vwap(self) -> Decimal:
@@ -54,6 +61,8 @@ class WindowFeatures:
 
 def _stored(value: Any, column: Column) -> Any:
     """A field's value as its column stores it: scaled integers as floats, the derived vwap (a Decimal) as float."""
+    if value is None:
+        return None
     if column.derived:
         return float(value)
     return value / float(column.unit.scale) if column.unit.scale != 1 else value

@@ -35,6 +35,7 @@ class Column:
     unit: Unit
     doc: str
     derived: bool = False
+    nullable: bool = False  # futures-only columns: null on spot (and where a window had none of that data)
 
 
 FEATURE_SCHEMA: tuple[Column, ...] = (
@@ -64,6 +65,18 @@ FEATURE_SCHEMA: tuple[Column, ...] = (
     Column("whale_threshold", Unit.QUOTE, "notional a trade needed to count as a whale in this window"),
     Column("burst", Unit.FLAG, "trade_count reached BURST_FACTOR x the rolling baseline"),
     Column("burst_ratio", Unit.RATIO, "trade_count / rolling baseline (0 while there is no baseline)"),
+    Column("liq_long_quote", Unit.QUOTE, "USD-M: notional (avg price x filled qty) of SELL liquidation orders, longs "
+           "forced out; a lower bound (Binance pushes at most one liquidation per symbol per second); null on spot",
+           nullable=True),
+    Column("liq_short_quote", Unit.QUOTE, "USD-M: notional of BUY liquidation orders, shorts forced out; a lower "
+           "bound; null on spot", nullable=True),
+    Column("liq_count", Unit.COUNT, "USD-M: liquidation orders pushed in the window; null on spot", nullable=True),
+    Column("mark_price", Unit.PRICE, "USD-M: mark price of the window's last markPriceUpdate; null on spot",
+           nullable=True),
+    Column("funding_rate", Unit.PRICE, "USD-M: funding rate of that update (signed); null on spot", nullable=True),
+    Column("next_funding_time", Unit.TIME, "USD-M: next funding time of that update; null on spot", nullable=True),
+    Column("open_interest", Unit.PRICE, "USD-M: open interest (base units) last known at the window's end (REST, "
+           "every OI_POLL_INTERVAL s); null on spot", nullable=True),
 )
 REVISION = Column("revision", Unit.COUNT, "a late trade rewrites its window with a higher revision; readers keep it")
 STORED_SCHEMA: tuple[Column, ...] = (*FEATURE_SCHEMA, REVISION)
@@ -73,6 +86,9 @@ FEATURE_COLUMNS: tuple[str, ...] = tuple(column.name for column in FEATURE_SCHEM
 FILE_SCHEMA: tuple[Column, ...] = tuple(column for column in STORED_SCHEMA if column.unit is not Unit.SYMBOL)
 
 
+NULLABLE_COLUMNS: tuple[Column, ...] = tuple(c for c in FEATURE_SCHEMA if c.nullable)
+
+
 def feature_fields(*units: Unit) -> tuple[str, ...]:
-    """Names of the columns of these units that are WindowFeatures fields (not derived), in schema order."""
-    return tuple(c.name for c in FEATURE_SCHEMA if c.unit in units and not c.derived)
+    """Names of the trade columns of these units that are WindowFeatures fields (not derived, never null)."""
+    return tuple(c.name for c in FEATURE_SCHEMA if c.unit in units and not c.derived and not c.nullable)

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
 
     ws_ping_interval: float = Field(20.0, gt=0, validation_alias="WS_PING_INTERVAL")
     health_check_interval: float = Field(30.0, gt=0, validation_alias="HEALTH_CHECK_INTERVAL")
+    oi_poll_interval: float = Field(30.0, gt=0, validation_alias="OI_POLL_INTERVAL")  # USD-M open interest, seconds
     ws_stall_timeout: float = Field(60.0, gt=0, validation_alias="WS_STALL_TIMEOUT")
     ws_max_reconnect_attempts: int = Field(15, ge=1, validation_alias="WS_MAX_RECONNECT_ATTEMPTS")
     ws_reconnect_base_delay: float = Field(1.0, gt=0, validation_alias="WS_RECONNECT_BASE_DELAY")

@@ -149,7 +149,7 @@ def stored_windows(store: FeatureStore, symbol: str) -> list[WindowFeatures]:
                              table["window_start"].cast(pa.int64()))
     table = table.set_column(table.schema.get_field_index("window_end"), "window_end",
                              table["window_end"].cast(pa.int64()))
-    return [_window(symbol, row) for row in table.to_pylist()]
+    return [_window(symbol, row) for row in table.to_pylist() if row["trade_count"]]  # not futures data alone
 
 
 _PRICES = feature_fields(Unit.PRICE)

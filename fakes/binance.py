@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from bisect import bisect_left, bisect_right
@@ -23,6 +24,10 @@ _REST_PREFIX = {"spot": "/api/v3", "usdm": "/fapi/v1"}
 _STREAMS_PER_CONNECTION = {"spot": 1024, "usdm": 200}  # Binance's limits per connection, by market
 _CONTROL_PER_SECOND = {"spot": 5, "usdm": 10}
 _QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "BRL", "AUD", "TRY")
+# USD-M's routed paths: high-frequency book streams on /public, every other market stream on /market; a connection
+# on the bare /stream is served the public streams only (as Binance does since its WebSocket change notice).
+_PUBLIC_EVENTS = ("bookTicker", "depth")
+_USDM_ROUTES = ("public", "market")
 _CONTROL_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
 _ROW_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
 _QUERY_INTS = ("fromId", "startTime", "endTime", "limit")
@@ -50,7 +55,10 @@ class ConnectionFault:
 
 
 def stream_key(stream: str) -> str:
-    """A stream name as matched: symbol lowercased, event part kept case-sensitive (as Binance)."""
+    """A stream name as matched: symbol lowercased, event part kept case-sensitive (as Binance); all-market
+    streams (!forceOrder@arr, !markPrice@arr@1s) as they are."""
+    if stream.startswith("!"):
+        return stream
     symbol, at, event = stream.partition("@")
     return symbol.lower() + at + event
 
@@ -58,6 +66,14 @@ def stream_key(stream: str) -> str:
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response encoded with orjson."""
     return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def served_on(market: str, route: str | None, stream: str) -> bool:
+    """Whether a connection on `route` (None: the unrouted /stream) of `market` is sent `stream`'s messages."""
+    if market == "spot":
+        return route is None
+    public = stream.partition("@")[2].startswith(_PUBLIC_EVENTS)
+    return route == "market" if not public else route in (None, "public")
 
 
 def _rest_row(event: Json, with_best_match: bool) -> Json:
@@ -155,8 +171,10 @@ class _Connection:
         ws: web.WebSocketResponse,
         transport: asyncio.Transport,
         fault: ConnectionFault | None,
+        route: str | None = None,
     ) -> None:
         self.server = server
+        self.route = route
         self.number = number
         self.ws = ws
         self.transport = transport
@@ -390,10 +408,14 @@ class FakeBinance(LoopbackServer):
         max_control_per_second: int | None = None,
         listed: dict[str, str] | None = None,
         clock_lag: float | None = None,
+        open_interest: dict[str, list[Json]] | None = None,
     ) -> None:
         """rate: messages per second (None: as fast as possible); clock_lag: instead, a live market whose messages
         go out when the wall clock reaches their trade time plus this many seconds (a stream lagging by it);
-        listed: exchangeInfo's symbols and their status (default: the tape's symbols, all TRADING)."""
+        listed: exchangeInfo's symbols and their status (default: the tape's symbols, all TRADING); the stream
+        and control-message limits default to the market's (spot 1024 and 5, USD-M 200 and 10). USD-M
+        `open_interest`: per symbol, rows of /futures/data/openInterestHist (ascending timestamps); the current
+        value (/fapi/v1/openInterest) is the newest row until set_open_interest() says otherwise."""
         super().__init__()
         if market not in _REST_PREFIX:
             raise ValueError(f"market must be one of {sorted(_REST_PREFIX)}, not {market!r}")
@@ -425,6 +447,9 @@ class FakeBinance(LoopbackServer):
         self._history = self._build_history(rest_history or {})
         self.listed = listed if listed is not None else dict.fromkeys(sorted(self._history), "TRADING")
         self.exchange_info_requests = 0
+        self.open_interest_history = open_interest or {}
+        self._open_interest_now: dict[str, Json] = {}
+        self.open_interest_requests: list[dict[str, str]] = []
         self._subscribers: dict[str, tuple[_Connection, ...]] = {}
         self._connections: set[_Connection] = set()
         self._faults: deque[ConnectionFault] = deque()
@@ -438,7 +463,7 @@ class FakeBinance(LoopbackServer):
 
     @property
     def ws_url(self) -> str:
-        """Base WebSocket URL; clients append /stream?streams=..."""
+        """Base WebSocket URL; clients append /stream?streams=... (USD-M: /market/stream or /public/stream)."""
         return f"ws://127.0.0.1:{self.port}"
 
     @property
@@ -450,9 +475,15 @@ class FakeBinance(LoopbackServer):
         app = web.Application()
         prefix = _REST_PREFIX[self.market]
         app.router.add_get("/stream", self._handle_stream)
+        if self.market == "usdm":
+            for route in _USDM_ROUTES:
+                app.router.add_get(f"/{route}/stream", functools.partial(self._handle_stream, route=route))
         app.router.add_get(f"{prefix}/aggTrades", self._handle_agg_trades)
         app.router.add_get(f"{prefix}/ping", self._handle_ping)
         app.router.add_get(f"{prefix}/exchangeInfo", self._handle_exchange_info)
+        if self.market == "usdm":
+            app.router.add_get("/fapi/v1/openInterest", self._handle_open_interest)
+            app.router.add_get("/futures/data/openInterestHist", self._handle_open_interest_history)
         return app
 
     async def stop_work(self) -> None:
@@ -544,8 +575,9 @@ class FakeBinance(LoopbackServer):
         if len(conn.streams) + len(new) > self.max_streams_per_connection:
             return False
         for key in new:
-            conn.streams[key] = None
-            self._subscribers[key] = (*self._subscribers.get(key, ()), conn)
+            conn.streams[key] = None  # listed, but sent only where its route serves it
+            if served_on(self.market, conn.route, key):
+                self._subscribers[key] = (*self._subscribers.get(key, ()), conn)
         return True
 
     def _unsubscribe(self, conn: _Connection, streams: list[str]) -> None:
@@ -553,11 +585,11 @@ class FakeBinance(LoopbackServer):
         for key in map(stream_key, streams):
             if key in conn.streams:
                 del conn.streams[key]
-                others = tuple(c for c in self._subscribers[key] if c is not conn)
+                others = tuple(c for c in self._subscribers.get(key, ()) if c is not conn)
                 if others:
                     self._subscribers[key] = others
                 else:
-                    del self._subscribers[key]
+                    self._subscribers.pop(key, None)
 
     def _drop(self, conn: _Connection) -> None:
         """Stop sending to a connection that is closing or gone."""
@@ -592,8 +624,8 @@ class FakeBinance(LoopbackServer):
                         await conn.deliver(text, index)
                 self.played = index + 1
 
-    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
-        """GET /stream?streams=a/b: a combined-stream WebSocket (or HTTP 503 while refusing)."""
+    async def _handle_stream(self, request: web.Request, route: str | None = None) -> web.StreamResponse:
+        """GET [/route]/stream?streams=a/b: a combined-stream WebSocket (or HTTP 503 while refusing)."""
         if self._refusals:
             self._refusals -= 1
             self.handshakes_refused += 1
@@ -605,13 +637,50 @@ class FakeBinance(LoopbackServer):
             return ws
         self.connections_accepted += 1
         fault = self._faults.popleft() if self._faults else None
-        conn = _Connection(self, self.connections_accepted, ws, transport, fault)
+        conn = _Connection(self, self.connections_accepted, ws, transport, fault, route)
         self._connections.add(conn)
         try:
             await conn.run([stream for stream in request.query.get("streams", "").split("/") if stream])
         finally:
             conn.cleanup()
         return ws
+
+    def set_open_interest(self, symbol: str, open_interest: str, time_ms: int) -> None:
+        """What GET /fapi/v1/openInterest answers for the symbol from now on."""
+        self._open_interest_now[symbol] = {"openInterest": open_interest, "symbol": symbol, "time": time_ms}
+
+    async def _handle_open_interest(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/openInterest?symbol=: {"openInterest","symbol","time"}, as Binance documents it."""
+        params = dict(request.query)
+        self.open_interest_requests.append({"path": request.path, **params})
+        symbol = params.get("symbol")
+        if symbol is None:
+            return _json_response({"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent."}, 400)
+        current = self._open_interest_now.get(symbol)
+        rows = self.open_interest_history.get(symbol)
+        if current is None and rows:
+            current = {"openInterest": rows[-1]["sumOpenInterest"], "symbol": symbol, "time": rows[-1]["timestamp"]}
+        if current is None:
+            return _json_response({"code": -1121, "msg": "Invalid symbol."}, 400)
+        return _json_response(current)
+
+    async def _handle_open_interest_history(self, request: web.Request) -> web.Response:
+        """GET /futures/data/openInterestHist?symbol=&period=&limit=&startTime=&endTime=: ascending rows, the most
+        recent `limit` (default 30, at most 500) of those in the time range."""
+        params = dict(request.query)
+        self.open_interest_requests.append({"path": request.path, **params})
+        if "symbol" not in params or params.get("period") not in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h",
+                                                                   "1d"):
+            return _json_response({"code": -1102, "msg": "Mandatory parameter 'symbol' or 'period' was not sent."},
+                                  400)
+        try:
+            start, end, limit = (_int_param(params, name) for name in ("startTime", "endTime", "limit"))
+        except ValueError:
+            return _json_response({"code": -1100, "msg": "Illegal characters found in a parameter."}, 400)
+        rows = [row for row in self.open_interest_history.get(params["symbol"], [])
+                if (start is None or row["timestamp"] >= start) and (end is None or row["timestamp"] <= end)]
+        limit = 30 if limit is None else min(max(limit, 1), 500)
+        return _json_response(rows[-limit:])
 
     async def _handle_ping(self, request: web.Request) -> web.Response:
         """GET .../ping: {}."""

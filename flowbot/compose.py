@@ -12,7 +12,7 @@ from typing import TextIO
 
 from core.events import PriceTick
 from core.metrics import Metrics
-from core.settings import Settings
+from core.settings import Market, Settings
 from core.store_health import StoreHealth
 from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
@@ -61,6 +61,8 @@ class Engine:
             self.pipeline.on_windows = self.ticker.add
         self.feed.on_trades = self._on_trades
         self._behind = False
+        self.feed.on_liquidations = self.pipeline.on_liquidations
+        self.feed.on_marks = self.pipeline.on_marks
 
     def _report_lag(self, now: float) -> None:
         """One log line when the engine falls behind the market (event time), one when it has caught up."""
@@ -81,7 +83,9 @@ class Engine:
 
     async def run(self) -> None:
         """Stream until cancelled (or a store stalled: StoreStalled); the store is flushed on the way out."""
-        housekeeping = asyncio.create_task(self._housekeeping(), name="engine-housekeeping")
+        helpers = [asyncio.create_task(self._housekeeping(), name="engine-housekeeping")]
+        if self.settings.market is Market.USDM:
+            helpers.append(asyncio.create_task(self._open_interest(), name="engine-open-interest"))
         parts = [asyncio.create_task(self.feed.run(), name="feed"),
                  asyncio.create_task(watch_stores(self.store_health, self.bus), name="store-health")]
         try:
@@ -89,9 +93,9 @@ class Engine:
             for task in done:
                 task.result()
         finally:
-            for task in (*parts, housekeeping):
+            for task in (*parts, *helpers):
                 task.cancel()
-            await asyncio.gather(*parts, housekeeping, return_exceptions=True)
+            await asyncio.gather(*parts, *helpers, return_exceptions=True)
             self._close_store()
 
     def _close_store(self) -> None:
@@ -100,6 +104,20 @@ class Engine:
             self.store.close()
         except Exception as exc:  # the rows were kept in memory; say what is lost instead of a traceback
             log.error("%d windows could not be written before stopping (%s)", self.store.pending_rows, exc)
+
+    async def _open_interest(self) -> None:
+        """USD-M: poll each symbol's open interest into the pipeline (history first)."""
+        import aiohttp
+
+        from engine.venues.binance.open_interest import OpenInterestPoller
+        from engine.venues.binance.rest import BinanceRest
+
+        settings = self.settings
+        async with aiohttp.ClientSession() as session:
+            rest = BinanceRest(session, settings.rest_url, settings.market, max_attempts=settings.rest_max_attempts)
+            poller = OpenInterestPoller(rest, self.feed.symbols, settings.oi_poll_interval,
+                                        self.pipeline.on_open_interest)
+            await poller.run()
 
     async def _housekeeping(self) -> None:
         """The housekeeping rounds, forever: a failure is logged, counted and the rounds go on (a failed flush keeps

@@ -27,6 +27,7 @@ from storage.feature_store import FeatureStore
 from storage.quarantine import QUARANTINE, quarantined_files
 
 CHECK_TIMEOUT = 3.0  # seconds for each check; they run at the same time
+USDM_DATA_MARGIN = 0.5  # seconds of the check left for saying that no USD-M data came
 OK, FAIL, SKIPPED = "ok", "FAIL", "skipped"
 _STYLES = {OK: "green", FAIL: "bold red", SKIPPED: "dim"}
 _BINANCE_PING = {Market.SPOT: "/api/v3/ping", Market.USDM: "/fapi/v1/ping"}
@@ -147,16 +148,35 @@ async def _binance_rest(session: aiohttp.ClientSession, settings: Settings) -> s
 
 
 async def _binance_ws(session: aiohttp.ClientSession, settings: Settings) -> str:
+    """Open the first symbol's connection; on USD-M also wait for its first message (an unrouted one gets none)."""
     venue = venue_from(settings)
     url = venue.connection_url(settings.ws_url, venue.stream_names(["BTCUSDT" if settings.all_symbols else
                                                                     settings.symbols[0]]))
     started = time.monotonic()
     try:
-        async with session.ws_connect(url, autoping=False):
-            pass
+        async with session.ws_connect(url, autoping=False) as ws:
+            if settings.market is not Market.USDM:
+                return f"connected to {url} in {_ms(started)}"
+            wait = CHECK_TIMEOUT - USDM_DATA_MARGIN - (time.monotonic() - started)
+            if not await _first_data(ws, wait):
+                raise Problem(f"connected to {url} but no market data arrived within {max(wait, 0):.1f} s: USD-M "
+                              "serves market streams only on the /market route of BINANCE_WS_URL (set it to the "
+                              "base, e.g. wss://fstream.binance.com)")
     except (aiohttp.ClientError, aiohttp.WSServerHandshakeError) as exc:
         raise Problem(f"cannot open {url}: {_reason(exc)}: check BINANCE_WS_URL and the network") from exc
-    return f"connected to {url} in {_ms(started)}"
+    return f"{url} delivered data in {_ms(started)}"
+
+
+async def _first_data(ws: aiohttp.ClientWebSocketResponse, within: float) -> bool:
+    """Whether a stream message (a text frame with "data") arrives within `within` seconds."""
+    try:
+        async with asyncio.timeout(max(within, 0.0)):
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT and '"data"' in message.data:
+                    return True
+    except TimeoutError:
+        pass
+    return False
 
 
 async def _telegram(session: aiohttp.ClientSession, settings: Settings) -> str:

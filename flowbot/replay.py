@@ -139,7 +139,10 @@ async def replay(
                                 chunks += 1
                                 if chunks % commit_every == 0:
                                     signal_store.commit()
-                            progress.advance(task, len(batch.columns) + len(batch.problems))
+                            pipeline.on_liquidations(batch.columns.symbol, batch.liquidations)
+                            pipeline.on_marks(batch.columns.symbol, batch.marks)
+                            progress.advance(task, len(batch.columns) + len(batch.problems) + len(batch.liquidations)
+                                             + len(batch.marks))
                             await asyncio.sleep(0)
                     except ReplayInputError as exc:
                         hint = "; pass --symbol SYMBOL" if isinstance(exc, SymbolNotNamedError) else ""

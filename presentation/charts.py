@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
@@ -44,6 +45,8 @@ class Chart:
     whale_windows: int  # stored windows with whale_count > 0
     whale_markers: int  # buckets marked as holding whale trades
     png: bytes = field(repr=False)
+    liquidation_windows: int = 0  # USD-M: stored windows with liquidations (drawn in a panel of their own)
+    open_interest_points: int = 0  # USD-M: buckets with a known open interest (drawn as a line)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class _Bars:
     whale_sell_quote: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Futures:
+    """USD-M data on the same bucket grid: liquidation notional per side (summed) and open interest (last)."""
+
+    liq_long_quote: np.ndarray
+    liq_short_quote: np.ndarray
+    open_interest: np.ndarray
+
+
 def render_chart(
     store: FeatureStore, symbol: str, span: str = "1h", size: tuple[int, int] = (1000, 800)
 ) -> Chart | None:
@@ -71,19 +83,45 @@ def render_chart(
     found = latest_span(store, symbol, span)
     if found is None:
         return None
-    start, end, table = found
+    start, end, everything = found
+    traded = everything.filter(pc.greater(everything["trade_count"], 0))  # USD-M futures-only windows: no price
+    table = traded if traded.num_rows else everything
     starts = _millis(table, "window_start")
     window_ms = int(_millis(table, "window_end")[-1] - starts[-1])
     bucket = _bucket_ms(FLOW_SPANS_MS[span], window_ms)
     bars = _resample(table, starts, start, bucket)
     whale_markers = int(np.count_nonzero(bars.whale_count))
-    png = _draw(bars, bucket, f"{symbol} · {span} · {_utc(start)} to {_utc(end)} UTC", (start, end), size)
+    futures = _futures(everything, bars, bucket)
+    title = f"{symbol} · {span} · {_utc(start)} to {_utc(end)} UTC"
+    png = _draw(bars, futures, bucket, title, (start, end), size)
+    liquidated = everything["liq_count"].drop_null()
     return Chart(
         symbol=symbol, span=span, start_ms=start, end_ms=end, windows=table.num_rows, bucket_ms=bucket,
         bars=int(np.count_nonzero(~np.isnan(bars.close))),
         whale_windows=int(np.count_nonzero(table["whale_count"].to_numpy() > 0)), whale_markers=whale_markers,
-        png=png,
+        png=png, liquidation_windows=len(liquidated),
+        open_interest_points=int(np.count_nonzero(~np.isnan(futures.open_interest))) if futures else 0,
     )
+
+
+def _futures(table: pa.Table, bars: _Bars, bucket_ms: int) -> _Futures | None:
+    """The USD-M columns on the bars' grid; None for a spot symbol (no liquidation or open interest stored)."""
+    if table["liq_count"].null_count == table.num_rows and table["open_interest"].null_count == table.num_rows:
+        return None
+    slots = (_millis(table, "window_start") - int(bars.start_ms[0])) // bucket_ms
+    inside = (slots >= 0) & (slots < len(bars.start_ms))
+    slots = slots[inside]
+
+    def values(name: str) -> np.ndarray:
+        return table[name].to_numpy(zero_copy_only=False).astype(np.float64)[inside]
+
+    longs, shorts = np.zeros(len(bars.start_ms)), np.zeros(len(bars.start_ms))
+    np.add.at(longs, slots, np.nan_to_num(values("liq_long_quote")))
+    np.add.at(shorts, slots, np.nan_to_num(values("liq_short_quote")))
+    interest = np.full(len(bars.start_ms), np.nan)
+    known = ~np.isnan(values("open_interest"))
+    interest[slots[known]] = values("open_interest")[known]  # windows in time order: the bucket's last wins
+    return _Futures(longs, shorts, interest)
 
 
 def _millis(table: pa.Table, column: str) -> np.ndarray:
@@ -129,11 +167,19 @@ def _resample(table: pa.Table, starts: np.ndarray, origin_ms: int, bucket_ms: in
     )
 
 
-def _draw(bars: _Bars, bucket_ms: int, title: str, span: tuple[int, int], size: tuple[int, int]) -> bytes:
-    """The three panels on one UTC time axis, as PNG bytes (a Figure of its own: no pyplot, no global state)."""
+def _draw(
+    bars: _Bars, futures: _Futures | None, bucket_ms: int, title: str, span: tuple[int, int], size: tuple[int, int]
+) -> bytes:
+    """The panels on one UTC time axis (USD-M: liquidations and open interest too), as PNG bytes (a Figure of its
+    own: no pyplot, no global state)."""
     figure = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
     canvas = FigureCanvasAgg(figure)
-    price, cvd, volume = figure.subplots(3, 1, sharex=True, height_ratios=(3, 1.6, 1.6))
+    show_liquidations = futures is not None and bool((futures.liq_long_quote + futures.liq_short_quote).any())
+    show_interest = futures is not None and not np.isnan(futures.open_interest).all()
+    ratios: tuple[float, ...] = (3, 1.6, 1.6) if not (show_liquidations or show_interest) else (3, 1.3, 1.3)
+    ratios += (1.3,) * show_liquidations + (1.1,) * show_interest
+    panels = tuple(figure.subplots(len(ratios), 1, sharex=True, height_ratios=ratios))
+    price, cvd, volume = panels[:3]
     figure.suptitle(title, fontsize=13, fontweight="bold")
     left = mdates.date2num(np.array(bars.start_ms, dtype="datetime64[ms]"))
     width = bucket_ms / 86_400_000
@@ -148,14 +194,28 @@ def _draw(bars: _Bars, bucket_ms: int, title: str, span: tuple[int, int], size: 
     _draw_bars(volume, left + width * 0.075, width * 0.85, -bars.sell_volume, SELL_COLOUR, "sell")
     volume.axhline(0, color="grey", linewidth=0.6)
     volume.set_title("Volume: buys up, sells down", **_PANEL_TITLE)
+    if futures is not None and show_liquidations:
+        liquidations = panels[3]
+        _draw_bars(liquidations, left + width * 0.075, width * 0.85, futures.liq_short_quote, BUY_COLOUR, "shorts")
+        _draw_bars(liquidations, left + width * 0.075, width * 0.85, -futures.liq_long_quote, SELL_COLOUR, "longs")
+        liquidations.axhline(0, color="grey", linewidth=0.6)
+        liquidations.autoscale_view()
+        liquidations.set_title("Liquidations (quote, at least: Binance pushes one per symbol per second): shorts "
+                               "up, longs down", **_PANEL_TITLE)
+    if futures is not None and show_interest:
+        interest = panels[-1]
+        _draw_line(interest, x, futures.open_interest)
+        interest.ticklabel_format(axis="y", useOffset=False, style="plain")
+        interest.set_title("Open interest (base units)", **_PANEL_TITLE)
+    bottom = panels[-1]
     locator = mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=9)
-    volume.xaxis.set_major_locator(locator)
-    volume.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
-    volume.set_xlim(mdates.date2num(np.array(span, dtype="datetime64[ms]")))
-    volume.set_xlabel("UTC")
-    for axes in (price, cvd, volume):
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    bottom.set_xlim(mdates.date2num(np.array(span, dtype="datetime64[ms]")))
+    bottom.set_xlabel("UTC")
+    for axes in panels:
         axes.grid(alpha=0.25)
-    _fit_margins(figure, canvas.get_renderer(), (price, cvd, volume), size)
+    _fit_margins(figure, canvas.get_renderer(), panels, size)
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI)
     return out.getvalue()

@@ -43,4 +43,18 @@ def format_flow(report: FlowReport, now_s: float) -> str:
         f"Coverage: ids {report.first_id} to {report.last_id}, "
         + ("no missing ids" if not report.missing_ids else f"{report.missing_ids} missing ids (unfilled gaps)"),
     ]
+    if report.liq_count is not None and report.liq_long_quote is not None and report.liq_short_quote is not None:
+        lines.insert(-2, f"Liquidations (at least: Binance pushes one per symbol per second): longs "
+                         f"{_amount(report.liq_long_quote, '0.01')}, shorts {_amount(report.liq_short_quote, '0.01')}"
+                         f" ({report.liq_count} orders)")
+    first_oi, last_oi = report.open_interest_first, report.open_interest_last
+    if first_oi is not None and last_oi is not None:
+        change = last_oi - first_oi
+        pct = (change * 100 / first_oi).quantize(Decimal("0.01")) if first_oi else Decimal(0)
+        lines.insert(-2, f"Open interest: {_amount(last_oi, '0.001')} ({'+' if change >= 0 else ''}"
+                         f"{_amount(change, '0.001')}, {'+' if pct >= 0 else ''}{pct}% over the span)")
+    if report.funding_rate is not None and report.mark_price is not None and report.next_funding_ms is not None:
+        funding_at = datetime.fromtimestamp(report.next_funding_ms / 1000, UTC)
+        lines.insert(-2, f"Funding: {(report.funding_rate * 100).quantize(Decimal('0.0001'))}% (next {funding_at:%H:%M}"
+                         f" UTC)   Mark: {report.mark_price.normalize():f}")
     return "\n".join(lines)

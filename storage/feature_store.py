@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from core.features import WindowFeatures, vwap_float
-from core.schema import FEATURE_SCHEMA, FILE_SCHEMA, STORED_SCHEMA, Unit, feature_fields
+from core.schema import FEATURE_SCHEMA, FILE_SCHEMA, NULLABLE_COLUMNS, STORED_SCHEMA, Unit, feature_fields
 from core.store_health import StoreHealth, StoreStalled, unwritable
 from storage.quarantine import features_root, quarantine_unreadable
 
@@ -48,7 +48,7 @@ _DATASET_SCHEMA = PARQUET_SCHEMA.append(pa.field("date", pa.string()))  # files 
 _PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 _SCAN_COLUMNS = [*PARQUET_SCHEMA.names, "__filename"]
 
-_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_SYMBOL = re.compile(r"[^\W_][\w-]*")  # letters of any script: Binance lists 币安人生USDT
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _TEMP_PREFIX = ".part-"  # pyarrow datasets skip names starting with "." (and "_"): readers never see a temp file
@@ -326,8 +326,11 @@ def _row_columns(rows: list[WindowFeatures], revisions: list[int]) -> dict[str, 
         "vwap": np.array([vwap_float(f.quote_volume, f.volume) for f in rows], dtype=np.float64),
         "revision": np.array(revisions, dtype=np.int64),
     }
+    for column in NULLABLE_COLUMNS:  # float64 with NaN for null until the table is made
+        columns[column.name] = np.array([np.nan if v is None else v / float(column.unit.scale)
+                                         for v in map(attrgetter(column.name), rows)], dtype=np.float64)
     for column in FEATURE_SCHEMA:
-        if column.unit is not Unit.SYMBOL and not column.derived:
+        if column.unit is not Unit.SYMBOL and not column.derived and not column.nullable:
             data, scale = values(column.name, _DTYPES[column.unit]), column.unit.scale
             columns[column.name] = data / float(scale) if scale != 1 else data
     return columns
@@ -351,8 +354,15 @@ def _buffer_table(pieces: list[dict[str, np.ndarray]]) -> tuple[pa.Table, list[s
     columns = {name: values[keep] for name, values in merged.items()}
     columns["symbol"] = pa.DictionaryArray.from_arrays(pa.array(kept_codes, pa.int32()), symbols.dictionary)
     columns |= {name: pa.array(columns[name], TIMESTAMP) for name in TIME_COLUMNS}
+    columns |= {c.name: _nullable(columns[c.name], _ARROW_TYPES[c.unit]) for c in NULLABLE_COLUMNS}
     table = pa.Table.from_pydict(columns, schema=SCHEMA)
     return table, symbols.dictionary.to_pylist(), kept_codes, kept_starts // DAY_MS
+
+
+def _nullable(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    """A futures column (float64, NaN for null) as its stored type: counts and times via exact int64."""
+    floats = pa.array(values, pa.float64(), from_pandas=True)
+    return floats if arrow_type == pa.float64() else floats.cast(pa.int64()).cast(arrow_type)
 
 
 def _newest_per_window(table: pa.Table) -> pa.Table:

@@ -44,6 +44,14 @@ class FlowReport:
     missing_ids: int
     first_id: int
     last_id: int
+    liq_long_quote: Decimal | None = None  # USD-M only; lower bounds (at most one order per symbol per second)
+    liq_short_quote: Decimal | None = None
+    liq_count: int | None = None
+    open_interest_first: Decimal | None = None  # the span's first and last known open interest (base units)
+    open_interest_last: Decimal | None = None
+    funding_rate: Decimal | None = None  # the span's last funding rate, with its mark price and next funding
+    mark_price: Decimal | None = None
+    next_funding_ms: int | None = None
 
     @property
     def price_change_pct(self) -> Decimal:
@@ -73,12 +81,17 @@ def flow_report(store: FeatureStore, symbol: str, span: str) -> FlowReport | Non
     found = latest_span(store, symbol, span)
     if found is None:
         return None
-    start, end, table = found
+    start, end, all_rows = found
+    traded = all_rows.filter(pc.greater(all_rows.column("trade_count"), 0))  # not the liquidation-only windows
+    table = traded if traded.num_rows else all_rows
+    liquidations = all_rows.filter(pc.is_valid(all_rows.column("liq_count")))
+    interest = all_rows.column("open_interest").drop_null()
+    marks = all_rows.filter(pc.is_valid(all_rows.column("mark_price")))
     volume = _sum(table, "volume")
     quote = _sum(table, "quote_volume")
     column = table.column
     return FlowReport(
-        symbol=symbol, span=span, start_ms=start, end_ms=end, windows=table.num_rows,
+        symbol=symbol, span=span, start_ms=start, end_ms=end, windows=all_rows.num_rows,
         trades=int(pc.sum(column("trade_count")).as_py()),
         open=_dec(column("open")[0].as_py()), close=_dec(column("close")[-1].as_py()),
         high=_dec(pc.max(column("high")).as_py()), low=_dec(pc.min(column("low")).as_py()),
@@ -90,4 +103,12 @@ def flow_report(store: FeatureStore, symbol: str, span: str) -> FlowReport | Non
         bursts=int(pc.sum(pc.cast(column("burst"), pa.int64())).as_py()),
         missing_ids=int(pc.sum(column("missing_ids")).as_py()),
         first_id=int(column("first_id")[0].as_py()), last_id=int(column("last_id")[-1].as_py()),
+        liq_long_quote=_sum(liquidations, "liq_long_quote") if liquidations.num_rows else None,
+        liq_short_quote=_sum(liquidations, "liq_short_quote") if liquidations.num_rows else None,
+        liq_count=int(pc.sum(liquidations.column("liq_count")).as_py()) if liquidations.num_rows else None,
+        open_interest_first=_dec(interest[0].as_py()) if len(interest) else None,
+        open_interest_last=_dec(interest[-1].as_py()) if len(interest) else None,
+        funding_rate=_dec(marks.column("funding_rate")[-1].as_py()) if marks.num_rows else None,
+        mark_price=_dec(marks.column("mark_price")[-1].as_py()) if marks.num_rows else None,
+        next_funding_ms=int(marks.column("next_funding_time")[-1].cast(pa.int64()).as_py()) if marks.num_rows else None,
     )

@@ -15,6 +15,7 @@ from fakes.binance import FakeBinance
 from fakes.chat_completions import FakeChatServer
 from fakes.discord_api import TOKEN as DISCORD_TOKEN
 from fakes.discord_api import FakeDiscord
+from fakes.recordings import load_ws_recording
 from fakes.telegram_api import FakeTelegram
 from flowbot.doctor import doctor
 
@@ -172,3 +173,22 @@ async def test_the_discord_webhook_is_checked(webhook_api: str, tmp_path: Path, 
     assert rows(out.getvalue())["Discord webhook"][0] == status
     assert rows(out.getvalue())["Discord webhook"][1].startswith(detail)
     assert_no_secret(out.getvalue(), token)
+
+
+async def test_usdm_websocket_check_needs_data_on_the_routed_connection(shared_data: Path, tmp_path: Path) -> None:
+    tape = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    neo = [message for message in tape if message["data"]["s"] == "NEOUSDT"]
+    usdm = {"MARKET": "usdm", "SYMBOLS": "NEOUSDT", "DATA_DIR": str(tmp_path / "data")}
+    async with FakeBinance(neo, market="usdm", rate=20.0, batch=1) as routed:
+        routed.play()
+        out = io.StringIO()
+        await doctor(Settings(_env_file=None, BINANCE_WS_URL=routed.ws_url, **usdm), out)
+        status, detail = rows(out.getvalue())["Binance WebSocket"]
+        assert status == "ok"
+        assert "/market/stream?streams=neousdt@aggTrade/neousdt@forceOrder/neousdt@markPrice@1s" in detail
+        assert "delivered data" in detail
+    async with FakeBinance([], market="usdm") as silent:  # a routed connection that never delivers
+        out = io.StringIO()
+        await doctor(Settings(_env_file=None, BINANCE_WS_URL=silent.ws_url, **usdm), out)
+        status, detail = rows(out.getvalue())["Binance WebSocket"]
+        assert status == "FAIL" and "no market data arrived" in detail and "/market route" in detail

@@ -33,7 +33,8 @@ EXPECTED_TYPES = {
     "window_start": pa.timestamp("ms", tz="UTC"),
     "window_end": pa.timestamp("ms", tz="UTC"),
     "trade_count": pa.int64(), "whale_count": pa.int64(), "first_id": pa.int64(), "last_id": pa.int64(),
-    "missing_ids": pa.int64(), "burst": pa.bool_(), "revision": pa.int64(),
+    "missing_ids": pa.int64(), "burst": pa.bool_(), "revision": pa.int64(), "liq_count": pa.int64(),
+    "next_funding_time": pa.timestamp("ms", tz="UTC"),
 }
 
 

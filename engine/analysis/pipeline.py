@@ -25,10 +25,12 @@ import numpy as np
 
 from core.events import Signal, WindowClosed
 from core.features import WindowFeatures
+from core.futures import Liquidation, MarkPrice, OpenInterest
 from core.trades import Trade
 from engine.analysis.columns import TradeColumns
 from engine.analysis.config import PipelineConfig
 from engine.analysis.context import KEPT_MS, SymbolContext
+from engine.analysis.futures_windows import FuturesWindows
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import WindowBuilder
 from engine.bus import EventBus
@@ -75,6 +77,7 @@ class FlowPipeline:
         self._cvd_moved: dict[tuple[str, int], WindowFeatures] = {}  # later windows whose CVD a correction moved
         self.closed_marks: dict[str, int] = {}  # per symbol: every window ending at or before this is closed
         self._recent: dict[str, WindowBatch] = {}  # each symbol's context windows as columns (until a correction)
+        self.futures: dict[str, FuturesWindows] = {}  # USD-M symbols' liquidations and mark prices by window
 
     # -- input --------------------------------------------------------------------------------
 
@@ -82,6 +85,35 @@ class FlowPipeline:
         """Live sink: the feed's released trades, in line."""
         if trades:
             self.on_columns(TradeColumns.from_trades(symbol, trades))
+
+    def on_liquidations(self, symbol: str, orders: Sequence[Liquidation]) -> None:
+        """USD-M liquidation orders of one symbol (live or replay): summed into their windows (by trade time)."""
+        if orders:
+            self._futures(symbol).add_liquidations(orders)
+            self._write_futures_of_closed(symbol)
+
+    def on_marks(self, symbol: str, marks: Sequence[MarkPrice]) -> None:
+        """USD-M mark price updates of one symbol: each window keeps its last (by event time)."""
+        if marks:
+            self._futures(symbol).add_marks(marks)
+            self._write_futures_of_closed(symbol)
+
+    def on_open_interest(self, symbol: str, values: Sequence[OpenInterest]) -> None:
+        """USD-M open interest of one symbol (history or polls): windows closing after it carry the last known."""
+        if values:
+            self._futures(symbol).add_open_interest(values)
+
+    def _futures(self, symbol: str) -> FuturesWindows:
+        windows = self.futures.get(symbol)
+        if windows is None:
+            windows = self.futures[symbol] = FuturesWindows(self.config.rules_for(symbol).window_ms)
+        return windows
+
+    def _write_futures_of_closed(self, symbol: str) -> None:
+        """Futures data of windows already closed is written at once (a closed trade window, rewritten)."""
+        builder = self.builders.get(symbol)
+        if builder is not None:
+            self._write_futures(symbol, builder.closed_through)
 
     def on_columns(self, trades: TradeColumns) -> None:
         """Any batch of one symbol's trades (live or replay); its signals are stored in one transaction."""
@@ -114,6 +146,9 @@ class FlowPipeline:
             builder = self.builders.get(symbol)
             if builder is not None and builder.open_window_start is not None:
                 self._emit(builder.close_through(mark))
+            futures = self.futures.get(symbol)
+            if futures is not None and futures.pending:
+                self._write_futures(symbol, mark)
 
     def closed_through(self, symbol: str) -> int | None:
         """Every window of the symbol ending at or before this (ms) is closed; None before the first close."""
@@ -126,6 +161,8 @@ class FlowPipeline:
         for builder in self.builders.values():
             self._emit(builder.close_through(2**62))
         self.flush_corrections()
+        for symbol in self.futures:
+            self._write_futures(symbol, 2**62)
         if self.store is not None:
             self.store.flush()
 
@@ -171,8 +208,18 @@ class FlowPipeline:
         """Store and publish newly closed windows of one symbol, then add them to its context and judge them."""
         if not len(batch):
             return
+        futures = self.futures.get(batch.symbol)
         if self.store is not None:
-            self.store.add_batch(batch)
+            if futures is None:
+                self.store.add_batch(batch)
+            else:  # a USD-M symbol: each window with the futures data that arrived for it
+                for features in batch:
+                    sums = futures.take(features.window_start)
+                    key = (batch.symbol, features.window_start)
+                    revision = self._revisions.get(key, -1) + 1  # above a row of its futures data alone
+                    if revision:
+                        self._revisions[key] = revision
+                    self.store.add(futures.apply(features, sums), revision)
         if self.bus.has_subscribers(WindowClosed):
             for features in batch:
                 self.bus.publish(WindowClosed(features))
@@ -187,11 +234,35 @@ class FlowPipeline:
         windows = WindowBatch.concat(batch.symbol, [history, batch])
         self._recent[batch.symbol] = windows.since(int(batch.window_end[-1]) - KEPT_MS)
         self._signals(self.judge.signals(windows, len(history)))
+        if futures is not None:
+            self._write_futures(batch.symbol, self.builders[batch.symbol].closed_through)
+
+    def _write_futures(self, symbol: str, through_ms: int) -> None:
+        """Write the symbol's windows with pending futures data that end by through_ms: the trade window (a new
+        revision) with it, or, for a window without trades, a row of its futures data alone (trade columns zero)."""
+        windows = self.futures[symbol]
+        context = self.contexts.get(symbol)
+        written = {w.window_start: w for w in context.windows} if context is not None else {}
+        for start, sums in windows.due(through_ms):
+            key = (symbol, start)
+            base = written.get(start)
+            rewrite = key in self._revisions or base is not None
+            revision = self._revisions[key] = self._revisions.get(key, 0) + 1 if rewrite else 0
+            if base is None:
+                base = _without_trades(symbol, start, windows.window_ms, context)
+            if self.store is not None:
+                self.store.add(windows.apply(base, sums), revision)
+        if through_ms < 2**62:
+            windows.forget_before(through_ms - KEPT_MS)
 
     def _write_revision(self, features: WindowFeatures) -> None:
         """Store and publish a new revision of a window that was written before."""
         key = (features.symbol, features.window_start)
         revision = self._revisions[key] = self._revisions.get(key, 0) + 1
+        futures = self.futures.get(features.symbol)
+        sums = futures.written.get(features.window_start) if futures is not None else None
+        if futures is not None:
+            features = futures.apply(features, sums)
         if self.store is not None:
             self.store.add(features, revision)
         self.bus.publish(WindowClosed(features, revision))
@@ -252,6 +323,16 @@ class FlowPipeline:
             self.builders[symbol].shift_cvd(day, cvd_shift)
         self._recent.pop(symbol, None)
         self._signals(self.detector.rejudge(merged, context))
+
+
+def _without_trades(symbol: str, start: int, window_ms: int, context: SymbolContext | None) -> WindowFeatures:
+    """A window that had no trades (futures data only): trade columns zero, the CVD of the day carried on."""
+    before = [w for w in context.windows if w.window_start < start] if context is not None else []
+    same_day = before and before[-1].window_start // 86_400_000 == start // 86_400_000
+    return WindowFeatures(
+        symbol, start, start + window_ms, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, before[-1].cvd if same_day else 0,
+        0, 0, 0, 0, 0, 0, 0, 0, False, 0.0,
+    )
 
 
 def _merge(written: WindowFeatures, late: WindowFeatures) -> WindowFeatures:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from core.features import PRICE_SCALE, QUOTE_SCALE, WindowFeatures, vwap_float
-from core.schema import Unit, feature_fields
+from core.schema import NULLABLE_COLUMNS, Unit, feature_fields
 from engine.analysis.kernels import BITS, LIMBS, MASK, limbs_to_float
 
 QUOTES = ("quote_volume", "buy_quote", "sell_quote", "whale_buy_quote", "whale_sell_quote")  # kernels.QUOTE_SUMS
@@ -19,6 +19,7 @@ INTS = ("window_start", "window_end", "open", "high", "low", "close", "volume", 
 # kept: it is volume - buy_volume); its quote sums are QUOTES, the whale threshold a float.
 _AS_STORED = feature_fields(Unit.TIME, Unit.COUNT, Unit.FLAG, Unit.RATIO)
 _PRICES = tuple(name for name in feature_fields(Unit.PRICE) if name != "sell_volume")
+_TRADE_FIELDS = tuple(f.name for f in fields(WindowFeatures) if f.name not in {c.name for c in NULLABLE_COLUMNS})
 _SAFE_VWAP = 2.0**50  # below this a float vwap far enough from a rounding tie is provably the exact one
 
 
@@ -98,7 +99,7 @@ class WindowBatch:
         columns["whale_threshold"] = map(int, self.whale_threshold[rows].tolist())
         columns["burst"], columns["burst_ratio"] = self.burst[rows].tolist(), self.burst_ratio[rows].tolist()
         columns["symbol"] = itertools.repeat(self.symbol)
-        return list(map(WindowFeatures, *(columns[f.name] for f in fields(WindowFeatures))))
+        return list(map(WindowFeatures, *(columns[name] for name in _TRADE_FIELDS)))
 
     def since(self, start_ms: int) -> WindowBatch:
         """The windows starting at or after start_ms."""
@@ -116,6 +117,7 @@ class WindowBatch:
         columns["whale_threshold"] = np.trunc(self.whale_threshold) / q
         columns["vwap"] = self._vwaps(quote["quote_volume"])
         columns["symbol"] = np.full(len(self), self.symbol, dtype=object)
+        columns |= {column.name: np.full(len(self), np.nan) for column in NULLABLE_COLUMNS}  # null: trades only
         return columns
 
     def _vwaps(self, quote: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import aiohttp
 
 from core.events import FeedHealthReport, Gap, GapUnfilled, TradeBatch
+from core.futures import Liquidation, MarkPrice
 from core.health import ConnectionHealth, FeedHealth
 from core.trades import Trade
 from engine.bus import EventBus
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 BACKFILLS_AT_ONCE = 4
 
 TradeSink = Callable[[str, list[Trade]], None]
+LiquidationSink = Callable[[str, list[Liquidation]], None]
+MarkSink = Callable[[str, list[MarkPrice]], None]
 
 
 class MarketFeed:
@@ -44,6 +47,8 @@ class MarketFeed:
         self.config = config
         self.bus = bus
         self.on_trades = on_trades
+        self.on_liquidations: LiquidationSink | None = None
+        self.on_marks: MarkSink | None = None
         self.symbols = list(config.symbols)
         self.health = FeedHealth()
         self.validator = venue.validator(
@@ -202,15 +207,50 @@ class MarketFeed:
         health.last_event_time_ms = trade.event_time
         sequencer.accept(trade)
 
-    def _handle_other(self, frame: Rejection | ShutdownNotice | None, connection: StreamConnection) -> None:
-        """A frame without a trade: a shutdown notice rotates the connection, a rejection is counted."""
-        if isinstance(frame, ShutdownNotice):
+    def _handle_other(
+        self, frame: Liquidation | MarkPrice | Rejection | ShutdownNotice | None, connection: StreamConnection
+    ) -> None:
+        """A frame without a trade: liquidations and mark prices go to their sinks, a shutdown notice rotates the
+        connection, a rejection is counted."""
+        if isinstance(frame, Liquidation):
+            self._liquidation(frame)
+        elif isinstance(frame, MarkPrice):
+            self._mark(frame)
+        elif isinstance(frame, ShutdownNotice):
             log.warning("connection %s: %s; rotating", connection.name, frame.text)
             connection.shutdown_notice.set()
         elif frame is not None:
             if frame.warning:
                 log.warning("connection %s: %s", connection.name, frame.warning)
             self.validator.reject(frame.reason, frame.detail)
+
+    def _liquidation(self, order: Liquidation) -> None:
+        """Validate a liquidation order and hand it on at once (they are not sequenced: they carry no ids)."""
+        sequencer = self.sequencers.get(order.symbol)
+        if sequencer is None:
+            self.validator.reject("unknown_symbol", order.symbol)
+            return
+        sequencer.health.messages += 1
+        reason = self.validator.check_liquidation(order)
+        if reason is not None:
+            self.validator.reject(reason, f"{order.symbol} liquidation at {order.trade_time}")
+        elif self.on_liquidations is not None:
+            self.flush()  # the trades received before it go first
+            self.on_liquidations(order.symbol, [order])
+
+    def _mark(self, mark: MarkPrice) -> None:
+        """Validate a mark price update and hand it on at once."""
+        sequencer = self.sequencers.get(mark.symbol)
+        if sequencer is None:
+            self.validator.reject("unknown_symbol", mark.symbol)
+            return
+        sequencer.health.messages += 1
+        reason = self.validator.check_mark(mark)
+        if reason is not None:
+            self.validator.reject(reason, f"{mark.symbol} mark price at {mark.event_time}")
+        elif self.on_marks is not None:
+            self.flush()
+            self.on_marks(mark.symbol, [mark])
 
     def flush(self) -> None:
         """Hand released trades to the pipeline (in line) and publish them, per symbol."""

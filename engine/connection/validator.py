@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,34 @@ class TradeValidator:
         if trade.first_id > trade.last_id:
             return "inconsistent_ids"
         if self.symbols is not None and trade.symbol not in self.symbols:
+            return "unknown_symbol"
+        return None
+
+    def check_liquidation(self, order: Liquidation) -> str | None:
+        """None for a sane liquidation order, else why not: it must have filled at a positive price, in time."""
+        if order.avg_price <= 0:
+            return "non_positive_price"
+        if order.filled_qty <= 0:
+            return "non_positive_quantity"
+        if order.trade_time < self.opened_ms or order.event_time < self.opened_ms:
+            return self.too_early
+        if self.live:
+            latest_ms = int(self.clock() * 1000) + self.max_clock_skew_ms
+            if order.trade_time > latest_ms or order.event_time > latest_ms:
+                return "timestamp_in_future"
+        if self.symbols is not None and order.symbol not in self.symbols:
+            return "unknown_symbol"
+        return None
+
+    def check_mark(self, mark: MarkPrice) -> str | None:
+        """None for a sane mark price update, else why not."""
+        if mark.mark_price <= 0:
+            return "non_positive_price"
+        if mark.event_time < self.opened_ms:
+            return self.too_early
+        if self.live and mark.event_time > int(self.clock() * 1000) + self.max_clock_skew_ms:
+            return "timestamp_in_future"
+        if self.symbols is not None and mark.symbol not in self.symbols:
             return "unknown_symbol"
         return None
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade, scaled_to_decimal
 from engine.analysis.columns import TradeColumns
 
@@ -30,10 +31,13 @@ class RowProblem:
 
 @dataclass
 class ReplayBatch:
-    """One symbol's good trades of a chunk in file order, and the rows of that chunk that were skipped."""
+    """One symbol's good trades of a chunk in file order, and the rows of that chunk that were skipped; USD-M
+    recordings also give the symbol's liquidation orders and mark price updates of the chunk."""
 
     columns: TradeColumns
     problems: list[RowProblem]
+    liquidations: list[Liquidation] = field(default_factory=list)
+    marks: list[MarkPrice] = field(default_factory=list)
 
 
 

@@ -9,12 +9,20 @@ from typing import Any
 
 import orjson
 
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade
 from engine.analysis.columns import TradeColumns
 from engine.connection.validator import TradeValidator
 from engine.replay.batches import ReplayBatch, RowProblem, row_text, trade_reason
 from engine.replay.source import BOM, open_replay_file
-from engine.venues.binance.messages import InvalidMessage, trade_from_aggtrade, trade_from_trade, unwrap
+from engine.venues.binance.messages import (
+    InvalidMessage,
+    liquidation_from_force_order,
+    mark_from_mark_price_update,
+    trade_from_aggtrade,
+    trade_from_trade,
+    unwrap,
+)
 from engine.venues.binance.rules import binance_validator
 
 
@@ -40,6 +48,8 @@ def _jsonl_chunk(
 ) -> list[ReplayBatch]:
     """One batch per symbol of a chunk of lines; the chunk's problems ride on its first batch."""
     trades: dict[str, list[Trade]] = {}
+    liquidations: dict[str, list[Liquidation]] = {}
+    marks: dict[str, list[MarkPrice]] = {}
     problems: list[RowProblem] = []
     for line, raw in chunk:
         if not raw.strip():
@@ -52,6 +62,24 @@ def _jsonl_chunk(
                 trade = trade_from_aggtrade(event)
             elif kind == "trade":
                 trade = trade_from_trade(event)
+            elif kind == "forceOrder":
+                order = liquidation_from_force_order(event)
+                if symbol is not None and order.symbol != symbol:
+                    continue
+                code = validator.check_liquidation(order)
+                if code is None:
+                    liquidations.setdefault(order.symbol, []).append(order)
+                    continue
+                raise InvalidMessage(code, f"{order.symbol} liquidation at {order.trade_time}")
+            elif kind == "markPriceUpdate":
+                mark = mark_from_mark_price_update(event)
+                if symbol is not None and mark.symbol != symbol:
+                    continue
+                code = validator.check_mark(mark)
+                if code is None:
+                    marks.setdefault(mark.symbol, []).append(mark)
+                    continue
+                raise InvalidMessage(code, f"{mark.symbol} mark price at {mark.event_time}")
             elif kind is None and "result" not in event:  # "result": the reply to a subscribe request
                 raise InvalidMessage("missing_field", "'e' (event type)")
             else:
@@ -68,9 +96,13 @@ def _jsonl_chunk(
                 trades.setdefault(trade.symbol, []).append(trade)
                 continue
             reason = trade_reason(code, trade)
-        if symbol is None or event.get("s") in (symbol, None):
+        order_part = event.get("o")
+        if symbol is None or (order_part if isinstance(order_part, dict) else event).get("s") in (symbol, None):
             problems.append(RowProblem(path, line, reason, row_text(raw.rstrip(b"\r\n").decode("utf-8", "replace"))))
-    batches = [ReplayBatch(TradeColumns.from_trades(s, t), []) for s, t in trades.items()]
+    batches = [ReplayBatch(TradeColumns.from_trades(s, t), [], liquidations.pop(s, []), marks.pop(s, []))
+               for s, t in trades.items()]
+    batches += [ReplayBatch(TradeColumns.empty(s), [], orders, marks.pop(s, [])) for s, orders in liquidations.items()]
+    batches += [ReplayBatch(TradeColumns.empty(s), [], [], updates) for s, updates in marks.items()]
     if problems:
         if not batches:
             batches.append(ReplayBatch(TradeColumns.empty(symbol or ""), []))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class ShutdownNotice(NamedTuple):
     text: str
 
 
-Frame = Trade | Rejection | ShutdownNotice | None  # None: nothing to do (e.g. a reply to a subscribe request)
+Frame = Trade | Liquidation | MarkPrice | Rejection | ShutdownNotice | None  # None: e.g. a subscribe reply
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Venue(Protocol):
     by_trade_ids: bool  # records are sequenced by trade ids (a record may cover a range), not aggregate ids
 
     def stream_names(self, symbols: Sequence[str]) -> list[str]:
-        """The stream of each symbol, in order."""
+        """The streams of each symbol (trades first, then any others of that symbol), symbol by symbol."""
         ...
 
     def symbol_of(self, stream: str) -> str:
@@ -79,7 +80,8 @@ class Venue(Protocol):
         ...
 
     def decode(self, text: str) -> Frame:
-        """One WebSocket text frame as a trade, a rejection, a shutdown notice, or None."""
+        """One WebSocket text frame as a trade, a liquidation order, a mark price update, a rejection, a shutdown
+        notice, or None."""
         ...
 
     def validator(self, *, max_clock_skew: float, rejected: Counter[str]) -> TradeValidator:

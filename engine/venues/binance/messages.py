@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.futures import Liquidation, MarkPrice
 from core.trades import Trade, parse_scaled
 
 SERVER_SHUTDOWN = "serverShutdown"
@@ -70,6 +71,46 @@ def trade_from_trade(d: dict[str, Any]) -> Trade:
     if price is None or qty is None:
         raise InvalidMessage("bad_decimal", f"p={p!r} q={q!r}")
     return Trade(s, tid, tid, tid, price, qty, t, e, m)
+
+
+_ORDER_TEXT = ("s", "S", "o", "f", "q", "p", "ap", "X", "l", "z")
+
+
+def liquidation_from_force_order(d: dict[str, Any]) -> Liquidation:
+    """A forceOrder event ({"e","E","o":{...}}) as a Liquidation; amounts exact."""
+    order = d.get("o")
+    if type(order) is not dict:
+        raise InvalidMessage("missing_field", "'o' (the liquidation order)")
+    try:
+        s, side, kind, tif, q, p, ap, status, last, filled = (order[k] for k in _ORDER_TEXT)
+        t, e = order["T"], d["E"]
+    except KeyError as exc:
+        raise InvalidMessage("missing_field", str(exc)) from None
+    if not (all(type(order[k]) is str for k in _ORDER_TEXT) and type(t) is int and type(e) is int):
+        raise InvalidMessage("wrong_type", _type_summary(order, (*_ORDER_TEXT, "T")))
+    if side not in ("BUY", "SELL"):
+        raise InvalidMessage("bad_side", repr(side))
+    amounts = [parse_scaled(text) for text in (q, p, ap, last, filled)]
+    if None in amounts:
+        raise InvalidMessage("bad_decimal", f"q={q!r} p={p!r} ap={ap!r} l={last!r} z={filled!r}")
+    qty, price, avg_price, last_qty, filled_qty = (int(a or 0) for a in amounts)
+    return Liquidation(s, side == "SELL", kind, tif, qty, price, avg_price, status, last_qty, filled_qty, t, e)
+
+
+def mark_from_mark_price_update(d: dict[str, Any]) -> MarkPrice:
+    """A markPriceUpdate event as a MarkPrice: mark `p`, index `i`, funding rate `r` (signed), next funding `T`."""
+    try:
+        s, p, i, r, t, e = d["s"], d["p"], d["i"], d["r"], d["T"], d["E"]
+    except KeyError as exc:
+        raise InvalidMessage("missing_field", str(exc)) from None
+    if not (type(s) is str and type(p) is str and type(i) is str and type(r) is str and type(t) is int
+            and type(e) is int):
+        raise InvalidMessage("wrong_type", _type_summary(d, ("s", "p", "i", "r", "T", "E")))
+    mark, index = parse_scaled(p), parse_scaled(i)
+    rate = parse_scaled(r[1:]) if r.startswith("-") else parse_scaled(r)
+    if mark is None or index is None or rate is None:
+        raise InvalidMessage("bad_decimal", f"p={p!r} i={i!r} r={r!r}")
+    return MarkPrice(s, mark, index, -rate if r.startswith("-") else rate, t, e)
 
 
 def rest_row_to_event(row: dict[str, Any], symbol: str) -> dict[str, Any]:

@@ -40,7 +40,8 @@ class BinanceRest:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.session = session
-        self.url = base_url.rstrip("/") + AGG_TRADES_PATH[market]
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + AGG_TRADES_PATH[market]
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -65,6 +66,12 @@ class BinanceRest:
             params["startTime"] = str(start_time)
         if end_time is not None:
             params["endTime"] = str(end_time)
+        rows: list[dict[str, Any]] = await self.get(self.url, params, list)
+        return rows
+
+    async def get(self, url: str, params: dict[str, str], shape: type) -> Any:
+        """GET a JSON body of this shape (list or dict), retrying errors, 5xx and 429/418 after Retry-After."""
+        symbol = params.get("symbol", "")
         problem = "no attempt made"
         delay = 0.0
         for attempt in range(self.max_attempts):
@@ -75,7 +82,7 @@ class BinanceRest:
             delay = random.uniform(0.5, 1.0) * self.retry_delay * 2**attempt
             self.requests += 1
             try:
-                async with self.session.get(self.url, params=params, timeout=self.timeout) as response:
+                async with self.session.get(url, params=params, timeout=self.timeout) as response:
                     body = await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
@@ -101,8 +108,8 @@ class BinanceRest:
             except orjson.JSONDecodeError:
                 problem = "malformed JSON body"
                 continue
-            if not isinstance(rows, list):
-                problem = "body is not a JSON array"
+            if not isinstance(rows, shape):
+                problem = f"body is not a JSON {'array' if shape is list else 'object'}"
                 continue
             return rows
         raise RestError(f"gave up after {self.max_attempts} attempts: {problem}")

@@ -29,6 +29,14 @@ LIMITS: dict[Market, VenueLimits] = {
 }
 
 
+# USD-M serves each stream on one routed path of the base URL ("Important WebSocket Change Notice"): high-frequency
+# book data on /public, regular market data on /market, user data on /private. A connection without a route gets
+# only the public streams. These are the public ones (by the event part of the name); every other stream is /market.
+PUBLIC_ROUTE, MARKET_ROUTE = "public", "market"
+ROUTES = (PUBLIC_ROUTE, MARKET_ROUTE, "private")
+_PUBLIC_EVENTS = ("bookTicker", "depth")
+
+
 def stream_name(symbol: str, kind: str) -> str:
     """Binance stream name, e.g. btcusdt@aggTrade."""
     return f"{symbol.lower()}@{kind}"
@@ -39,9 +47,24 @@ def symbol_of(stream: str) -> str:
     return stream.split("@")[0].upper()
 
 
+def usdm_route(stream: str) -> str:
+    """The USD-M route of a stream: public for book tickers and depth, market for the rest (!forceOrder@arr too)."""
+    event = stream.partition("@")[2]
+    return PUBLIC_ROUTE if event.startswith(_PUBLIC_EVENTS) else MARKET_ROUTE
+
+
 def connection_url(market: Market, ws_url: str, streams: Sequence[str]) -> str:
-    """The combined-stream URL of a connection (spot and USD-M both serve combined streams at /stream today)."""
-    return f"{ws_url}/stream?streams=" + "/".join(streams[:STREAMS_IN_URL])
+    """The combined-stream URL of a connection: spot at <base>/stream, USD-M at <base>/<route>/stream."""
+    base = ws_url.rstrip("/")
+    if market is Market.SPOT:
+        return f"{base}/stream?streams=" + "/".join(streams[:STREAMS_IN_URL])
+    routes = {usdm_route(stream) for stream in streams}
+    if len(routes) > 1:
+        raise ValueError(f"one USD-M connection serves one route, these streams need {sorted(routes)}")
+    route = routes.pop() if routes else MARKET_ROUTE
+    for known in ROUTES:  # a base given with a route already (wss://fstream.binance.com/market) is taken as the base
+        base = base.removesuffix(f"/{known}")
+    return f"{base}/{route}/stream?streams=" + "/".join(streams[:STREAMS_IN_URL])
 
 
 def subscribe_requests(streams: Sequence[str]) -> list[str]:

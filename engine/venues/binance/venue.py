@@ -18,6 +18,8 @@ from engine.venues.binance.exchange_info import fetch_trading_symbols
 from engine.venues.binance.messages import (
     SERVER_SHUTDOWN,
     InvalidMessage,
+    liquidation_from_force_order,
+    mark_from_mark_price_update,
     trade_from_aggtrade,
     trade_from_trade,
     unwrap,
@@ -26,6 +28,8 @@ from engine.venues.binance.rest import BinanceRest
 from engine.venues.binance.rules import binance_validator
 
 _SHUTDOWN = ShutdownNotice(f"Binance announced {SERVER_SHUTDOWN}")
+_FUTURES_STREAMS = ("forceOrder", "markPrice@1s")  # USD-M only: liquidation orders, mark price and funding
+_LIQUIDATION, _MARK = "forceOrder", "markPriceUpdate"
 
 
 class BinanceVenue:
@@ -41,7 +45,8 @@ class BinanceVenue:
         self._parse = trade_from_trade if self.by_trade_ids else trade_from_aggtrade
 
     def stream_names(self, symbols: Sequence[str]) -> list[str]:
-        return [streams.stream_name(symbol, self._kind) for symbol in symbols]
+        kinds = (self._kind, *_FUTURES_STREAMS) if self.market is Market.USDM else (self._kind,)
+        return [streams.stream_name(symbol, kind) for symbol in symbols for kind in kinds]
 
     def symbol_of(self, stream: str) -> str:
         return streams.symbol_of(stream)
@@ -68,12 +73,16 @@ class BinanceVenue:
                 return _not_an_event(message)
             data = message  # a bare event, without the combined-stream wrapper
             kind = data["e"]
-        if kind != self._kind:
-            return _SHUTDOWN if kind == SERVER_SHUTDOWN else Rejection("unexpected_event", repr(kind))
         try:
-            return self._parse(data)
+            if kind == self._kind:
+                return self._parse(data)
+            if kind == _LIQUIDATION and self.market is Market.USDM:
+                return liquidation_from_force_order(data)
+            if kind == _MARK and self.market is Market.USDM:
+                return mark_from_mark_price_update(data)
         except InvalidMessage as exc:
             return Rejection(exc.reason, str(exc))
+        return _SHUTDOWN if kind == SERVER_SHUTDOWN else Rejection("unexpected_event", repr(kind))
 
     def validator(self, *, max_clock_skew: float, rejected: Counter[str]) -> TradeValidator:
         return binance_validator(live=True, max_clock_skew=max_clock_skew, rejected=rejected)

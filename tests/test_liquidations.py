@@ -1,0 +1,366 @@
+"""Liquidations (USD-M forceOrder) replayed and streamed: exact per-window sums of each side, in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from rich.console import Console
+
+from core.futures import Liquidation, MarkPrice
+from core.settings import Settings
+from engine.bus import InMemoryBus
+from engine.venues.binance.messages import InvalidMessage, liquidation_from_force_order
+from fakes.binance import FakeBinance
+from fakes.recordings import load_ws_recording
+from flowbot.compose import Engine
+from flowbot.replay import replay
+from presentation.flow_text import format_flow
+from storage.feature_store import FeatureStore
+from storage.flow_query import flow_report
+
+RECORDINGS = ("binance-usdm-forceorder-2024-08-17.jsonl", "binance-usdm-forceorder-2025-12-27.jsonl")
+WINDOW_MS = 5000
+Expected = dict[str, dict[int, dict[str, Any]]]
+
+
+def expected_sums(lines: list[bytes]) -> Expected:
+    """Per symbol and 5 s window of trade time: SELL and BUY ap x z (Decimal, from the raw text) and the count."""
+    windows: Expected = defaultdict(dict)
+    for line in lines:
+        order = orjson.loads(line)["data"]["o"]
+        start = order["T"] // WINDOW_MS * WINDOW_MS
+        sums = windows[order["s"]].setdefault(start, {"long": Decimal(0), "short": Decimal(0), "count": 0})
+        sums["long" if order["S"] == "SELL" else "short"] += Decimal(order["ap"]) * Decimal(order["z"])
+        sums["count"] += 1
+    return windows
+
+
+def stored(value: Decimal) -> float:
+    """An exact quote amount as the store writes it: its integer of 1e-16, divided as a float."""
+    units = value * 10**16
+    assert units == units.to_integral_value()
+    return int(units) / float(10**16)
+
+
+def assert_store_holds(data_dir: Path, expected: Expected) -> None:
+    store = FeatureStore(data_dir)
+    assert set(store.symbols()) == set(expected)
+    for symbol, windows in expected.items():
+        rows = store.read(symbol).to_pylist()
+        got = {int(row["window_start"].timestamp() * 1000): row for row in rows}
+        assert sorted(got) == sorted(windows), symbol
+        for start, want in windows.items():
+            row = got[start]
+            assert row["liq_long_quote"] == stored(want["long"]), (symbol, start)
+            assert row["liq_short_quote"] == stored(want["short"]), (symbol, start)
+            assert row["liq_count"] == want["count"]
+            assert row["trade_count"] == 0 and row["volume"] == 0
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+async def test_replaying_a_liquidation_recording_stores_each_sides_notional_exactly(
+    shared_data: Path, tmp_path: Path, name: str
+) -> None:
+    lines = [line for line in (shared_data / name).read_bytes().splitlines() if line.strip()]
+    expected = expected_sums(lines)
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm")
+    report = await replay([shared_data / name], settings, out=io.StringIO(), err=Console(file=io.StringIO()))
+    assert not report.problems and not report.unreadable
+    assert_store_holds(tmp_path, expected)
+    totals = {side: sum((w[side] for ws in expected.values() for w in ws.values()), Decimal(0))
+              for side in ("long", "short")}
+    assert sum(len(ws) for ws in expected.values()) > 100 and totals["long"] > 0 and totals["short"] > 0
+
+    busiest = max(expected, key=lambda s: len(expected[s]))
+    report = flow_report(FeatureStore(tmp_path), busiest, "24h")
+    assert report is not None
+    last = max(expected[busiest])
+    in_span = [w for start, w in expected[busiest].items() if start >= last + WINDOW_MS - 86_400_000]
+    long, short = (sum((w[side] for w in in_span), Decimal(0)) for side in ("long", "short"))
+    text = format_flow(report, time.time())
+    assert (f"Liquidations (at least: Binance pushes one per symbol per second): longs {long:,.2f}, shorts "
+            f"{short:,.2f} ({sum(w['count'] for w in in_span)} orders)") in text
+
+
+def test_bad_liquidation_messages_are_rejected_with_a_reason() -> None:
+    good = {"e": "forceOrder", "E": 1723900000000, "o": {
+        "s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "9910", "ap": "9910.5",
+        "X": "FILLED", "l": "0.014", "z": "0.014", "T": 1723900000000}}
+    order = liquidation_from_force_order(good)
+    assert order.is_sell and order.notional == 9910_50000000 * 1400000
+    for broken, reason in (
+        ({**good, "o": "x"}, "missing_field"),
+        ({**good, "o": {**good["o"], "ap": 1.5}}, "wrong_type"),
+        ({**good, "o": {**good["o"], "z": "1e3"}}, "bad_decimal"),
+        ({**good, "o": {**good["o"], "S": "HOLD"}}, "bad_side"),
+        ({"e": "forceOrder", "o": good["o"]}, "missing_field"),
+    ):
+        with pytest.raises(InvalidMessage) as caught:
+            liquidation_from_force_order(broken)
+        assert caught.value.reason == reason
+
+
+def mixed_tape(trades: list[dict[str, Any]], orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The USD-M aggTrade recording with real liquidation orders placed among its trades: order i goes to one of
+    the busy symbols, timed 1 ms after one of its trades and sent right after it (as Binance interleaves them)."""
+    symbols = ["NEOUSDT", "SANDUSDT", "BATUSDT", "DENTUSDT"]
+    positions = {s: [i for i, m in enumerate(trades) if m["data"]["s"] == s] for s in symbols}
+    after: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for number, message in enumerate(orders):
+        symbol = symbols[number % len(symbols)]
+        index = positions[symbol][(number * 7) % len(positions[symbol])]
+        at = trades[index]["data"]["T"] + 1
+        order = {**message["data"]["o"], "s": symbol, "T": at}
+        event = {"e": "forceOrder", "E": at, "o": order}
+        after[index].append({"stream": f"{symbol.lower()}@forceOrder", "data": event})
+    seconds: dict[str, int] = {}
+    for index, message in enumerate(trades):  # a mark price update after each symbol's first trade of a second
+        data = message["data"]
+        if data["s"] in symbols and seconds.get(data["s"]) != data["T"] // 1000:
+            seconds[data["s"]] = data["T"] // 1000
+            rate = "0.00010000" if index % 3 else "-0.00002500"
+            event = {"e": "markPriceUpdate", "E": data["T"] + 2, "s": data["s"], "p": data["p"], "i": data["p"],
+                     "P": data["p"], "r": rate, "T": (data["T"] // 28_800_000 + 1) * 28_800_000}
+            after[index].append({"stream": f"{data['s'].lower()}@markPrice@1s", "data": event})
+    return [m for i, trade in enumerate(trades) for m in (trade, *after[i])]
+
+
+def expected_marks(tape: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[Decimal, Decimal, int]]:
+    """Per symbol and window of event time: the last update's mark price, funding rate and next funding time."""
+    last: dict[tuple[str, int], tuple[Decimal, Decimal, int]] = {}
+    for message in tape:
+        data = message["data"]
+        if data["e"] == "markPriceUpdate":
+            last[(data["s"], data["E"] // WINDOW_MS * WINDOW_MS)] = (Decimal(data["p"]), Decimal(data["r"]), data["T"])
+    return last
+
+
+async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_store_the_same_rows(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+    from test_feed_live import start_run, wait_connected
+
+    from engine.analysis.pipeline import FlowPipeline
+    from flowbot.analysis_config import pipeline_config
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    orders = load_ws_recording(shared_data / RECORDINGS[0])[:120]
+    tape = mixed_tape(trades, orders)
+    received: list[Liquidation] = []
+    marks: list[MarkPrice] = []
+    symbols = sorted({m["data"]["s"] for m in trades})
+    async for run in start_run(tape, symbols=symbols, market="usdm", fake_options={"rate": 3000.0, "batch": 7}):
+        live_dir = tmp_path / "live"
+        store = FeatureStore(live_dir)
+        pipeline = FlowPipeline(pipeline_config(run.settings), run.bus, store=store)
+        collect = run.feed.on_trades
+
+        def both(symbol: str, batch: list[Any], collect: Any = collect, pipeline: FlowPipeline = pipeline) -> None:
+            collect(symbol, batch)
+            pipeline.on_trades(symbol, batch)
+
+        def liquidations(symbol: str, batch: list[Liquidation], pipeline: FlowPipeline = pipeline) -> None:
+            received.extend(batch)
+            pipeline.on_liquidations(symbol, batch)
+
+        def mark_prices(symbol: str, batch: list[MarkPrice], pipeline: FlowPipeline = pipeline) -> None:
+            marks.extend(batch)
+            pipeline.on_marks(symbol, batch)
+
+        run.feed.on_trades, run.feed.on_liquidations, run.feed.on_marks = both, liquidations, mark_prices
+        await wait_connected(run.fake)
+        assert "/market/stream?streams=" in run.feed.venue.connection_url(run.settings.ws_url, ["x@aggTrade"])
+        run.fake.play()
+        await run.wait_for(len(trades))
+        await run.fake.wait_played()
+        for _ in range(100):
+            if len(received) == len(orders) and len(marks) == len(tape) - len(trades) - len(orders):
+                break
+            await asyncio.sleep(0.05)
+        pipeline.finish()
+        store.close()
+    assert len(received) == len(orders) and len(marks) == len(tape) - len(trades) - len(orders) > 100
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path / "replay"), MARKET="usdm")
+    report = await replay([replay_file], settings, out=io.StringIO(), err=Console(file=io.StringIO()))
+    assert report.trades == len(trades) and not report.problems
+
+    def rows(folder: Path) -> list[dict[str, Any]]:
+        table = pq.read_table(folder / "features")
+        newest: dict[tuple[str, Any], dict[str, Any]] = {}
+        for row in sorted(table.to_pylist(), key=lambda r: r["revision"]):
+            newest[(str(row["symbol"]), row["window_start"])] = {k: v for k, v in row.items() if k != "revision"}
+        return [newest[key] for key in sorted(newest)]
+
+    live_rows = rows(tmp_path / "live")
+    assert live_rows == rows(tmp_path / "replay")
+    with_liquidations = [row for row in live_rows if row["liq_count"]]
+    expected = expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])
+    assert len(with_liquidations) == sum(len(ws) for ws in expected.values())
+    for row in with_liquidations:
+        want = expected[str(row["symbol"])][int(row["window_start"].timestamp() * 1000)]
+        assert (row["liq_long_quote"], row["liq_short_quote"], row["liq_count"]) == (
+            stored(want["long"]), stored(want["short"]), want["count"])
+    assert all(row["liq_count"] is None for row in live_rows if row["symbol"] not in expected)
+    want_marks = expected_marks(tape)
+    with_marks = {(str(r["symbol"]), int(r["window_start"].timestamp() * 1000)): r for r in live_rows
+                  if r["mark_price"] is not None}
+    assert set(with_marks) == set(want_marks)
+    for key, (mark, rate, next_funding) in want_marks.items():
+        row = with_marks[key]
+        assert (row["mark_price"], row["funding_rate"]) == (float(mark), float(rate))
+        assert int(row["next_funding_time"].timestamp() * 1000) == next_funding
+    assert {rate for _, rate, _ in want_marks.values()} == {Decimal("0.0001"), Decimal("-0.000025")}
+    quiet = flow_report(FeatureStore(tmp_path / "live"), "KSMUSDT", "1h")
+    assert quiet is not None and quiet.liq_count is None and "Liquidations" not in format_flow(quiet, time.time())
+
+
+async def test_usdm_run_stores_trades_liquidations_funding_and_open_interest(shared_data: Path, tmp_path: Path) -> None:
+    """The engine of `MARKET=usdm flowbot run` against the fake: every futures column lands exactly."""
+    from test_feed_live import FAST
+
+    from core.metrics import Metrics
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    orders = load_ws_recording(shared_data / RECORDINGS[1])[:200]
+    tape = mixed_tape(trades, orders)
+    first, last = (f(m["data"]["T"] for m in trades if m["data"]["s"] == "NEOUSDT") for f in (min, max))
+    history = {"NEOUSDT": [  # Binance's openInterestHist shape, 5-minute rows before the recording
+        {"symbol": "NEOUSDT", "sumOpenInterest": f"{1_200_000 + 7 * n}.{n:03d}", "sumOpenInterestValue": "1.0",
+         "timestamp": first - first % 300_000 - 300_000 * (12 - n)} for n in range(12)]}
+    middle = (first + last) // 2
+    symbols = sorted({m["data"]["s"] for m in trades})
+    fake = FakeBinance(tape, market="usdm", rate=2000.0, batch=7, open_interest=history)
+    await fake.start()
+    fake.set_open_interest("NEOUSDT", "1234567.891", middle)
+    settings = Settings(_env_file=None, **{
+        **FAST, "MARKET": "usdm", "SYMBOLS": ",".join(symbols), "BINANCE_WS_URL": fake.ws_url,
+        "BINANCE_REST_URL": fake.rest_url, "DATA_DIR": str(tmp_path / "live"), "OI_POLL_INTERVAL": "0.3",
+        "WINDOW_GRACE": "0.2"})
+    engine = Engine(settings, InMemoryBus(), symbols=symbols, signal_store=None, metrics=Metrics(), out=None)
+    task = asyncio.create_task(engine.run())
+    try:
+        for _ in range(200):  # the history and a first poll of every symbol before the market plays
+            polled = {r["symbol"] for r in fake.open_interest_requests if r["path"] == "/fapi/v1/openInterest"}
+            if polled == set(symbols) and fake.open_connections():
+                break
+            await asyncio.sleep(0.05)
+        fake.play()
+        await fake.wait_played()
+        for _ in range(100):
+            if sum(engine.feed.health.symbol(s).trades for s in symbols) == len(trades):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # the last windows close after WINDOW_GRACE
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await fake.close()
+    paths = {r["path"] for r in fake.open_interest_requests}
+    assert paths == {"/fapi/v1/openInterest", "/futures/data/openInterestHist"}
+    assert all(r["period"] == "5m" for r in fake.open_interest_requests if r["path"].endswith("Hist"))
+
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    replay_settings = Settings(_env_file=None, DATA_DIR=str(tmp_path / "replay"), MARKET="usdm")
+    await replay([replay_file], replay_settings, out=io.StringIO(), err=Console(file=io.StringIO()))
+    live = {(s, int(r["window_start"].timestamp() * 1000)): r for s in symbols
+            for r in FeatureStore(tmp_path / "live").read(s).to_pylist()}
+    replayed = {(s, int(r["window_start"].timestamp() * 1000)): r for s in symbols
+                for r in FeatureStore(tmp_path / "replay").read(s).to_pylist()}
+    assert set(live) == set(replayed) and len(live) > 100
+    for key, row in live.items():  # trades, liquidations and funding as the replay (checked against the raw data)
+        assert {k: v for k, v in row.items() if k not in ("open_interest", "revision")} == {
+            k: v for k, v in replayed[key].items() if k not in ("open_interest", "revision")}, key
+    liquidated = expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])
+    for symbol, windows in liquidated.items():
+        for start, want in windows.items():
+            assert live[(symbol, start)]["liq_count"] == want["count"]
+            assert live[(symbol, start)]["liq_long_quote"] == stored(want["long"])
+    values = [(row["timestamp"], Decimal(row["sumOpenInterest"])) for row in history["NEOUSDT"]]
+    values.append((middle, Decimal("1234567.891")))
+    neo = [(start, row) for (symbol, start), row in live.items() if symbol == "NEOUSDT"]
+    for start, row in neo:
+        known = [value for at, value in values if at < start + WINDOW_MS]
+        assert row["open_interest"] == float(known[-1]), start
+    assert {row["open_interest"] for _, row in neo} == {float(values[-2][1]), 1234567.891}
+    assert all(row["open_interest"] is None for (symbol, _), row in live.items() if symbol != "NEOUSDT")
+
+    report = flow_report(FeatureStore(tmp_path / "live"), "NEOUSDT", "5m")
+    assert report is not None
+    text = format_flow(report, time.time())
+    change = Decimal("1234567.891") - values[-2][1]
+    assert f"Open interest: 1,234,567.891 (+{change:,.3f}, +{change * 100 / values[-2][1]:.2f}% over the span)" in text
+    neo_marks = [m["data"] for m in tape if m["data"]["e"] == "markPriceUpdate" and m["data"]["s"] == "NEOUSDT"]
+    rate = Decimal(neo_marks[-1]["r"]) * 100
+    assert f"Funding: {rate:.4f}% (next " in text and f"Mark: {Decimal(neo_marks[-1]['p']).normalize():f}" in text
+
+
+async def test_the_chart_of_a_usdm_symbol_has_a_liquidation_panel_and_spot_charts_do_not(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from presentation.charts import render_chart
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    tape = mixed_tape(trades, load_ws_recording(shared_data / RECORDINGS[0])[:120])
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    await replay([replay_file], Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm"), out=io.StringIO(),
+                 err=Console(file=io.StringIO()))
+    store = FeatureStore(tmp_path)
+    neo = render_chart(store, "NEOUSDT", "5m")
+    quiet = render_chart(store, "KSMUSDT", "5m")
+    assert neo is not None and quiet is not None
+    windows = {start for start in expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])[
+        "NEOUSDT"]}
+    assert neo.liquidation_windows == len(windows) > 5 and quiet.liquidation_windows == 0
+    assert neo.png.startswith(b"\x89PNG") and neo.png != quiet.png
+
+
+async def test_ask_sends_the_liquidations_and_funding_of_a_usdm_symbol_as_facts(
+    shared_data: Path, tmp_path: Path, chat: Any
+) -> None:
+    from ai.ask import Asker
+    from ai.grounding import check_grounding
+    from ai.providers import ProviderChain, providers_from
+    from fakes.chat_completions import Reply
+    from storage.signal_store import SignalStore
+
+    trades = load_ws_recording(shared_data / "binance-usdm-aggtrade-ws.jsonl")
+    tape = mixed_tape(trades, load_ws_recording(shared_data / RECORDINGS[0])[:120])
+    replay_file = tmp_path / "mixed.jsonl"
+    replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    await replay([replay_file], Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm"), out=io.StringIO(),
+                 err=Console(file=io.StringIO()))
+
+    def echo(body: dict[str, Any]) -> Reply:
+        neo = orjson.loads(body["messages"][-1]["content"].split("Facts: ", 1)[1])["symbols"]["NEOUSDT"]
+        return Reply(text=f"At least {neo['liquidated_shorts_quote_at_least']} USDT of shorts were forced out.")
+
+    chat.answer_with("groq", echo)
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), GROQ_API_KEY="gsk-test",
+                        GROQ_BASE_URL=chat.groq_base_url, AI_TIMEOUT="2")
+    chain = ProviderChain(providers_from(settings), timeout=settings.ai_timeout)
+    asker = Asker(chain.answer, FeatureStore(tmp_path), symbols=["NEOUSDT", "KSMUSDT"],
+                  signal_store=SignalStore(tmp_path / "flowbot.db"))
+    answer = await asker.ask("were NEOUSDT shorts liquidated in the last 15 minutes?")
+    facts = orjson.loads(chat.requests[-1].messages[-1]["content"].split("Facts: ", 1)[1])
+    neo = facts["symbols"]["NEOUSDT"]
+    sums = expected_sums([orjson.dumps(m) for m in tape if m["data"]["e"] == "forceOrder"])["NEOUSDT"]
+    short = sum((w["short"] for w in sums.values()), Decimal(0))
+    assert neo["liquidated_shorts_quote_at_least"] == float(short.quantize(Decimal("0.01")))
+    assert neo["liquidation_orders"] == sum(w["count"] for w in sums.values())
+    rates = [m["data"]["r"] for m in tape if m["data"]["e"] == "markPriceUpdate" and m["data"]["s"] == "NEOUSDT"]
+    last_rate = rates[-1]
+    assert neo["funding_rate_pct"] == float(Decimal(last_rate) * 100)
+    assert answer.provider == "groq" and check_grounding(answer.text, facts, "were NEOUSDT shorts liquidated")
