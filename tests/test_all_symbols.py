@@ -93,11 +93,12 @@ async def test_every_symbol_streams_over_as_many_connections_as_the_market_allow
         feed = make_feed(settings, InMemoryBus())
         running = asyncio.create_task(feed.run())
         try:
-            connections = -(-symbols // per_connection)
-            await until(lambda: sum(fake.streams_per_connection()) >= symbols)  # subscribed, paced
+            streams = len(feed.venue.stream_names(settings.symbols))  # USD-M: trades, liquidations, mark price
+            connections = -(-streams // per_connection)
+            await until(lambda: sum(fake.streams_per_connection()) >= streams)  # subscribed, paced
             assert fake.open_connections() == connections == len(feed.health.connections)
-            assert fake.streams_per_connection() == sorted(
-                [per_connection] * (symbols // per_connection) + [symbols % per_connection])
+            rest = [streams % per_connection] if streams % per_connection else []
+            assert fake.streams_per_connection() == sorted([per_connection] * (streams // per_connection) + rest)
             fake.play()
             await fake.wait_played()
             await until(lambda: sum(h.trades for h in feed.health.symbols.values()) >= len(messages))

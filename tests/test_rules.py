@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +21,6 @@ from ai.providers import ProviderChain
 from bot.rules.grammar import parse_rule
 from bot.service import BotService
 from core.events import PriceTick, WindowClosed
-from core.features import WindowFeatures
 from core.schema import FEATURE_SCHEMA
 from core.settings import Settings
 from core.trades import Trade
@@ -242,16 +241,6 @@ def transitions_hold_at_start(values: list[Decimal | None], op: str, level: Deci
     return values[0] is not None and ((op == ">" and values[0] > level) or (op == "<" and values[0] < level))
 
 
-@dataclass(frozen=True, slots=True)
-class FuturesWindow(WindowFeatures):
-    """A window with the futures fields of issue 16, as the engine will publish them for USD-M symbols."""
-
-    liq_long_quote: int = 0
-    liq_short_quote: int = 0
-    open_interest: int = 0
-    funding_rate: float = 0.0
-
-
 async def test_futures_metrics_are_judged_from_the_window_fields(fake, tmp_path, rows) -> None:
     bus = InMemoryBus()
     closed = bus.subscribe(WindowClosed, maxsize=100_000)
@@ -261,8 +250,9 @@ async def test_futures_metrics_are_judged_from_the_window_fields(fake, tmp_path,
     base = [closed.get_nowait().features for _ in range(closed.depth)]
     scale = {c.name: c.unit.scale for c in FEATURE_SCHEMA}.get("liq_long_quote", 1)  # as its column stores it
     liq = [q * scale for q in (0, 0, 3, 0, 0, 9, 0, 0)]
-    windows = [FuturesWindow(**{f: getattr(w, f) for f in w.__dataclass_fields__}, liq_long_quote=q,
-                             liq_short_quote=0, open_interest=1000 + 10 * i, funding_rate=0.0001 * i)
+    units = {c.name: c.unit.scale for c in FEATURE_SCHEMA}  # as the store keeps them: scaled integers
+    windows = [replace(w, liq_long_quote=q, liq_short_quote=0, open_interest=(1000 + 10 * i) * units["open_interest"],
+                       funding_rate=i * units["funding_rate"] // 10_000)  # 0.0001 x i, a fraction
                for i, (w, q) in enumerate(zip(base, liq, strict=False))]
     service = make_service(fake, tmp_path, MARKET="usdm")
     await service.start()
