@@ -145,8 +145,9 @@ def expected_marks(tape: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[De
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known defect since merging with event-time windows and replay's accepted-trade count: replay drops 8"
-    "9 CTKUSDT trades (its two recordings jump back in ids) that the live sequencer keeps as a new sequence; to fix next session"))
+    "known defect since merging with event-time windows and replay's accepted-trade count: replay drops 89 "
+    "CTKUSDT trades (its two recordings jump back in ids) that the live sequencer keeps as a new sequence; "
+    "to fix next session"))
 async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_store_the_same_rows(
     shared_data: Path, tmp_path: Path
 ) -> None:
@@ -230,8 +231,8 @@ async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known defect since merging with event-time windows: the run's last CTKUSDT window (a real id gap, ba"
-    "ckfill pending) is not written before the process stops; to fix next session"))
+    "known defect since merging with event-time windows: the run's last CTKUSDT window (a real id gap, "
+    "backfill pending) is not written before the process stops; to fix next session"))
 async def test_usdm_run_stores_trades_liquidations_funding_and_open_interest(shared_data: Path, tmp_path: Path) -> None:
     """The engine of `MARKET=usdm flowbot run` against the fake: every futures column lands exactly."""
     from test_feed_live import FAST
