@@ -6,7 +6,13 @@ bare aiohttp client that only calls orjson.loads; each in its own child process 
 one process, as in production), so that each peak RSS is its own. Prints trades per second, peak RSS
 and the ratio.
 
-    python -m bench.ingest [--messages 200000] [--repeat 3]
+Then the whole process: the fake Binance in this process pinned to the last core, and in a child pinned to the
+first core (taskset) either a whole `flowbot run` (engine, analyst, console, dashboard; the console to a pipe this
+process drains) or the bare client, each taking --whole-messages messages as fast as the fake sends them: seconds
+from play to the last trade counted (the run's flowbot_trades_total on /metrics, polled every 0.1 s; the bare
+client says when it has them all).
+
+    python -m bench.ingest [--messages 200000] [--repeat 3] [--whole-messages 600000] [--no-feed] [--no-whole]
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -32,6 +40,7 @@ from fakes.recordings import load_ws_recording, loop_recording, shared_data_dir
 from flowbot.feed_config import make_feed
 
 RECORDING = "binance-spot-aggtrade-ws.jsonl"
+STALL_S = 30.0  # the whole-process run counts as stalled when its trade count stays put this long
 
 
 def build_tape(messages: int) -> list[dict[str, Any]]:
@@ -97,6 +106,109 @@ async def flowbot_feed(tape: list[dict[str, Any]]) -> float:
     return elapsed
 
 
+async def remote_bare_client(url: str, messages: int) -> None:
+    """The bare client as a process of its own: says `ready` once connected and `done` once it has them all."""
+    received = 0
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url, max_msg_size=0)
+        print("ready", flush=True)
+        async for message in ws:
+            orjson.loads(message.data)
+            received += 1
+            if received == messages:
+                break
+        print("done", flush=True)
+        await ws.close()
+
+
+async def metrics_trades(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.get(url) as response:
+        text = await response.text()
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("flowbot_trades_total{")))
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(1 << 16):
+        pass
+
+
+async def whole_process(tape: list[dict[str, Any]], mode: str) -> float:
+    """Seconds for a child pinned to core 0 (`flowbot run` or the bare client) to take the whole tape from the fake
+    in this process."""
+    fake = FakeBinance(tape, batch=200)
+    await fake.start()
+    symbols = sorted({m["data"]["s"] for m in tape})
+    pinned = ["taskset", "-c", "0", sys.executable]
+    if mode == "bare":
+        url = f"{fake.ws_url}/stream?streams={'/'.join(sorted({m['stream'] for m in tape}))}"
+        process = await asyncio.create_subprocess_exec(
+            *pinned, "-m", "bench.ingest", "--child", "bare-remote", "--url", url, "--messages", str(len(tape)),
+            stdout=asyncio.subprocess.PIPE)
+        assert process.stdout is not None
+        await asyncio.wait_for(process.stdout.readline(), 60)  # ready
+        started = time.perf_counter()
+        fake.play()
+        await process.stdout.readline()  # done
+        elapsed = time.perf_counter() - started
+        await process.wait()
+        await fake.close()
+        return elapsed
+    data_dir = tempfile.mkdtemp(prefix="bench-ingest-")
+    env = {**os.environ, "SYMBOLS": ",".join(symbols), "BINANCE_WS_URL": fake.ws_url,
+           "BINANCE_REST_URL": fake.rest_url, "DATA_DIR": data_dir, "HEALTH_PORT": "0", "LOG_LEVEL": "WARNING",
+           "WS_STALL_TIMEOUT": "60"}
+    process = await asyncio.create_subprocess_exec(*pinned, "-m", "flowbot.cli", "run", env=env,
+                                                   stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    line = ""
+    while "/healthz" not in line:
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+    metrics_url = line.rsplit(" ", 1)[-1].strip().rsplit("/", 1)[0] + "/metrics"
+    drain = asyncio.create_task(_drain(process.stdout))
+    streams = len({m["stream"] for m in tape})
+    while sum(fake.streams_per_connection()) < streams:  # every stream subscribed (over however many connections)
+        await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        fake.play()
+        counted, moved_at = 0, started
+        while counted < len(tape):
+            await asyncio.sleep(0.1)
+            now, previous = time.perf_counter(), counted
+            counted = await metrics_trades(session, metrics_url)
+            moved_at = now if counted > previous else moved_at
+            if now - moved_at > STALL_S:
+                process.kill()
+                raise SystemExit(f"flowbot run stalled: {counted:,} of {len(tape):,} trades counted, the fake sent "
+                                 f"{fake.played:,}, nothing new for {STALL_S:.0f} s")
+        elapsed = time.perf_counter() - started
+    process.send_signal(2)
+    await asyncio.wait_for(process.wait(), 60)
+    drain.cancel()
+    await fake.close()
+    return elapsed
+
+
+def whole_process_figures(messages: int, repeat: int) -> None:
+    """`flowbot run` against the bare client, alternating, each pinned to core 0 with the fake on the last."""
+    subprocess.run(["taskset", "-p", "-c", str((os.cpu_count() or 1) - 1), str(os.getpid())], check=True,
+                   capture_output=True)
+    tape = build_tape(messages)
+    seconds: dict[str, list[float]] = {"bare": [], "flowbot": []}
+    for _ in range(repeat):
+        for mode in seconds:
+            seconds[mode].append(asyncio.run(whole_process(tape, mode)))
+    rates = {m: statistics.median(len(tape) / s for s in runs) for m, runs in seconds.items()}
+    shares = sorted(b / f for b, f in zip(seconds["bare"], seconds["flowbot"], strict=True))
+    print(f"whole process: {len(tape):,} messages, each process pinned to core 0, the fake on the last core; "
+          f"median of {repeat} runs")
+    print(f"{'bare aiohttp + orjson.loads':<34}{rates['bare']:>12,.0f} trades/s")
+    print(f"{'flowbot run (whole process)':<34}{rates['flowbot']:>12,.0f} trades/s")
+    print(f"flowbot run / bare: {rates['flowbot'] / rates['bare']:.1%} (target >= 30%); per run "
+          f"{', '.join(f'{x:.1%}' for x in shares)}")
+
+
 def child(mode: str, messages: int) -> None:
     tape = build_tape(messages)
     runner = bare_client if mode == "bare" else flowbot_feed
@@ -117,19 +229,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", choices=["bare", "flowbot"], help=argparse.SUPPRESS)
+    parser.add_argument("--whole-messages", type=int, default=600_000)
+    parser.add_argument("--feed", action=argparse.BooleanOptionalAction, default=True, help="the feed alone")
+    parser.add_argument("--whole", action=argparse.BooleanOptionalAction, default=True, help="the whole process")
+    parser.add_argument("--child", choices=["bare", "flowbot", "bare-remote"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "bare-remote":
+        asyncio.run(remote_bare_client(args.url, args.messages))
+        return
     if args.child:
         child(args.child, args.messages)
         return
+    if args.feed:
+        feed_figures(args.messages, args.repeat)
+    if args.whole:
+        whole_process_figures(args.whole_messages, args.repeat)
+
+
+def feed_figures(messages: int, repeat: int) -> None:
     results: dict[str, list[dict[str, Any]]] = {"bare": [], "flowbot": []}
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for mode in results:
-            results[mode].append(measure(mode, args.messages))
+            results[mode].append(measure(mode, messages))
     rates = {m: statistics.median(r["messages"] / r["seconds"] for r in runs) for m, runs in results.items()}
     rss = {m: max(r["peak_rss_mb"] for r in runs) for m, runs in results.items()}
     messages = results["bare"][0]["messages"]
-    print(f"ingestion benchmark: {messages:,} real aggTrade messages (looped), median of {args.repeat} runs")
+    print(f"ingestion benchmark: {messages:,} real aggTrade messages (looped), median of {repeat} runs")
     print(f"{'client':<34}{'trades/s':>12}{'peak RSS MB':>14}")
     print(f"{'bare aiohttp + orjson.loads':<34}{rates['bare']:>12,.0f}{rss['bare']:>14.1f}")
     print(f"{'flowbot feed (parse+validate+bus)':<34}{rates['flowbot']:>12,.0f}{rss['flowbot']:>14.1f}")
