@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -176,7 +177,8 @@ async def whole_process(tape: list[dict[str, Any]], mode: str) -> float:
         while counted < len(tape):
             await asyncio.sleep(0.1)
             now, previous = time.perf_counter(), counted
-            counted = await metrics_trades(session, metrics_url)
+            with contextlib.suppress(TimeoutError):  # a stalled process may not answer /metrics either
+                counted = await asyncio.wait_for(metrics_trades(session, metrics_url), 5)
             moved_at = now if counted > previous else moved_at
             if now - moved_at > STALL_S:
                 process.kill()
