@@ -126,7 +126,8 @@ async def test_the_telegram_token_in_httpx_request_urls_is_masked() -> None:
 @pytest.mark.usefixtures("restore_root")
 async def test_third_party_info_chatter_is_left_out_unless_debugging() -> None:
     text = await telegram_calls_logged("INFO")
-    assert "HTTP Request" not in text and "httpx" not in text
+    info = [line for line in text.splitlines() if " INFO " in line]  # an earlier test's leaked client may log an ERROR
+    assert "HTTP Request" not in text and not [line for line in info if "httpx" in line], info
     assert_no_secret(text)
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
