@@ -140,11 +140,7 @@ async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int) -> f
         service = service_with(random_specs([*symbols, *others], prices, rules), Path(folder.name))
         events = bus.subscribe(WindowClosed, PriceTick, name="rules", maxsize=1_000_000)
 
-        async def judge() -> None:
-            async for event in events:
-                service.on_event(event)
-
-        judge_task = asyncio.create_task(judge())
+        judge_task = asyncio.create_task(service.judge_from(events))
 
     def on_trades(symbol: str, trades: list) -> None:
         nonlocal counted

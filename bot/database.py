@@ -76,10 +76,18 @@ def _rules(db: sqlite_utils.Database) -> None:
     Table(db, "rules").create_index(["platform", "chat_id", "thread_id"])
 
 
+def _rule_levels(db: sqlite_utils.Database) -> None:
+    Table(db, "rule_levels").create(
+        {"symbol": str, "measure": str, "last": str, "at_ms": int}, pk=("symbol", "measure"),
+        not_null={"symbol", "measure", "last"},
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("chats and subscriptions", _chats_and_subscriptions),
     ("outbox", _outbox),
     ("alert rules", _rules),
+    ("alert rules' last judged values", _rule_levels),
 ]
 
 

@@ -168,15 +168,19 @@ class Outbox:
 
     def add_messages(self, messages: Iterable[tuple[Destination, str, str, Message]]) -> int:
         """`add_message` for many (destination, key, kind, message) in one transaction; returns how many are new."""
-        now = self.clock()
         with self.db.conn:
-            return self.db.conn.executemany(
-                "INSERT OR IGNORE INTO outbox (platform, chat_id, thread_id, key, kind, message, language, silent,"
-                " state, attempts, next_attempt_at, needs_edit, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'en', ?, 'pending', 0, 0, 0, ?)",
-                [(d.platform, d.chat_id, d.thread_id, key, kind, message_json(message), int(message.silent), now)
-                 for d, key, kind, message in messages],
-            ).rowcount
+            return self.insert_messages(messages)
+
+    def insert_messages(self, messages: Iterable[tuple[Destination, str, str, Message]]) -> int:
+        """`add_messages` inside the caller's transaction (with the caller's other writes, committed together)."""
+        now = self.clock()
+        return self.db.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (platform, chat_id, thread_id, key, kind, message, language, silent,"
+            " state, attempts, next_attempt_at, needs_edit, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'en', ?, 'pending', 0, 0, 0, ?)",
+            [(d.platform, d.chat_id, d.thread_id, key, kind, message_json(message), int(message.silent), now)
+             for d, key, kind, message in messages],
+        ).rowcount
 
     def add_explanation(self, signal_id: str, text: str, provider: str) -> int:
         """Keep the explanation for rendering and mark sent rows holding the signal for an edit."""

@@ -193,6 +193,7 @@ class BotService:
 
     async def stop(self) -> None:
         """Stop sending (rows in flight stay pending and are sent after a restart), then the adapters."""
+        self.rules.keep_levels()
         self.scheduler.stop()
         for task in self._tasks:
             task.cancel()

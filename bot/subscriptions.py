@@ -67,10 +67,13 @@ class Subscriptions:
         self.db = db
 
     def _row(self, key: Destination) -> dict | None:
-        rows = list(Table(self.db, "chats").rows_where(
-            "platform = ? AND chat_id = ? AND thread_id = ?", [key.platform, key.chat_id, key.thread_id], limit=1
-        ))
-        return rows[0] if rows else None
+        """The chat's row (a plain query: asked for every alert and rule firing, it must stay cheap)."""
+        cursor = self.db.execute(
+            "SELECT * FROM chats WHERE platform = ? AND chat_id = ? AND thread_id = ? LIMIT 1",
+            [key.platform, key.chat_id, key.thread_id],
+        )
+        row = cursor.fetchone()
+        return None if row is None else dict(zip([column[0] for column in cursor.description], row, strict=True))
 
     def ensure_chat(self, key: Destination, *, is_private: bool, channel_id: str | None = None) -> ChatSettings:
         """The chat's settings, creating its row (or re-activating it) on first contact."""

@@ -132,5 +132,4 @@ class BotSide:
 
     async def _judge_rules(self) -> None:
         """Judge users' alert rules on every closed window and trade batch (firings go to the outbox)."""
-        async for event in self.to_rules:
-            self.bots.rules.on_event(event)
+        await self.bots.rules.judge_from(self.to_rules)

@@ -327,6 +327,34 @@ async def test_a_firing_pending_at_kill_9_is_delivered_once_after_the_restart(fa
         await service.stop()
 
 
+async def test_a_level_crossed_while_the_bot_was_down_fires_on_the_first_trade_after_the_restart(
+        fake, tmp_path) -> None:
+    below = PriceTick("BTCUSDT", 8_900_000_000_000, 8_900_000_000_000, 8_900_000_000_000, 8_900_000_000_000,
+                      1_000, 1, 1)
+    above = PriceTick("BTCUSDT", 9_100_000_000_000, 9_100_000_000_000, 9_100_000_000_000, 9_100_000_000_000,
+                      9_000, 9, 1)
+    service = make_service(fake, tmp_path, SYMBOLS="BTCUSDT")
+    await service.start()
+    try:
+        assert "set" in await reply_to(fake, "/alert BTC price > 90000")
+        assert "set" in await reply_to(fake, "/alert BTC price < 88000")
+        service.rules.on_event(below)  # 89,000: neither holds
+    finally:
+        await service.stop()
+    assert firing_keys(tmp_path, 1) == firing_keys(tmp_path, 2) == []
+
+    service = make_service(fake, tmp_path, SYMBOLS="BTCUSDT")
+    await service.start()
+    try:
+        service.rules.on_event(above)  # the first trade after the restart is at 91,000: it went through 90,000
+        service.rules.on_event(above)
+        assert firing_keys(tmp_path, 1) == ["9000:9"] and firing_keys(tmp_path, 2) == []
+        assert await service.dispatchers["telegram"].drain(10)
+        assert "price 91,000" in (fake.sent[-1].text or "")
+    finally:
+        await service.stop()
+
+
 def test_the_grammar_reads_every_documented_form() -> None:
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
     read = {text: parse_rule(text, symbols) for text in (

@@ -48,6 +48,8 @@ class RuleJudge:
         self.series: dict[str, SymbolSeries] = {}
         self.judged: dict[str, tuple[int, int]] = {}  # symbol -> (window_start, revision) judged last
         self.last_time: dict[str, int] = {}  # symbol -> ms of the newest observation
+        self.resumed = False  # last values restored from before a restart
+        self.changed: set[tuple[str, str]] = set()  # (symbol, measure) books observed since their values were taken
 
     def add(self, rule_id: int, spec: RuleSpec, *, fresh: bool = True) -> Firing | None:
         """Start judging a rule; a Firing when its condition already holds on the last value (`fresh` rules
@@ -59,7 +61,7 @@ class RuleJudge:
             book = self.books[(spec.symbol, measure)] = ThresholdBook(event=spec.metric == "whale")
         if source is Source.WINDOWS:
             self.window_measures[spec.symbol].add(measure)
-            series = self.series.setdefault(spec.symbol, SymbolSeries())
+            series = self._series(spec.symbol)
             if spec.span is not None:
                 series.want(SPANS_MS[spec.span])
             if spec.suffix == "x":
@@ -69,6 +71,37 @@ class RuleJudge:
             return None
         at = self.last_time.get(spec.symbol, 0)
         return Firing(rule_id, spec.op, _natural(spec.metric, book.last), at, f"{at}:new")
+
+    def _series(self, symbol: str) -> SymbolSeries:
+        series = self.series.get(symbol)
+        if series is None:
+            series = self.series[symbol] = SymbolSeries(whole_spans_only=self.resumed)
+        return series
+
+    def restore(self, levels: list[tuple[str, str, str, int]]) -> None:
+        """Judge on from the (symbol, measure, last value, ms) kept before a restart: a value that moved through a
+        level while the process was down fires on the first observation after it."""
+        if not levels:
+            return
+        self.resumed = True
+        for series in self.series.values():
+            series.whole_spans_only = True
+        for symbol, measure, last, at_ms in levels:
+            book = self.books.get((symbol, measure))
+            if book is None or book.event:
+                continue
+            book.last = int(last) if measure == "price" else Decimal(last)
+            self.last_time[symbol] = max(self.last_time.get(symbol, 0), at_ms)
+
+    def take_levels(self) -> list[tuple[str, str, str, int]]:
+        """(symbol, measure, last value, ms) of the books observed since the last call, to keep across restarts."""
+        levels = []
+        for symbol, measure in self.changed:
+            book = self.books.get((symbol, measure))
+            if book is not None and book.last is not None:
+                levels.append((symbol, measure, str(book.last), self.last_time.get(symbol, 0)))
+        self.changed.clear()
+        return levels
 
     def remove(self, rule_id: int, spec: RuleSpec) -> None:
         book = self.books.get((spec.symbol, spec.measure))
@@ -86,6 +119,7 @@ class RuleJudge:
         key = f"{tick.last_time}:{tick.last_id}"
         book = self.books.get((tick.symbol, "price"))
         if book is not None:
+            self.changed.add((tick.symbol, "price"))
             for rule, op in book.observe(tick.low, tick.high, tick.last_price):
                 value = tick.low if op is Op.BELOW or (op is Op.CROSSES and tick.last_price < tick.first_price) \
                     else tick.high
@@ -112,7 +146,7 @@ class RuleJudge:
         if not measures:
             self.series.pop(symbol, None)
             return []
-        series = self.series.setdefault(symbol, SymbolSeries())
+        series = self._series(symbol)
         series.add(features, replace_last=revise)
         firings: list[Firing] = []
         key = str(features.window_start)
@@ -121,6 +155,7 @@ class RuleJudge:
             if value is None:
                 continue
             book = self.books[(symbol, measure)]
+            self.changed.add((symbol, measure))
             for rule, op in book.observe(value, value, value, revise=revise):
                 firings.append(Firing(rule, op, value, features.window_end, key))
         return firings

@@ -44,7 +44,8 @@ class Sums:
 class SymbolSeries:
     """One symbol's windows over its longest span, and the running sums of each span."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, whole_spans_only: bool = False) -> None:
+        self.whole_spans_only = whole_spans_only  # resumed after a restart: a span's value needs the whole span
         self.rows: list[Row] = []
         self.spans: dict[int, Sums] = {}
         self.first_start: int | None = None  # the first window this series saw
@@ -100,6 +101,8 @@ class SymbolSeries:
             return self._window_value(name, features)
         span = int(span_text)
         sums = self.spans[span]
+        if self.whole_spans_only and (self.first_start is None or self.first_start > features.window_end - span):
+            return None  # a partial sum would be judged against the full one stored before the restart
         if name in ("delta", "cvd"):
             return Decimal(sums.delta).scaleb(-8)
         if name == "buy_share":

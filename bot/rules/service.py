@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import sqlite_utils
@@ -18,8 +18,10 @@ from bot.rules.messages import rule_text
 from bot.rules.store import ACTIVE, PAUSED, Rule, RuleStore
 from bot.subscriptions import ChatSettings, Subscriptions
 from core.events import Event, PriceTick, WindowClosed
+from engine.bus import Subscription
 
 log = logging.getLogger(__name__)
+LEVELS_EVERY_S = 5.0  # how often the judged values are kept when nothing fires (firings keep them at once)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class RuleService:
         for rule in self.store.active():
             self.rules[rule.id] = rule
             self.judge.add(rule.id, rule.spec, fresh=False)  # already judged before the restart
+        self.judge.restore(self.store.levels())
+        self.levels_kept_at = self.clock()
 
     def chat_rules(self, destination: Destination) -> list[Rule]:
         return self.store.of_chat(destination)
@@ -94,17 +98,44 @@ class RuleService:
 
     def on_event(self, event: Event) -> int:
         """Judge a closed window or a trade batch; returns how many firings were queued."""
-        if isinstance(event, PriceTick):
-            firings = self.judge.on_tick(event)
-        elif isinstance(event, WindowClosed):
-            firings = self.judge.on_window(event)
-        else:
-            return 0
-        return self._fire(firings) if firings else 0
+        return self.on_events((event,))
+
+    def on_events(self, events: Iterable[Event]) -> int:
+        """Judge closed windows and trade batches in order, then queue their firings and keep the judged values
+        in one transaction; returns how many firings were queued."""
+        firings: list[Firing] = []
+        for event in events:
+            if isinstance(event, PriceTick):
+                firings += self.judge.on_tick(event)
+            elif isinstance(event, WindowClosed):
+                firings += self.judge.on_window(event)
+        if firings:
+            return self._fire(firings)
+        if self.clock() - self.levels_kept_at >= LEVELS_EVERY_S:
+            self.keep_levels()
+        return 0
+
+    def keep_levels(self) -> None:
+        """Write the values judged since the last write, so a restart judges on from them."""
+        self.levels_kept_at = self.clock()
+        levels = self.judge.take_levels()
+        if levels:
+            with self.store.db.conn:
+                self.store.save_levels(levels)
+
+    async def judge_from(self, events: Subscription) -> None:
+        """Judge the bus's events as they come: each wait takes every event already queued, judged and committed
+        together (no await in between, so a Redis subscription acknowledges only what was committed)."""
+        async for event in events:
+            batch = [event]
+            for _ in range(min(events.depth, 4096)):
+                batch.append(events.get_nowait())
+            self.on_events(batch)
 
     def _fire(self, firings: list[Firing]) -> int:
-        """Queue the firings whose rules did not fire less than the minimum interval ago (market time), in one
-        transaction; returns how many were new (a window or trade judged again queues nothing twice)."""
+        """Queue the firings whose rules did not fire less than the minimum interval ago (market time), with the
+        judged values, in one transaction; returns how many were new (an observation judged again queues nothing
+        twice)."""
         interval_ms = self.limits.min_interval_s * 1000
         hour = time.gmtime(self.clock()).tm_hour
         settings: dict[Destination, ChatSettings] = {}
@@ -124,10 +155,11 @@ class RuleService:
             fired.append((rule.id, firing.at_ms, value))
             self.rules[rule.id] = replace(rule, last_fired_ms=firing.at_ms, fired_count=rule.fired_count + 1,
                                           last_value=value)
-        if not messages:
-            return 0
-        queued = self.outbox.add_messages(messages)
-        self.store.fired(fired)
+        self.levels_kept_at = self.clock()
+        with self.store.db.conn:
+            queued = self.outbox.insert_messages(messages) if messages else 0
+            self.store.fired(fired)
+            self.store.save_levels(self.judge.take_levels())
         if queued:
             self.on_queued()
         return queued

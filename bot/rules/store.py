@@ -91,9 +91,18 @@ class RuleStore:
             self.db.execute("DELETE FROM rules WHERE id = ?", [rule_id])
 
     def fired(self, firings: list[tuple[int, int, str]]) -> None:
-        """Count (rule id, ms, value) firings, in one transaction."""
-        with self.db.conn:
-            self.db.conn.executemany(
-                "UPDATE rules SET fired_count = fired_count + 1, last_fired_ms = ?, last_value = ? WHERE id = ?",
-                [(at_ms, value, rule_id) for rule_id, at_ms, value in firings],
-            )
+        """Count (rule id, ms, value) firings, inside the caller's transaction."""
+        self.db.conn.executemany(
+            "UPDATE rules SET fired_count = fired_count + 1, last_fired_ms = ?, last_value = ? WHERE id = ?",
+            [(at_ms, value, rule_id) for rule_id, at_ms, value in firings],
+        )
+
+    def save_levels(self, levels: list[tuple[str, str, str, int]]) -> None:
+        """Keep (symbol, measure, last value, ms) of the judged measures, inside the caller's transaction."""
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO rule_levels (symbol, measure, last, at_ms) VALUES (?, ?, ?, ?)", levels,
+        )
+
+    def levels(self) -> list[tuple[str, str, str, int]]:
+        """The last value of every measure judged before the process stopped."""
+        return [tuple(row) for row in self.db.execute("SELECT symbol, measure, last, at_ms FROM rule_levels")]
