@@ -8,6 +8,8 @@
     prints trades per second.
 Each measurement runs in a child process of its own, alternated, median of --repeat.
 
+Both measured for two mixes of rules (see random_specs): `near` (the worst case) and `spread`.
+
     python -m bench.rules [--rules 100000] [--symbols 400] [--messages 200000] [--repeat 3]
 """
 
@@ -27,12 +29,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import build_tape
+from bench.ingest import RECORDING, build_tape
 from bot.database import open_database
 from bot.models import Destination
 from bot.outbox import Outbox
 from bot.rules.grammar import RuleSpec
-from bot.rules.metrics import SPANS_MS, Op
+from bot.rules.metrics import HOUR_MS, SPANS_MS, Op, measure_key
+from bot.rules.series import SymbolSeries
 from bot.rules.service import RuleService
 from bot.subscriptions import Subscriptions
 from core.events import PriceTick, WindowClosed
@@ -51,15 +54,24 @@ WINDOW_METRICS = (("delta", None, ""), ("delta", "5m", ""), ("cvd", None, ""), (
                   ("buy_share", "1m", "%"), ("buy_share", "5m", "%"), ("volume", "1m", "x"), ("volume", "15m", ""))
 
 
-def random_specs(symbols: list[str], prices: dict[str, Decimal], count: int, seed: int = 7) -> list[RuleSpec]:
-    """A mix of price, whale and window rules, levels spread around each symbol's values."""
+MIXES = ("near", "spread")
+
+
+def random_specs(symbols: list[str], prices: dict[str, Decimal], count: int, mix: str = "near",
+                 tails: dict[tuple[str, str], tuple[Decimal, Decimal]] | None = None, seed: int = 7) -> list[RuleSpec]:
+    """A mix of price, whale and window rules. `near`: every level close to the market (price within 2%, window
+    levels around typical values), the worst case, where most rules are in play. `spread`: levels where users
+    set alerts, at a distance: price 1-10% away on the side its operator watches, whales of 250k-5M, window
+    metrics beyond the 2nd/98th percentile of their own values in the run (`tails`, per symbol and measure)."""
     rng = random.Random(seed)
     specs = []
     for i in range(count):
         symbol = symbols[i % len(symbols)]
         op = rng.choice(list(Op))
         kind = rng.random()
-        if kind < 0.4:
+        if mix == "spread":
+            specs.append(_spread_spec(rng, symbol, op, kind, prices[symbol], tails or {}))
+        elif kind < 0.4:
             level = (prices[symbol] * Decimal(rng.uniform(0.98, 1.02))).quantize(Decimal("0.01"))
             specs.append(RuleSpec(symbol, "price", None, op, level))
         elif kind < 0.5:
@@ -70,6 +82,45 @@ def random_specs(symbols: list[str], prices: dict[str, Decimal], count: int, see
                 suffix, Decimal(rng.randrange(-50, 50)) if metric != "volume" else Decimal(rng.randrange(1, 100)))
             specs.append(RuleSpec(symbol, metric, span, op, level, suffix))
     return specs
+
+
+def _spread_spec(rng: random.Random, symbol: str, op: Op, kind: float, price: Decimal,
+                 tails: dict[tuple[str, str], tuple[Decimal, Decimal]]) -> RuleSpec:
+    up = op is Op.ABOVE or (op is Op.CROSSES and rng.random() < 0.5)  # the side of the market the level is on
+    if kind < 0.4:
+        away = Decimal(rng.uniform(0.01, 0.10))
+        return RuleSpec(symbol, "price", None, op, (price * (1 + away if up else 1 - away)).quantize(Decimal("0.01")))
+    if kind < 0.5:
+        return RuleSpec(symbol, "whale", None, Op.ABOVE, Decimal(rng.randrange(250_000, 5_000_000)))
+    metric, span, suffix = rng.choice(WINDOW_METRICS)
+    low, high = tails.get((symbol, measure_key(metric, span, suffix)), (Decimal(-100), Decimal(100)))
+    beyond = Decimal(rng.uniform(1.0, 1.5))
+    level = high * beyond if up or metric == "volume" else (low * beyond if low < 0 else low / beyond)
+    return RuleSpec(symbol, metric, span, op, level.quantize(Decimal("0.01")), suffix)
+
+
+def measure_tails(windows: list[WindowClosed]) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    """The 2nd and 98th percentile of each symbol's window measures over these windows."""
+    series: dict[str, SymbolSeries] = {}
+    values: dict[tuple[str, str], list[Decimal]] = {}
+    measures = {measure_key(metric, span, suffix) for metric, span, suffix in WINDOW_METRICS}
+    for event in windows:
+        symbol = event.features.symbol
+        one = series.get(symbol)
+        if one is None:
+            one = series[symbol] = SymbolSeries()
+            for span in (*SPANS_MS.values(), HOUR_MS):
+                one.want(span)
+        one.add(event.features)
+        for measure in measures:
+            value = one.value(measure)
+            if value is not None:
+                values.setdefault((symbol, measure), []).append(value)
+    out = {}
+    for key, seen in values.items():
+        seen.sort()
+        out[key] = (seen[len(seen) * 2 // 100], seen[min(len(seen) - 1, len(seen) * 98 // 100)])
+    return out
 
 
 def service_with(specs: list[RuleSpec], folder: Path) -> RuleService:
@@ -86,30 +137,38 @@ def service_with(specs: list[RuleSpec], folder: Path) -> RuleService:
     return RuleService(db, Outbox(db, 30), Subscriptions(db))
 
 
-def window_events(symbols: list[str]) -> list[WindowClosed]:
-    """The dump's windows for each symbol, interleaved by window as a live engine closes them."""
+def replayed_windows(name: str) -> list[WindowClosed]:
+    """The windows of a recording in ../shared/data, replayed through the pipeline with default settings."""
     folder = shared_data_dir()
     if folder is None:
         sys.exit("bench/rules.py needs the real recordings in ../shared/data (or $FLOWBOT_SHARED_DATA)")
     bus = InMemoryBus()
     closed = bus.subscribe(WindowClosed, maxsize=10_000_000)
     pipeline = FlowPipeline(pipeline_config(Settings(_env_file=None)), bus)
-    for batch in read_replay(folder / DUMP):
+    for batch in read_replay(folder / name):
         pipeline.on_columns(batch.columns)
     pipeline.finish()
-    windows = [closed.get_nowait() for _ in range(closed.depth)]
+    return [closed.get_nowait() for _ in range(closed.depth)]
+
+
+def window_events(symbols: list[str]) -> list[WindowClosed]:
+    """The dump's windows for each symbol, interleaved by window as a live engine closes them."""
+    windows = replayed_windows(DUMP)
     return [WindowClosed(replace(w.features, symbol=s)) for w in windows  # type: ignore[attr-defined]
             for s in symbols]
 
 
-def windows_child(rules: int, symbol_count: int) -> dict[str, Any]:
+def windows_child(rules: int, symbol_count: int, mix: str) -> dict[str, Any]:
     symbols = [f"S{n:03d}USDT" for n in range(symbol_count)]
     events = window_events(symbols)
     price = Decimal(events[0].features.close).scaleb(-8)
+    dump_tails = measure_tails(replayed_windows(DUMP))
+    tails = {(symbol, measure): tail for (_, measure), tail in dump_tails.items() for symbol in symbols}
     out: dict[str, Any] = {"windows": len(events)}
     for label, count in (("none", 0), ("rules", rules)):
         with tempfile.TemporaryDirectory() as folder:
-            service = service_with(random_specs(symbols, dict.fromkeys(symbols, price), count), Path(folder))
+            specs = random_specs(symbols, dict.fromkeys(symbols, price), count, mix, tails)
+            service = service_with(specs, Path(folder))
             fired = 0
             started = time.perf_counter()
             for event in events:
@@ -119,7 +178,7 @@ def windows_child(rules: int, symbol_count: int) -> dict[str, Any]:
     return out
 
 
-async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int) -> float:
+async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int, mix: str) -> float:
     """Seconds for the feed and pipeline to take the whole tape, with the rules judged on the same loop."""
     fake = FakeBinance(tape, batch=200)
     await fake.start()
@@ -137,7 +196,8 @@ async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int) -> f
         first = {m["data"]["s"]: Decimal(m["data"]["p"]) for m in reversed(tape)}
         others = [f"S{n:03d}USDT" for n in range(symbol_count - len(symbols))]  # the recording's among 400
         prices = {**dict.fromkeys(others, Decimal(100)), **first}
-        service = service_with(random_specs([*symbols, *others], prices, rules), Path(folder.name))
+        specs = random_specs([*symbols, *others], prices, rules, mix, measure_tails(replayed_windows(RECORDING)))
+        service = service_with(specs, Path(folder.name))
         events = bus.subscribe(WindowClosed, PriceTick, name="rules", maxsize=1_000_000)
 
         judge_task = asyncio.create_task(service.judge_from(events))
@@ -177,19 +237,22 @@ async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int) -> f
 
 def child(mode: str, args: argparse.Namespace) -> None:
     if mode == "windows":
-        print(json.dumps(windows_child(args.rules, args.symbols)))
+        print(json.dumps(windows_child(args.rules, args.symbols, args.mix)))
         return
     tape = build_tape(args.messages)
-    seconds = asyncio.run(ingest(tape, args.rules if mode == "ingest-rules" else 0, args.symbols))
+    seconds = asyncio.run(ingest(tape, args.rules if mode == "ingest-rules" else 0, args.symbols, args.mix))
     print(json.dumps({"trades": len(tape), "seconds": seconds}))
 
 
-def run_child(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_child(mode: str, args: argparse.Namespace, mix: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.rules", "--child", mode, "--rules", str(args.rules), "--symbols",
-         str(args.symbols), "--messages", str(args.messages)], check=True, capture_output=True, text=True,
+         str(args.symbols), "--messages", str(args.messages), "--mix", mix], check=True, capture_output=True,
+        text=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    firings = [json.loads(line)["firings"] for line in out.stderr.splitlines() if line.startswith('{"firings"')]
+    return {**result, "firings": firings[-1] if firings else 0}
 
 
 def main() -> None:
@@ -198,25 +261,31 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=400)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mix", choices=MIXES, default="near", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["windows", "ingest-none", "ingest-rules"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
         return
-    closes = run_child("windows", args)
-    print(f"rules benchmark: {args.rules:,} rules over {args.symbols} symbols (windows), spans {', '.join(SPANS_MS)}")
-    print(f"window close: {closes['none']:.3f} ms without rules, {closes['rules']:.3f} ms with them:"
-          f" +{closes['rules'] - closes['none']:.3f} ms per close (target <= 20 ms) over {closes['windows']:,}"
-          f" closes; {closes['fired_rules']:,} firings queued")
-    rates: dict[str, list[float]] = {"ingest-none": [], "ingest-rules": []}
+    print(f"rules benchmark: {args.rules:,} rules over {args.symbols} symbols, spans {', '.join(SPANS_MS)}")
+    for mix in MIXES:
+        closes = run_child("windows", args, mix)
+        print(f"[{mix}] window close: {closes['none']:.3f} ms without rules, {closes['rules']:.3f} ms with them:"
+              f" +{closes['rules'] - closes['none']:.3f} ms per close (target <= 20 ms) over {closes['windows']:,}"
+              f" closes; {closes['fired_rules']:,} firings queued")
+    rates: dict[tuple[str, str], list[float]] = {}
+    firings: dict[str, int] = {}
     for _ in range(args.repeat):
-        for mode in rates:
-            result = run_child(mode, args)
-            rates[mode].append(result["trades"] / result["seconds"])
-    none, ruled = (statistics.median(rates[m]) for m in rates)
-    print(f"ingestion (feed + pipeline, median of {args.repeat}): {none:,.0f} trades/s without rules,"
-          f" {ruled:,.0f} with {args.rules:,} rules over {args.symbols} symbols: {ruled / none - 1:+.1%}"
-          f" (target within -5%)")
+        for mode, mix in (("ingest-none", "near"), *(("ingest-rules", mix) for mix in MIXES)):
+            result = run_child(mode, args, mix)
+            rates.setdefault((mode, mix), []).append(result["trades"] / result["seconds"])
+            firings[mix] = result["firings"]
+    none = statistics.median(rates[("ingest-none", "near")])
+    for mix in MIXES:
+        ruled = statistics.median(rates[("ingest-rules", mix)])
+        print(f"[{mix}] ingestion (feed + pipeline, median of {args.repeat}): {none:,.0f} trades/s without rules,"
+              f" {ruled:,.0f} with {args.rules:,} rules over {args.symbols} symbols: {ruled / none - 1:+.1%}"
+              f" (target within -5%); {firings[mix]:,} firings queued")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ class Subscriptions:
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+        self.settings_version = 0  # changes whenever a chat's settings may have: readers' caches stale
 
     def _row(self, key: Destination) -> dict | None:
         """The chat's row (a plain query: asked for every alert and rule firing, it must stay cheap)."""
@@ -78,6 +79,7 @@ class Subscriptions:
     def ensure_chat(self, key: Destination, *, is_private: bool, channel_id: str | None = None) -> ChatSettings:
         """The chat's settings, creating its row (or re-activating it) on first contact."""
         row = self._row(key)
+        self.settings_version += 1
         with self.db.conn:
             if row is None:
                 Table(self.db, "chats").insert({
@@ -98,6 +100,7 @@ class Subscriptions:
         return ChatSettings() if row is None else _settings(row)
 
     def save_settings(self, key: Destination, settings: ChatSettings) -> None:
+        self.settings_version += 1
         with self.db.conn:
             Table(self.db, "chats").update((key.platform, key.chat_id, key.thread_id), {
                 "language": settings.language, "min_severity": settings.min_severity,

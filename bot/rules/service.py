@@ -49,6 +49,8 @@ class RuleService:
         self.clock = clock
         self.judge = RuleJudge()
         self.proposals: dict[tuple[Destination, str], RuleSpec] = {}  # proposed by /ask, until confirmed
+        self._settings: dict[Destination, ChatSettings] = {}  # chats' settings as of `_settings_version`
+        self._settings_version = -1
         self.rules: dict[int, Rule] = {}
         for rule in self.store.active():
             self.rules[rule.id] = rule
@@ -138,7 +140,10 @@ class RuleService:
         twice)."""
         interval_ms = self.limits.min_interval_s * 1000
         hour = time.gmtime(self.clock()).tm_hour
-        settings: dict[Destination, ChatSettings] = {}
+        if self._settings_version != self.subscriptions.settings_version:
+            self._settings.clear()
+            self._settings_version = self.subscriptions.settings_version
+        settings = self._settings
         messages: list[tuple[Destination, str, str, Message]] = []
         fired: list[tuple[int, int, str]] = []
         for firing in firings:
