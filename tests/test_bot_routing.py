@@ -109,7 +109,8 @@ def test_migrations_run_once_and_in_order(tmp_path: Path) -> None:
     db = open_database(tmp_path / "flowbot.db")
     assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2, 3, 4]
     assert migrate(db) == []
-    assert {"chats", "subscriptions", "outbox", "outbox_signals", "alert_signals", "rules", "rule_levels"} <= set(db.table_names())
+    tables = {"chats", "subscriptions", "outbox", "outbox_signals", "alert_signals", "rules", "rule_levels"}
+    assert tables <= set(db.table_names())
 
 
 async def test_routing_to_thousands_gives_the_loop_back_between_chunks_and_merges_across_them(parts) -> None:

@@ -8,11 +8,12 @@ import os
 import signal
 import sqlite3
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 from expected_flow import columns, load_csv
 
@@ -27,6 +28,7 @@ from core.trades import Trade
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
 from engine.price_ticks import price_tick
+from engine.venues.binance.messages import liquidation_from_force_order
 from fakes.telegram_api import FakeTelegram
 from flowbot.analysis_config import pipeline_config
 from flowbot.bot_config import bot_config
@@ -265,6 +267,44 @@ async def test_futures_metrics_are_judged_from_the_window_fields(fake, tmp_path,
         assert firing_keys(tmp_path, 1) == [str(windows[5].window_start)]  # 3 + 9 over the minute > 10
         assert firing_keys(tmp_path, 2) == [str(windows[6].window_start)]  # 0.06% > 0.05%
         assert firing_keys(tmp_path, 3) == [str(windows[4].window_start)]  # 1040 > 1035
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize("name", ["binance-usdm-forceorder-2024-08-17.jsonl",
+                                  "binance-usdm-forceorder-2025-12-27.jsonl"])
+async def test_a_liquidations_rule_fires_where_the_real_recording_says(fake, tmp_path, shared_data, name) -> None:
+    """Real `!forceOrder@arr` orders through the pipeline: `liquidations 1m > X` fires on exactly the windows where
+    an independent Decimal sum of the recording's ap x z over the minute before the window's end first exceeds X.
+    (The recordings hold no mark price, funding or open interest: those rules are judged above, on windows.)"""
+    lines = (shared_data / name).read_bytes().splitlines()
+    orders = [orjson.loads(line)["data"]["o"] for line in lines if line.strip()]
+    symbol = Counter(o["s"] for o in orders).most_common(1)[0][0]
+    mine = sorted((o for o in orders if o["s"] == symbol), key=lambda o: o["T"])
+    starts = sorted({o["T"] // 5000 * 5000 for o in mine})
+    values = [sum((Decimal(o["ap"]) * Decimal(o["z"]) for o in mine if start + 5000 - 60_000 <= o["T"] < start + 5000),
+                  Decimal(0)) for start in starts]
+    level = sorted(values)[len(values) // 2].quantize(Decimal(1))
+    expected = transitions(values, ">", level)
+    at_once = [0] if transitions_hold_at_start(values, ">", level) else []
+    assert len(expected) >= 2, (symbol, values)  # something to find: the level is passed more than once
+
+    bus = InMemoryBus()
+    closed = bus.subscribe(WindowClosed, maxsize=1_000_000)
+    pipeline = FlowPipeline(pipeline_config(Settings(_env_file=None, MARKET="usdm")), bus)
+    for order in orders:
+        liquidation = liquidation_from_force_order({"e": "forceOrder", "E": order["T"], "o": order})
+        pipeline.on_liquidations(liquidation.symbol, [liquidation])
+    pipeline.finish()
+    events = [closed.get_nowait() for _ in range(closed.depth)]
+    assert [e.features.window_start for e in events if e.features.symbol == symbol] == starts
+
+    service = make_service(fake, tmp_path, MARKET="usdm", SYMBOLS=symbol)
+    await service.start()
+    try:
+        assert "set" in await reply_to(fake, f"/alert {symbol} liquidations 1m > {level}")
+        service.rules.on_events(events)
+        assert firing_keys(tmp_path, 1) == [str(starts[i]) for i in at_once + expected]
     finally:
         await service.stop()
 

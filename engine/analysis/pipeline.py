@@ -238,8 +238,9 @@ class FlowPipeline:
             self._write_futures(batch.symbol, self.builders[batch.symbol].closed_through)
 
     def _write_futures(self, symbol: str, through_ms: int) -> None:
-        """Write the symbol's windows with pending futures data that end by through_ms: the trade window (a new
-        revision) with it, or, for a window without trades, a row of its futures data alone (trade columns zero)."""
+        """Write and publish the symbol's windows with pending futures data that end by through_ms: the trade window
+        (a new revision) with it, or, for a window without trades, a row of its futures data alone (trade columns
+        zero)."""
         windows = self.futures[symbol]
         context = self.contexts.get(symbol)
         written = {w.window_start: w for w in context.windows} if context is not None else {}
@@ -250,8 +251,10 @@ class FlowPipeline:
             revision = self._revisions[key] = self._revisions.get(key, 0) + 1 if rewrite else 0
             if base is None:
                 base = _without_trades(symbol, start, windows.window_ms, context)
+            features = windows.apply(base, sums)
             if self.store is not None:
-                self.store.add(windows.apply(base, sums), revision)
+                self.store.add(features, revision)
+            self.bus.publish(WindowClosed(features, revision))  # rules on liquidations see them, late or alone
         if through_ms < 2**62:
             windows.forget_before(through_ms - KEPT_MS)
 
