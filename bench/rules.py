@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import statistics
@@ -214,6 +215,7 @@ async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int, mix:
             done.set()
 
     feed.on_trades = on_trades
+    gc.freeze()  # as `flowbot run` does once started: the rules loaded at start are not scanned by every collection
     feed_task = asyncio.create_task(feed.run())
     while fake.open_connections() < 1:
         await asyncio.sleep(0.01)

@@ -68,6 +68,36 @@ class ThresholdBook:
             self.count -= 1
         self.fresh.pop(rule_id, None)
 
+    def observe_value(self, value: Level, *, revise: bool = False) -> list[tuple[int, Op]]:
+        """`observe` of a single value (a window measure): the path from the last value is a straight line, so
+        each direction needs two bisections of two of the three lists."""
+        if self.event or self.fresh or self.last is None or revise:
+            return self.observe(value, value, value, revise=revise)
+        prev = self.last
+        self.before_last = prev
+        self.last = value
+        if value == prev:
+            return []
+        fired: list[tuple[int, Op]] = []
+        crosses = self.by_op[Op.CROSSES]
+        if value > prev:
+            above = self.by_op[Op.ABOVE]
+            if above.ids:
+                a = above.levels
+                fired += [(rule, Op.ABOVE) for rule in above.between(bisect_left(a, prev), bisect_left(a, value))]
+            if crosses.ids:
+                c = crosses.levels
+                fired += [(rule, Op.CROSSES) for rule in crosses.between(bisect_right(c, prev), bisect_right(c, value))]
+        else:
+            below = self.by_op[Op.BELOW]
+            if below.ids:
+                b = below.levels
+                fired += [(rule, Op.BELOW) for rule in below.between(bisect_right(b, value), bisect_right(b, prev))]
+            if crosses.ids:
+                c = crosses.levels
+                fired += [(rule, Op.CROSSES) for rule in crosses.between(bisect_left(c, value), bisect_left(c, prev))]
+        return fired
+
     def observe(self, low: Level, high: Level, last: Level, *, revise: bool = False) -> list[tuple[int, Op]]:
         """Rules fired by values that went from the last value through [low, high] to `last` (a window: one
         value); `revise` judges a corrected last observation again from the value before it."""

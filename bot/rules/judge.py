@@ -156,7 +156,7 @@ class RuleJudge:
                 continue
             book = self.books[(symbol, measure)]
             self.changed.add((symbol, measure))
-            for rule, op in book.observe(value, value, value, revise=revise):
+            for rule, op in book.observe_value(value, revise=revise):
                 firings.append(Firing(rule, op, value, features.window_end, key))
         return firings
 

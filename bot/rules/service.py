@@ -3,6 +3,7 @@ firing queued in the outbox like a signal (once per rule and observation, silent
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from core.events import Event, PriceTick, WindowClosed
 from engine.bus import Subscription
 
 log = logging.getLogger(__name__)
+JUDGE_EVERY_S = 0.1  # rules are judged in batches this often (each trade batch and window in order)
 LEVELS_EVERY_S = 5.0  # how often the judged values are kept when nothing fires (firings keep them at once)
 
 
@@ -125,14 +127,15 @@ class RuleService:
             with self.store.db.conn:
                 self.store.save_levels(levels)
 
-    async def judge_from(self, events: Subscription) -> None:
-        """Judge the bus's events as they come: each wait takes every event already queued, judged and committed
-        together (no await in between, so a Redis subscription acknowledges only what was committed)."""
+    async def judge_from(self, events: Subscription, every_s: float = JUDGE_EVERY_S) -> None:
+        """Judge the bus's events in batches: every `every_s` it takes every event queued since, judged and
+        committed together (no await in between, so a Redis subscription acknowledges only what was committed)."""
         async for event in events:
             batch = [event]
-            for _ in range(min(events.depth, 4096)):
+            for _ in range(events.depth):
                 batch.append(events.get_nowait())
             self.on_events(batch)
+            await asyncio.sleep(every_s)  # let the next events gather: one pass and one transaction for them all
 
     def _fire(self, firings: list[Firing]) -> int:
         """Queue the firings whose rules did not fire less than the minimum interval ago (market time), with the
