@@ -6,11 +6,12 @@
     and the pipeline, as `flowbot run` does it, without rules, then with 100,000 rules over 400 symbols (the
     recording's among them) judged on the same event loop from the PriceTicks and closed windows on the bus;
     prints trades per second.
-Each measurement runs in a child process of its own, alternated, median of --repeat.
+Each measurement runs in a child process of its own, alternated, median of --repeat; the ingestion runs also
+say how much of their time the judge took (RuleService.busy_s), steadier than the rates on a shared machine.
 
 Both measured for two mixes of rules (see random_specs): `near` (the worst case) and `spread`.
 
-    python -m bench.rules [--rules 100000] [--symbols 400] [--messages 200000] [--repeat 3]
+    python -m bench.rules [--rules 100000] [--symbols 400] [--messages 200000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int, mix:
             await asyncio.sleep(0)
     elapsed = time.perf_counter() - started
     if rules:
-        print(json.dumps({"firings": sum(service.outbox.counts().values())}), file=sys.stderr)
+        print(json.dumps({"firings": sum(service.outbox.counts().values()), "judge_s": service.busy_s}),
+              file=sys.stderr)
     for task in (feed_task, judge_task):
         if task is not None:
             task.cancel()
@@ -253,8 +255,8 @@ def run_child(mode: str, args: argparse.Namespace, mix: str) -> dict[str, Any]:
         text=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    firings = [json.loads(line)["firings"] for line in out.stderr.splitlines() if line.startswith('{"firings"')]
-    return {**result, "firings": firings[-1] if firings else 0}
+    judged = [json.loads(line) for line in out.stderr.splitlines() if line.startswith('{"firings"')]
+    return {**result, **(judged[-1] if judged else {"firings": 0, "judge_s": 0.0})}
 
 
 def main() -> None:
@@ -262,7 +264,7 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=100_000)
     parser.add_argument("--symbols", type=int, default=400)
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mix", choices=MIXES, default="near", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["windows", "ingest-none", "ingest-rules"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,17 +279,20 @@ def main() -> None:
               f" closes; {closes['fired_rules']:,} firings queued")
     rates: dict[tuple[str, str], list[float]] = {}
     firings: dict[str, int] = {}
+    busy: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         for mode, mix in (("ingest-none", "near"), *(("ingest-rules", mix) for mix in MIXES)):
             result = run_child(mode, args, mix)
             rates.setdefault((mode, mix), []).append(result["trades"] / result["seconds"])
             firings[mix] = result["firings"]
+            busy.setdefault(mix, []).append(result["judge_s"] / result["seconds"])
     none = statistics.median(rates[("ingest-none", "near")])
     for mix in MIXES:
         ruled = statistics.median(rates[("ingest-rules", mix)])
         print(f"[{mix}] ingestion (feed + pipeline, median of {args.repeat}): {none:,.0f} trades/s without rules,"
               f" {ruled:,.0f} with {args.rules:,} rules over {args.symbols} symbols: {ruled / none - 1:+.1%}"
-              f" (target within -5%); {firings[mix]:,} firings queued")
+              f" (target within -5%); {firings[mix]:,} firings queued; judging took"
+              f" {statistics.median(busy[mix]):.1%} of the run's time")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from bot.models import Message
 from bot.outbox import AlertItem
 from core.events import Direction
 from engine.signals import registry
+from presentation.track_record_text import no_record, record_line
+from storage.track_record import Record
 
 MAX_LINES = 12  # signals shown in one merged alert; the rest are counted
 MAX_EXPLANATION_CHARS = 900
@@ -78,6 +80,12 @@ def _direction(items: list[AlertItem]) -> str:
     return directions.pop() if len(directions) == 1 else "neutral"
 
 
+def _record(item: AlertItem, language: str) -> str:
+    """The track record line: the kind's past signals on the symbol and how prices moved after them."""
+    line = record_line(Record(**item.record) if item.record else None, language=language)
+    return line[0].upper() + line[1:] + "." if line == no_record(language) else line
+
+
 def render_alert(items: list[AlertItem], language: str) -> Message:
     """The alert for one symbol's signals (one, or several merged), with explanations where they are ready."""
     symbol = items[0].signal.symbol
@@ -101,6 +109,7 @@ def render_alert(items: list[AlertItem], language: str) -> Message:
                            delta=number(evidence["delta"], 4), cvd=number(evidence["cvd"], 4)))
         if evidence.get("late"):
             lines.append(t(language, "fact.late"))
+        lines.append(_record(item, language))
     if len(items) > MAX_LINES:
         lines.append(t(language, "more", count=len(items) - MAX_LINES))
     explained = [item for item in items if item.explanation]

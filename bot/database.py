@@ -83,11 +83,16 @@ def _rule_levels(db: sqlite_utils.Database) -> None:
     )
 
 
+def _alert_records(db: sqlite_utils.Database) -> None:
+    Table(db, "alert_signals").add_column("record", str)  # the track record the alert carries (JSON)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("chats and subscriptions", _chats_and_subscriptions),
     ("outbox", _outbox),
     ("alert rules", _rules),
     ("alert rules' last judged values", _rule_levels),
+    ("alerts' track records", _alert_records),
 ]
 
 

@@ -124,6 +124,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alerts_here.server_only": "Use /alerts here in a server channel.",
         "alerts_here.permission": "You need the Manage Channels permission for that.",
         "alerts_here.done": "This server's alerts now arrive in <#{channel}>.",
+        "command.stats": "Track record of each signal kind",
+        "usage.stats": "[SYMBOL] [kind]",
+        "stats": "Track records, last 30 days",
+        "stats.hint": "After 15 minutes, in each signal's direction.",
+        "stats.none": "No track record yet.",
+        "stats.none.hint": "Signals are measured once 15 minutes have passed after them.",
+        "stats.unknown": "{text} is neither a symbol I follow nor a signal kind.",
+        "stats.unknown.hint": "Symbols: {symbols}. Kinds: {kinds}.",
+        "stats.unavailable": "Track records are not available here.",
         **RULE_MESSAGES["en"],  # /alert and /alerts: bot/rules/messages.py
     },
     "pt": {
@@ -241,6 +250,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alerts_here.server_only": "Use /alerts here em um canal de servidor.",
         "alerts_here.permission": "Você precisa da permissão Gerenciar canais para isso.",
         "alerts_here.done": "Os alertas deste servidor agora chegam em <#{channel}>.",
+        "command.stats": "Histórico de cada tipo de sinal",
+        "usage.stats": "[SÍMBOLO] [tipo]",
+        "stats": "Históricos, últimos 30 dias",
+        "stats.hint": "Após 15 minutos, na direção de cada sinal.",
+        "stats.none": "Ainda sem histórico.",
+        "stats.none.hint": "Os sinais são medidos 15 minutos depois deles.",
+        "stats.unknown": "{text} não é um símbolo que acompanho nem um tipo de sinal.",
+        "stats.unknown.hint": "Símbolos: {symbols}. Tipos: {kinds}.",
+        "stats.unavailable": "Históricos não estão disponíveis aqui.",
         **RULE_MESSAGES["pt"],  # /alert and /alerts: bot/rules/messages.py
     },
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import sqlite_utils
@@ -43,6 +44,7 @@ class AlertItem:
     signal: Signal
     explanation: str | None
     provider: str | None
+    record: dict[str, Any] | None = None  # the kind's track record on the symbol when it was routed
 
 
 def message_json(message: Message) -> str:
@@ -119,13 +121,14 @@ class Outbox:
             )
             return execute("SELECT count(*) FROM temp.routes").fetchone()[0]
 
-    def route_chunk(self, signal: Signal, low: int, high: int) -> int:
-        """Merge the signal into, or open, the alert rows of one chunk of routes; returns how many it reached."""
+    def route_chunk(self, signal: Signal, low: int, high: int, record: dict[str, Any] | None = None) -> int:
+        """Merge the signal (and the track record it carries) into, or open, the alert rows of one chunk of routes;
+        returns how many it reached."""
         execute = self.db.execute
         chunk = "routes.rowid BETWEEN ? AND ?"
         with self.db.conn:
-            execute("INSERT OR IGNORE INTO alert_signals (signal_id, signal) VALUES (?, ?)",
-                    [signal.id, signal_json(signal)])
+            execute("INSERT OR IGNORE INTO alert_signals (signal_id, signal, record) VALUES (?, ?, ?)",
+                    [signal.id, signal_json(signal), None if record is None else orjson.dumps(record).decode()])
             execute(
                 "UPDATE temp.routes SET outbox_id = (SELECT o.id FROM outbox o WHERE o.platform = routes.platform"
                 " AND o.chat_id = routes.chat_id AND o.thread_id = routes.thread_id AND o.kind = 'alert'"
@@ -230,11 +233,12 @@ class Outbox:
     def items(self, outbox_id: int) -> list[AlertItem]:
         """The signals of an alert row with their explanations, oldest window first."""
         rows = self.db.execute(
-            "SELECT a.signal, e.text, e.provider FROM outbox_signals s"
+            "SELECT a.signal, e.text, e.provider, a.record FROM outbox_signals s"
             " JOIN alert_signals a ON a.signal_id = s.signal_id"
             " LEFT JOIN alert_explanations e ON e.signal_id = s.signal_id WHERE s.outbox_id = ?", [outbox_id],
         ).fetchall()
-        items = [AlertItem(_signal(orjson.loads(signal)), text, provider) for signal, text, provider in rows]
+        items = [AlertItem(_signal(orjson.loads(signal)), text, provider, orjson.loads(record) if record else None)
+                 for signal, text, provider, record in rows]
         return sorted(items, key=lambda item: (item.signal.window_start, item.signal.id))
 
     def sent(self, outbox_id: int, message_id: str, text: str) -> None:

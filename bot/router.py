@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from bot.models import Destination
 from bot.outbox import Outbox
@@ -23,8 +24,10 @@ class AlertRouter:
         static: Iterable[Destination] = (),
         on_queued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        track_record: Callable[[Signal], dict[str, Any] | None] = lambda signal: None,
     ) -> None:
         self.subscriptions = subscriptions
+        self.track_record = track_record  # the kind's record on the symbol before the signal, shown in its alert
         self.outbox = outbox
         self.static = tuple(static)
         self.on_queued = on_queued
@@ -43,9 +46,10 @@ class AlertRouter:
                 signal, self.subscriptions.routes_query(signal, hour), [(d, False, "en") for d in self.static]
             )
             queued = 0
+            record = self.track_record(signal) if chunks else None
             for low, high in chunks:
                 started = time.perf_counter()
-                reached = self.outbox.route_chunk(signal, low, high)
+                reached = self.outbox.route_chunk(signal, low, high, record)
                 if reached:
                     queued += reached
                     self.on_queued()

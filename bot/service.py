@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ai.ask import Asker
@@ -25,6 +26,7 @@ from bot.subscriptions import Subscriptions
 from core.events import Signal
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+from storage.track_record import Record, TrackRecords, measure_track_records
 
 if TYPE_CHECKING:
     from bot.discord.webhook import WebhookSender
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM_RETRY_BASE_S = 1.0  # a platform that cannot start is tried again after 1, 2, 4 ... s
+TRACK_RECORDS_EVERY_S = 60.0  # how often signals are measured as they age past each horizon
 PLATFORM_RETRY_MAX_S = 300.0  # and at most this long apart (at once for a rejected token)
 
 
@@ -74,7 +77,7 @@ class BotService:
         self.commands = Commands(
             subscriptions=self.subscriptions, outbox=self.outbox, store=store, symbols=list(config.symbols),
             asker=asker, feed_health=feed_health, provider_health=provider_health, on_queued=self.wake,
-            rules=self.rules,
+            rules=self.rules, track_records=self._measured_records,
         )
         self.adapters: list[Adapter] = self._adapters()
         static: list[Destination] = []
@@ -98,7 +101,10 @@ class BotService:
             )
             for sender, spacing in senders
         }
-        self.router = AlertRouter(self.subscriptions, self.outbox, static=static, on_queued=self.wake)
+        self.store = store
+        self.records = TrackRecords(config.data_dir / "flowbot.db", store)
+        self.router = AlertRouter(self.subscriptions, self.outbox, static=static, on_queued=self.wake,
+                                  track_record=self._record_of)
         self.scheduler = BotScheduler(
             subscriptions=self.subscriptions, outbox=self.outbox, store=store, signal_store=signal_store,
             admins=self.admin_destinations, feed_health=feed_health,
@@ -162,6 +168,7 @@ class BotService:
         self._tasks += [asyncio.create_task(self._start_platform(a, tried[a.sender.platform]),
                                             name=f"start-{a.sender.platform}") for a in self.adapters]
         await asyncio.gather(*(event.wait() for event in tried.values()))  # up, or retrying in the background
+        self._tasks.append(asyncio.create_task(self._measure_records(), name="track-records"))
         self.scheduler.start()
         self.checkpointer.start()
 
@@ -191,6 +198,31 @@ class BotService:
             log.warning("%s: started after all; its pending alerts are sent now", platform)
         await self.dispatchers[platform].run()
 
+    async def _measure_records(self) -> None:
+        """Keep track records current: every minute, measure the signals that aged past a horizon since."""
+        path = self.config.data_dir / "flowbot.db"
+        while True:
+            try:
+                await asyncio.to_thread(measure_track_records, path, self.store)
+            except Exception:
+                log.exception("measuring track records failed; trying again in %.0f s", TRACK_RECORDS_EVERY_S)
+            await asyncio.sleep(TRACK_RECORDS_EVERY_S)
+
+    def _record_of(self, signal: Signal) -> dict[str, Any] | None:
+        """The record an alert of this signal carries (its kind and direction on its symbol, before it)."""
+        record = self.records.record_of(signal.symbol, signal.kind, signal.direction, signal.window_end)
+        return None if record is None else asdict(record)
+
+    def _measured_records(self, symbol: str | None, kind: str | None) -> list[Record]:
+        """/stats: measure what aged since, then the records (a connection of its own: runs in a worker thread)."""
+        records = TrackRecords(self.config.data_dir / "flowbot.db", self.store)
+        try:
+            for name in [symbol] if symbol else self.store.symbols():
+                records.update(name)
+            return records.records(symbol, kind)
+        finally:
+            records.close()
+
     async def stop(self) -> None:
         """Stop sending (rows in flight stay pending and are sent after a restart), then the adapters."""
         self.rules.keep_levels()
@@ -207,5 +239,6 @@ class BotService:
         if self._webhook is not None:
             await self._webhook.close()
         self.db.close()
+        self.records.close()
         self.checkpointer.stop()
 

@@ -45,7 +45,7 @@ async def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_stats(settings: Settings, symbol: str | None) -> int:
-    from presentation.track_record_text import NO_RECORD, record_line
+    from presentation.track_record_text import NO_RECORD, record_lines
     from storage.feature_store import FeatureStore
     from storage.track_record import TrackRecords
 
@@ -57,10 +57,10 @@ def show_stats(settings: Settings, symbol: str | None) -> int:
     try:
         for name in [symbol] if symbol else records.features.symbols():
             records.update(name)
-        lines = [record_line(record) for record in records.records(symbol)]
+        lines = record_lines(records.records(symbol))
     finally:
         records.close()
-    print("\n".join(line for line in lines if line != NO_RECORD) or NO_RECORD)
+    print("\n".join(lines) or NO_RECORD)
     return 0
 
 

@@ -28,6 +28,7 @@ from engine.replay import ReplayBatch, ReplayInputError, RowProblem, SymbolNotNa
 from flowbot.analysis_config import pipeline_config
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
+from storage.track_record import measure_track_records
 from storage.window_record import claim_window_duration
 
 PROBLEMS_SHOWN = 20
@@ -156,6 +157,8 @@ async def replay(
         store.close()
         signal_store.close()
         await bus.close()
+    if pipeline.signals_emitted:  # their track records, as the live bot keeps them
+        measure_track_records(data_dir / "flowbot.db", FeatureStore(data_dir))
     report.trades = pipeline.trades_accepted
     report.duplicates = pipeline.dropped["duplicate_or_out_of_order"]
     report.windows = pipeline.windows_closed

@@ -47,6 +47,7 @@ class TrackRecords:
 
     def __init__(self, db_path: str | Path, features: FeatureStore) -> None:
         self.db = sqlite_utils.Database(Path(db_path))
+        self.db.execute("PRAGMA busy_timeout = 5000")  # the bot writes the same database
         self.features = features
         self.db.execute(_SCHEMA)  # the migration: created on first use, safe on every start
 
@@ -56,7 +57,7 @@ class TrackRecords:
     def update(self, symbol: str) -> int:
         """Measure the symbol's signals that aged past a horizon since the last update; how many outcomes were added."""
         newest = self.features.latest_window_end(symbol)
-        if newest is None:
+        if newest is None or not self.db["signals"].exists():
             return 0
         pending = self.db.execute(
             "SELECT s.id, s.window_end FROM signals s WHERE s.symbol = ? AND s.window_end <= ? AND"
@@ -83,9 +84,21 @@ class TrackRecords:
             self.db.conn.executemany("INSERT OR IGNORE INTO signal_outcomes VALUES (?, ?, ?)", rows)
         return len(rows)
 
+    def update_all(self) -> int:
+        """`update` every stored symbol; how many outcomes were added."""
+        return sum(self.update(symbol) for symbol in self.features.symbols())
+
+    def record_of(self, symbol: str, kind: str, direction: str, before_ms: int) -> Record | None:
+        """The record an alert of this symbol, kind and direction carries: its signals of the 30 days before it."""
+        found = [r for r in self.records(symbol, kind, before_ms, before=True) if r.direction == direction]
+        return found[0] if found else None
+
     def records(self, symbol: str | None = None, kind: str | None = None, now_ms: int | None = None,
-                days: int = RECORD_DAYS) -> list[Record]:
-        """The records of the last `days` days before now_ms (default: the newest stored signal), by group."""
+                days: int = RECORD_DAYS, *, before: bool = False) -> list[Record]:
+        """The records of the last `days` days up to now_ms (default: the newest stored signal), by group; with
+        `before`, only signals whose window ended before now_ms."""
+        if not self.db["signals"].exists():
+            return []  # no signal stored here yet
         where: list[str] = ["1 = 1"]
         params: list[str | int] = []
         if symbol:
@@ -98,6 +111,9 @@ class TrackRecords:
             now_ms = self.db.execute("SELECT MAX(window_end) FROM signals").fetchone()[0] or 0
         where.append("s.window_end > ?")
         params.append(now_ms - days * DAY_MS)
+        if before:
+            where.append("s.window_end < ?")
+            params.append(now_ms)
         rows = self.db.execute(
             "SELECT s.symbol, s.kind, s.direction, o.ret FROM signals s LEFT JOIN signal_outcomes o"
             f" ON o.signal_id = s.id AND o.horizon = ? WHERE {' AND '.join(where)} ORDER BY 1, 2, 3",
@@ -116,3 +132,12 @@ class TrackRecords:
                 statistics.median(signed) if signed else None,
             ))
         return found
+
+
+def measure_track_records(db_path: str | Path, features: FeatureStore) -> int:
+    """Measure every signal that aged past a horizon (a connection of its own: safe in a worker thread)."""
+    records = TrackRecords(db_path, features)
+    try:
+        return records.update_all()
+    finally:
+        records.close()

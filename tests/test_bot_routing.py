@@ -96,18 +96,20 @@ async def test_console_prints_the_alert_then_the_explanation(tmp_path: Path) -> 
         "    00:00:00 to 00:00:05 UTC: 2 whale trade(s): bought 150,000.5 / sold 0 (quote), threshold 100,000",
         "    Whales bought more than they sold: bullish.",
         "    close 87,754.07, delta 1.25, CVD 17.6",
+        "    No track record yet.",
         "    Analysis: on its way…",
         "UPDATE #1 BTCUSDT · Whale trades · buy · severity 2/3",
         "    00:00:00 to 00:00:05 UTC: 2 whale trade(s): bought 150,000.5 / sold 0 (quote), threshold 100,000",
         "    Whales bought more than they sold: bullish.",
         "    close 87,754.07, delta 1.25, CVD 17.6",
+        "    No track record yet.",
         "    Analysis (groq): Two large buyers lifted the offer.",
     ]
 
 
 def test_migrations_run_once_and_in_order(tmp_path: Path) -> None:
     db = open_database(tmp_path / "flowbot.db")
-    assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2, 3, 4]
+    assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2, 3, 4, 5]
     assert migrate(db) == []
     tables = {"chats", "subscriptions", "outbox", "outbox_signals", "alert_signals", "rules", "rule_levels"}
     assert tables <= set(db.table_names())

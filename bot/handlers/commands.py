@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -21,8 +22,10 @@ from engine.signals.registry import all_kinds
 from presentation.charts import render_chart
 from presentation.flow_text import format_flow
 from presentation.symbols import resolve_symbol
+from presentation.track_record_text import record_lines
 from storage.feature_store import FeatureStore
 from storage.flow_query import FLOW_SPANS_MS, flow_report
+from storage.track_record import Record
 
 if TYPE_CHECKING:
     from bot.rules.service import RuleService
@@ -80,6 +83,7 @@ class Commands:
         on_queued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         rules: RuleService | None = None,
+        track_records: Callable[[str | None, str | None], list[Record]] | None = None,
     ) -> None:
         self.subscriptions = subscriptions
         self.outbox = outbox
@@ -91,6 +95,7 @@ class Commands:
         self.on_queued = on_queued
         self.clock = clock
         self.rules = rules  # users' alert rules (/alert, /alerts: bot/handlers/rule_commands.py)
+        self.track_records = track_records  # (symbol, kind) -> records, measured first (blocking: a worker thread)
 
     def say_for(self, caller: Caller) -> Say:
         """The words of replies to this caller, in their chat's language."""
@@ -236,6 +241,33 @@ class Commands:
         if chart is None:
             return Message(say("no_flow", symbol=symbol), say("no_flow.hint"))
         return Message(say("chart", symbol=symbol, span=span), say("chart.caption"), png=chart.png)
+
+    @COMMANDS.command(
+        "stats",
+        Argument("symbol", ArgumentKind.SYMBOL, "A symbol, e.g. BTCUSDT", required=False),
+        Argument("kind", ArgumentKind.KINDS, "One signal kind, e.g. absorption", required=False),
+        slow=True,
+    )
+    async def stats(self, caller: Caller, args: list[str], say: Say) -> Message:
+        if len(args) > 2:
+            return self._usage("stats", say)
+        symbol = kind = None
+        for word in args:
+            named = KIND_ALIASES.get(word.lower(), word.lower())
+            if named in SIGNAL_KINDS and kind is None:
+                kind = named
+                continue
+            symbol = resolve_symbol(word, self.symbols) if symbol is None else None
+            if symbol is None:
+                return Message(say("stats.unknown", text=repr(word[:20])),
+                               say("stats.unknown.hint", symbols=_listed(self.symbols), kinds=", ".join(SIGNAL_KINDS)))
+        if self.track_records is None:
+            return Message(say("stats.unavailable"))
+        records = await asyncio.to_thread(self.track_records, symbol, kind)
+        lines = record_lines(records, self.subscriptions.settings(subscriber_of(caller)).language)
+        if not lines:
+            return Message(say("stats.none"), say("stats.none.hint"))
+        return Message(say("stats"), "\n".join(lines) + "\n\n" + say("stats.hint"))
 
     @COMMANDS.command("ask", Argument("question", ArgumentKind.TEXT, "e.g. is BTCUSDT being bought?"), slow=True)
     async def ask(self, caller: Caller, args: list[str], say: Say) -> Message:

@@ -54,6 +54,7 @@ class RuleService:
         self._settings: dict[Destination, ChatSettings] = {}  # chats' settings as of `_settings_version`
         self._settings_version = -1
         self.rules: dict[int, Rule] = {}
+        self.busy_s = 0.0  # time spent judging and queueing firings
         for rule in self.store.active():
             self.rules[rule.id] = rule
             self.judge.add(rule.id, rule.spec, fresh=False)  # already judged before the restart
@@ -107,6 +108,13 @@ class RuleService:
     def on_events(self, events: Iterable[Event]) -> int:
         """Judge closed windows and trade batches in order, then queue their firings and keep the judged values
         in one transaction; returns how many firings were queued."""
+        started = time.perf_counter()
+        try:
+            return self._judge(events)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    def _judge(self, events: Iterable[Event]) -> int:
         firings: list[Firing] = []
         for event in events:
             if isinstance(event, PriceTick):
