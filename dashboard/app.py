@@ -23,7 +23,9 @@ from dashboard.state import FeedHealthSource, LiveState
 from engine.analysis.context import SymbolContext
 from engine.bus import EventBus, Subscription
 from presentation.charts import render_chart
+from presentation.track_record_text import record_lines
 from storage.feature_store import FeatureStore
+from storage.track_record import TrackRecords
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,8 @@ def subscription_name() -> str:
 
 
 class Dashboard:
-    """Pages at /, /symbol/SYM, /alerts (and /login, /events): routes() joins them to a HealthServer, run() follows
-    the bus."""
+    """Pages at /, /symbol/SYM, /alerts, /stats (and /login, /events): routes() joins them to a HealthServer, run()
+    follows the bus."""
 
     def __init__(
         self, config: DashboardConfig, bus: EventBus, *, store: FeatureStore, signal_db_path: Path,
@@ -49,6 +51,7 @@ class Dashboard:
     ) -> None:
         """feed_health and contexts: the engine's own, when it runs in this process."""
         self.store = store
+        self.signal_db_path = signal_db_path
         self.state = LiveState(list(config.symbols), feed_health, contexts)
         self.alerts = AlertFeed(signal_db_path)
         self.auth = Auth(config.token)
@@ -74,6 +77,7 @@ class Dashboard:
             web.get("/", guard(self._index, self._login_form)),
             web.get("/events", guard(self._events, _unauthorized)),
             web.get("/alerts", guard(self._alerts, self._login_form)),
+            web.get("/stats", guard(self._stats, self._login_form)),
             web.get("/symbol/{symbol}", guard(self._symbol, self._login_form)),
             web.get("/symbol/{symbol}/chart.png", guard(self._chart, _unauthorized)),
             web.get("/login", open_page(self._login_form)),
@@ -142,6 +146,24 @@ class Dashboard:
         rows = self.alerts.recent(symbol or None, kind or None, min_severity, limit=ALERTS_SHOWN)
         symbols = sorted(set(self.state.symbols()) | ({symbol} if symbol else set()))
         return _html(pages.alerts_page(rows, symbols, symbol, kind, min_severity))
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol", "").strip().upper()
+        if symbol and not (symbol.isascii() and symbol.isalnum()):
+            raise web.HTTPBadRequest(text="symbol must be letters and digits")
+        lines = await asyncio.to_thread(self._record_lines, symbol or None)
+        symbols = sorted(set(self.state.symbols()) | ({symbol} if symbol else set()))
+        return _html(pages.stats_page(lines, symbols, symbol))
+
+    def _record_lines(self, symbol: str | None) -> list[str]:
+        """The track records, measured first (a connection of its own: runs in a worker thread)."""
+        records = TrackRecords(self.signal_db_path, self.store)
+        try:
+            for name in [symbol] if symbol else self.store.symbols():
+                records.update(name)
+            return record_lines(records.records(symbol))
+        finally:
+            records.close()
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={

@@ -133,7 +133,7 @@ def layout(title: str, body: str, *, live: bool = True) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)} · Flowbot</title><style>{STYLE}</style></head><body>"
-        '<header class="top"><a href="/">Flowbot</a><a href="/alerts">Alerts</a>'
+        '<header class="top"><a href="/">Flowbot</a><a href="/alerts">Alerts</a><a href="/stats">Stats</a>'
         f"{live_state}</header><main>{body}</main>{script}</body></html>"
     )
 
@@ -231,6 +231,19 @@ def alerts_page(rows: list[AlertRow], symbols: list[str], symbol: str, kind: str
     )
     filters = {"symbol": symbol, "kind": kind, "min-severity": str(min_severity) if min_severity > 1 else ""}
     return layout("Alerts", f"<h1>Alerts</h1>{form}{alerts_list(rows, filters)}")
+
+
+def stats_page(lines: list[str], symbols: list[str], symbol: str) -> str:
+    """Each kind's track record per symbol: the table of /stats and `flowbot stats`."""
+    form = ('<form class="filters" method="get" action="/stats">'
+            f'<label>Symbol<select name="symbol">{_options(symbols, symbol, "all symbols")}</select></label>'
+            "<button type=submit>Show</button></form>")
+    rows = "".join(f'<li class="record">{escape(line)}</li>' for line in lines)
+    table = f'<ul class="records" id="records">{rows}</ul>' if lines else \
+        '<p class="muted" id="no-records">No track record yet.</p>'
+    note = ('<p class="muted">Signals of the last 30 days, measured 15 minutes after their window in the direction'
+            " they imply.</p>")
+    return layout("Stats", f"<h1>Track records</h1>{form}{note}{table}", live=False)
 
 
 def login_page(next_path: str, error: str | None = None) -> str:

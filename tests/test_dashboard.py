@@ -11,12 +11,14 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from html import unescape
 from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
 from expected_flow import load_csv
+from rich.console import Console
 
 from bot.database import open_database
 from core.events import Signal, WindowClosed
@@ -28,8 +30,10 @@ from dashboard.app import Dashboard
 from dashboard.state import stored_windows
 from engine.bus import InMemoryBus
 from engine.bus_factory import make_bus
+from flowbot.cli import main as cli_main
 from flowbot.dashboard_config import dashboard_config
 from flowbot.processes import run_dashboard
+from flowbot.replay import replay
 from storage.feature_store import FeatureStore
 from storage.signal_store import SignalStore
 
@@ -224,8 +228,29 @@ async def test_alerts_feed_filters_and_shows_provider_and_deliveries(served: Ser
     assert status == 400
 
 
+async def test_stats_page_shows_the_track_records_flowbot_stats_prints(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two days of real XRPETH trades (the BTCUSDT dump ends before any signal is 15 minutes old)."""
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), ALERT_BUDGET_PER_DAY="0")
+    await replay([shared_data / "XRPETH-rest-aggTrades.json"], settings, symbol="XRPETH", out=io.StringIO(),
+                 err=Console(file=io.StringIO()))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert cli_main(["stats"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) >= 2 and all(line.startswith("XRPETH ") for line in printed)  # its kinds, measured
+    async with serving_dashboard(dashboard_settings(tmp_path), InMemoryBus()) as served:
+        status, html = await get(served.url + "/stats", BEARER)
+        assert status == 200 and 'href="/stats"' in html
+        assert [unescape(item) for item in re.findall(r'<li class="record">(.*?)</li>', html)] == printed
+        status, html = await get(served.url + "/stats?symbol=ETHUSDT", BEARER)
+        assert status == 200 and "No track record yet." in html
+        status, _ = await get(served.url + "/stats?symbol=BTC-USDT", BEARER)
+        assert status == 400
+
+
 async def test_pages_answer_401_without_the_token(served: Served) -> None:
-    for path in ("/", "/alerts", "/symbol/BTCUSDT", "/symbol/BTCUSDT/chart.png", "/events"):
+    for path in ("/", "/alerts", "/stats", "/symbol/BTCUSDT", "/symbol/BTCUSDT/chart.png", "/events"):
         status, body = await get(served.url + path)
         assert status == 401, path
         assert TOKEN not in body
