@@ -87,12 +87,17 @@ def _alert_records(db: sqlite_utils.Database) -> None:
     Table(db, "alert_signals").add_column("record", str)  # the track record the alert carries (JSON)
 
 
+def _positive_only(db: sqlite_utils.Database) -> None:
+    Table(db, "chats").add_column("positive_only", int, not_null_default=0)  # /settings positive on|off
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("chats and subscriptions", _chats_and_subscriptions),
     ("outbox", _outbox),
     ("alert rules", _rules),
     ("alert rules' last judged values", _rule_levels),
     ("alerts' track records", _alert_records),
+    ("only kinds with a positive record", _positive_only),
 ]
 
 

@@ -76,8 +76,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "settings.quiet": "Quiet hours (alerts arrive silently): {quiet}",
         "settings.language": "Language: {language}",
         "settings.digest": "Daily digest: {digest}",
+        "settings.positive": "Only kinds with a positive track record on the symbol: {positive}",
+        "settings.on": "on",
+        "settings.positive_values": "positive is on (only kinds whose alerts on the symbol were right on average over"
+                                    " the last 30 days, 10 measured at least) or off.",
+        "button.positive": "Only kinds with a positive record",
         "settings.how": "Change them with /settings OPTION VALUE, e.g. /settings severity 2, /settings whale silent,"
-                        " /settings quiet 22-7, /settings language pt, /settings digest 8{tail}",
+                        " /settings quiet 22-7, /settings language pt, /settings digest 8, /settings positive on{tail}",
         "settings.how.buttons": " (or the buttons below).",
         "settings.example": "For example: /settings severity 2, /settings whale off, /settings quiet off.",
         "settings.one_option": "Give one option and its value.",
@@ -86,7 +91,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "settings.language_values": "Language is en (English) or pt (Português).",
         "settings.quiet_values": "Quiet hours look like 22-7 (UTC hours), or off.",
         "settings.digest_values": "The digest hour is 0 to 23 (UTC), or off.",
-        "settings.unknown_option": "Unknown option {option}: severity, a kind ({kinds}), quiet, language, digest.",
+        "settings.unknown_option": "Unknown option {option}: severity, a kind ({kinds}), quiet, language, digest,"
+                                   " positive.",
         "button.severity": "severity ≥{severity}",
         "button.quiet": "quiet {preset}",
         "button.digest": "digest {preset}",
@@ -202,8 +208,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "settings.quiet": "Horário silencioso (os alertas chegam sem som): {quiet}",
         "settings.language": "Idioma: {language}",
         "settings.digest": "Resumo diário: {digest}",
+        "settings.positive": "Só tipos com histórico positivo no símbolo: {positive}",
+        "settings.on": "ligado",
+        "settings.positive_values": "positive é on (só tipos cujos alertas no símbolo acertaram em média nos últimos"
+                                    " 30 dias, com ao menos 10 medidos) ou off.",
+        "button.positive": "Só tipos com histórico positivo",
         "settings.how": "Mude com /settings OPÇÃO VALOR, por exemplo /settings severity 2, /settings whale silent,"
-                        " /settings quiet 22-7, /settings language en, /settings digest 8{tail}",
+                        " /settings quiet 22-7, /settings language en, /settings digest 8, /settings positive on{tail}",
         "settings.how.buttons": " (ou pelos botões abaixo).",
         "settings.example": "Por exemplo: /settings severity 2, /settings whale off, /settings quiet off.",
         "settings.one_option": "Informe uma opção e o valor dela.",
@@ -212,7 +223,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "settings.language_values": "O idioma é en (English) ou pt (Português).",
         "settings.quiet_values": "O horário silencioso é como 22-7 (horas UTC), ou off.",
         "settings.digest_values": "A hora do resumo vai de 0 a 23 (UTC), ou off.",
-        "settings.unknown_option": "Opção desconhecida {option}: severity, um tipo ({kinds}), quiet, language, digest.",
+        "settings.unknown_option": "Opção desconhecida {option}: severity, um tipo ({kinds}), quiet, language, digest,"
+                                   " positive.",
         "button.severity": "severidade ≥{severity}",
         "button.quiet": "silêncio {preset}",
         "button.digest": "resumo {preset}",

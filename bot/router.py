@@ -25,9 +25,11 @@ class AlertRouter:
         on_queued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         track_record: Callable[[Signal], dict[str, Any] | None] = lambda signal: None,
+        positive_record: Callable[[Signal], bool] = lambda signal: False,
     ) -> None:
         self.subscriptions = subscriptions
         self.track_record = track_record  # the kind's record on the symbol before the signal, shown in its alert
+        self.positive_record = positive_record  # the kind has a positive record on the symbol (/settings positive)
         self.outbox = outbox
         self.static = tuple(static)
         self.on_queued = on_queued
@@ -42,9 +44,8 @@ class AlertRouter:
         few milliseconds, nor more than half of it. Delivery starts with the first chunk."""
         async with self._lock:  # one routing at a time: the routes live in the connection's temp table
             hour = time.gmtime(self.clock()).tm_hour
-            chunks = self.outbox.collect_routes(
-                signal, self.subscriptions.routes_query(signal, hour), [(d, False, "en") for d in self.static]
-            )
+            query = self.subscriptions.routes_query(signal, hour, self.positive_record(signal))
+            chunks = self.outbox.collect_routes(signal, query, [(d, False, "en") for d in self.static])
             queued = 0
             record = self.track_record(signal) if chunks else None
             for low, high in chunks:

@@ -104,7 +104,7 @@ class BotService:
         self.store = store
         self.records = TrackRecords(config.data_dir / "flowbot.db", store)
         self.router = AlertRouter(self.subscriptions, self.outbox, static=static, on_queued=self.wake,
-                                  track_record=self._record_of)
+                                  track_record=self._record_of, positive_record=self._positive_record)
         self.scheduler = BotScheduler(
             subscriptions=self.subscriptions, outbox=self.outbox, store=store, signal_store=signal_store,
             admins=self.admin_destinations, feed_health=feed_health,
@@ -212,6 +212,9 @@ class BotService:
         """The record an alert of this signal carries (its kind and direction on its symbol, before it)."""
         record = self.records.record_of(signal.symbol, signal.kind, signal.direction, signal.window_end)
         return None if record is None else asdict(record)
+
+    def _positive_record(self, signal: Signal) -> bool:
+        return self.records.positive(signal.symbol, signal.kind, signal.window_end)
 
     def _measured_records(self, symbol: str | None, kind: str | None) -> list[Record]:
         """/stats: measure what aged since, then the records (a connection of its own: runs in a worker thread)."""

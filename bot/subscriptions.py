@@ -29,6 +29,7 @@ class ChatSettings:
     quiet_start: int | None = None  # UTC hour, quiet from its start ...
     quiet_end: int | None = None  # ... to the start of this hour
     digest_hour: int | None = None  # UTC hour of the daily digest; None = no digest
+    positive_only: bool = False  # only kinds with a positive track record on the symbol
 
     def mode(self, kind: str) -> str:
         return self.kind_modes.get(kind, "on")
@@ -48,7 +49,7 @@ def _settings(row: dict) -> ChatSettings:
     return ChatSettings(
         language=row["language"] or "en", min_severity=row["min_severity"] or 1,
         kind_modes=orjson.loads(row["kind_modes"] or "{}"), quiet_start=row["quiet_start"],
-        quiet_end=row["quiet_end"], digest_hour=row["digest_hour"],
+        quiet_end=row["quiet_end"], digest_hour=row["digest_hour"], positive_only=bool(row.get("positive_only")),
     )
 
 
@@ -106,6 +107,7 @@ class Subscriptions:
                 "language": settings.language, "min_severity": settings.min_severity,
                 "kind_modes": orjson.dumps(settings.kind_modes).decode(), "quiet_start": settings.quiet_start,
                 "quiet_end": settings.quiet_end, "digest_hour": settings.digest_hour,
+                "positive_only": int(settings.positive_only),
             })
 
     def alert_channel(self, key: Destination) -> str | None:
@@ -143,9 +145,10 @@ class Subscriptions:
         )
         return [(row["symbol"], tuple(k for k in (row["kinds"] or "").split(",") if k)) for row in rows]
 
-    def routes_query(self, signal: Signal, hour_utc: int) -> tuple[str, dict[str, object]]:
+    def routes_query(self, signal: Signal, hour_utc: int, positive: bool = False) -> tuple[str, dict[str, object]]:
         """A SELECT of (platform, chat_id, thread_id, silent, language) for the signal's alert: active
-        subscribers of its symbol whose settings let it through (in SQL: ten thousand cost milliseconds)."""
+        subscribers of its symbol whose settings let it through (in SQL: ten thousand cost milliseconds);
+        `positive`: the signal's kind has a positive track record on its symbol (chats may want only those)."""
         mode = "coalesce(json_extract(c.kind_modes, '$.' || :kind), 'on')"
         sql = (
             "SELECT c.platform, coalesce(nullif(c.channel_id, ''), c.chat_id), c.thread_id,"
@@ -159,8 +162,10 @@ class Subscriptions:
             " WHERE s.symbol = :symbol AND c.active = 1 AND :severity >= coalesce(c.min_severity, 1)"
             f" AND {mode} != 'off'"
             " AND (coalesce(s.kinds, '') = '' OR instr(',' || s.kinds || ',', ',' || :kind || ',') > 0)"
+            " AND (coalesce(c.positive_only, 0) = 0 OR :positive = 1)"
         )
-        return sql, {"kind": signal.kind, "hour": hour_utc, "symbol": signal.symbol, "severity": signal.severity}
+        return sql, {"kind": signal.kind, "hour": hour_utc, "symbol": signal.symbol, "severity": signal.severity,
+                     "positive": int(positive)}
 
     def with_digest_at(self, hour_utc: int) -> list[Subscriber]:
         """Active subscribers whose daily digest is due at this UTC hour."""

@@ -20,6 +20,7 @@ from storage.feature_store import FeatureStore
 HORIZONS_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 RECORD_HORIZON = "15m"  # the horizon the track record line and /stats speak of
 RECORD_DAYS = 30
+POSITIVE_MIN_MEASURED = 10  # measured signals a record needs before it counts as positive
 DAY_MS = 86_400_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS signal_outcomes (
@@ -87,6 +88,20 @@ class TrackRecords:
     def update_all(self) -> int:
         """`update` every stored symbol; how many outcomes were added."""
         return sum(self.update(symbol) for symbol in self.features.symbols())
+
+    def positive(self, symbol: str, kind: str, before_ms: int, days: int = RECORD_DAYS) -> bool:
+        """The kind has a positive record on the symbol: at least POSITIVE_MIN_MEASURED signals of the `days`
+        before `before_ms` measured after RECORD_HORIZON, with a mean signed return above zero."""
+        if not self.db["signals"].exists():
+            return False
+        count, mean = self.db.execute(
+            "SELECT count(*), avg(CASE s.direction WHEN 'buy' THEN o.ret ELSE -o.ret END) FROM signals s"
+            " JOIN signal_outcomes o ON o.signal_id = s.id AND o.horizon = ?"
+            " WHERE s.symbol = ? AND s.kind = ? AND s.direction IN ('buy', 'sell')"
+            " AND s.window_end > ? AND s.window_end < ?",
+            [RECORD_HORIZON, symbol, kind, before_ms - days * DAY_MS, before_ms],
+        ).fetchone()
+        return count >= POSITIVE_MIN_MEASURED and mean is not None and mean > 0
 
     def record_of(self, symbol: str, kind: str, direction: str, before_ms: int) -> Record | None:
         """The record an alert of this symbol, kind and direction carries: its signals of the 30 days before it."""

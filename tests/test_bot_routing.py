@@ -109,7 +109,7 @@ async def test_console_prints_the_alert_then_the_explanation(tmp_path: Path) -> 
 
 def test_migrations_run_once_and_in_order(tmp_path: Path) -> None:
     db = open_database(tmp_path / "flowbot.db")
-    assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2, 3, 4, 5]
+    assert [row["version"] for row in db["bot_migrations"].rows] == [1, 2, 3, 4, 5, 6]
     assert migrate(db) == []
     tables = {"chats", "subscriptions", "outbox", "outbox_signals", "alert_signals", "rules", "rule_levels"}
     assert tables <= set(db.table_names())

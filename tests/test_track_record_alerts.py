@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ai.ask import Asker
 from ai.providers import ProviderChain
 from bot.service import BotService
 from core.settings import Settings
+from engine.signals import registry
 from fakes.discord_api import ALERTS_CHANNEL_ID, FakeDiscord
 from fakes.telegram_api import FakeTelegram
 from flowbot.bot_config import bot_config
@@ -39,6 +41,14 @@ def replayed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     outcomes, _ = asyncio.run(evaluate([shared_data / "XRPETH-rest-aggTrades.json"], settings, parse_horizons("15m"),
                                        symbol=SYMBOL, console=Console(file=io.StringIO())))
     return data_dir, outcomes
+
+
+@pytest.fixture
+def copied(replayed: tuple[Path, pd.DataFrame], tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """The replay's DATA_DIR copied: each test's chats and settings are its own."""
+    copy = tmp_path / "data"
+    shutil.copytree(replayed[0], copy)
+    return copy, replayed[1]
 
 
 def expected_lines(outcomes: pd.DataFrame, before_ms: int | None = None) -> dict[tuple[str, str], str]:
@@ -80,8 +90,8 @@ async def reply_to(fake: FakeTelegram, text: str) -> str:
     return fake.sent[before].text or ""
 
 
-async def test_an_alert_carries_its_track_record_and_stats_answers_on_telegram(replayed, tmp_path) -> None:
-    data_dir, outcomes = replayed
+async def test_an_alert_carries_its_track_record_and_stats_answers_on_telegram(copied) -> None:
+    data_dir, outcomes = copied
     lines = expected_lines(outcomes)
     assert lines, "the replay has measured signals"
     (kind, direction), line = next(iter(lines.items()))
@@ -118,11 +128,11 @@ async def test_an_alert_carries_its_track_record_and_stats_answers_on_telegram(r
             await bots.stop()
 
 
-async def test_stats_answers_on_discord(replayed, tmp_path, monkeypatch) -> None:
+async def test_stats_answers_on_discord(copied, monkeypatch) -> None:
     monkeypatch.setattr(discord_adapter, "GUILD_READY_TIMEOUT_S", 0.05)
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", DiscordWebSocket.DEFAULT_GATEWAY)
-    data_dir, outcomes = replayed
+    data_dir, outcomes = copied
     lines = expected_lines(outcomes)
     async with FakeDiscord() as fake:
         bots = service(data_dir, DISCORD_BOT_TOKEN=fake.token, DISCORD_API_BASE_URL=fake.api_base,
@@ -138,5 +148,53 @@ async def test_stats_answers_on_discord(replayed, tmp_path, monkeypatch) -> None
             assert embed["title"] == "Track records, last 30 days"
             assert [text for text in embed["description"].splitlines() if text.startswith(SYMBOL)] == list(
                 lines.values())
+        finally:
+            await bots.stop()
+
+
+def positive_kinds(outcomes: pd.DataFrame) -> dict[str, bool]:
+    """Each kind: at least 10 measured after 15 min and a mean signed return above zero (evaluate's figures)."""
+    directed = outcomes[outcomes["direction"].isin(["buy", "sell"])]
+    return {kind: bool(group["signed_ret_15m"].count() >= 10 and group["signed_ret_15m"].mean() > 0)
+            for kind, group in directed.groupby("kind")}
+
+
+async def test_a_chat_that_wants_only_positive_records_gets_only_those_kinds(copied) -> None:
+    data_dir, outcomes = copied
+    worth = positive_kinds(outcomes)
+    good = next(kind for kind, positive in worth.items() if positive)
+    bad = next(kind for kind, positive in worth.items() if not positive)
+    last_end = int(_ms(outcomes["window_end"]).max())
+    store = SignalStore(data_dir / "flowbot.db")
+    try:
+        stored = store.recent(limit=10_000)
+    finally:
+        store.close()
+    fresh = {kind: replace(next(s for s in stored if s.kind == kind and s.direction != "neutral"),
+                           id=f"{SYMBOL}:{kind}:positive-test", window_start=last_end + n * 60_000,
+                           window_end=last_end + n * 60_000 + 5_000)
+             for n, kind in enumerate((good, bad))}
+    async with FakeTelegram() as fake:
+        bots = service(data_dir, TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_BASE_URL=fake.url,
+                       ALERT_MERGE_WINDOW="0")
+        await bots.start()
+        try:
+            assert "Subscribed" in await reply_to(fake, f"/subscribe {SYMBOL}")
+            reply = await reply_to(fake, "/settings positive on")
+            assert "Only kinds with a positive track record on the symbol: on" in reply
+            sent = len(fake.sent)
+            for signal in fresh.values():
+                await bots.on_signal(signal)
+            assert await bots.dispatchers["telegram"].drain(10)
+            alerts = [m.text or "" for m in fake.sent[sent:]]
+            title = registry.find(good).words("en").title  # type: ignore[union-attr]
+            assert len(alerts) == 1 and alerts[0].startswith(f"<b>{SYMBOL} · {title} · "), (good, bad, alerts)
+
+            await reply_to(fake, "/settings positive off")
+            sent = len(fake.sent)
+            await bots.on_signal(replace(fresh[bad], id=f"{SYMBOL}:{bad}:again", window_start=last_end + 600_000,
+                                         window_end=last_end + 605_000))
+            assert await bots.dispatchers["telegram"].drain(10)
+            assert len(fake.sent) == sent + 1  # every kind again
         finally:
             await bots.stop()

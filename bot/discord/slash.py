@@ -30,6 +30,7 @@ SETTING_VALUES: dict[str, tuple[str, ...]] = {
     "quiet": QUIET_PRESETS,
     "language": LANGUAGES,
     "digest": DIGEST_PRESETS,
+    "positive": ("on", "off"),
 }
 SETTING_OPTIONS = [Choice(name=option, value=option) for option in SETTING_VALUES]
 CHOICES = {ArgumentKind.WINDOW: WINDOWS, ArgumentKind.SETTING_OPTION: SETTING_OPTIONS}

@@ -295,6 +295,7 @@ class Commands:
             say("settings.quiet", quiet=quiet),
             say("settings.language", language=LANGUAGE_NAMES[settings.language]),
             say("settings.digest", digest=digest),
+            say("settings.positive", positive=say("settings.on") if settings.positive_only else off),
             say("settings.how", tail=say("settings.how.buttons") if settings_buttons else "."),
         ]
         cycle = {mode: KIND_MODES[(i + 1) % len(KIND_MODES)] for i, mode in enumerate(KIND_MODES)}
@@ -306,6 +307,8 @@ class Commands:
             tuple(Button(name, f"settings language {language}") for language, name in LANGUAGE_NAMES.items()),
             tuple(Button(say("button.quiet", preset=p), f"settings quiet {p}") for p in QUIET_PRESETS),
             tuple(Button(say("button.digest", preset=p), f"settings digest {p}") for p in DIGEST_PRESETS),
+            (Button(("• " if settings.positive_only else "") + say("button.positive"),
+                    f"settings positive {'off' if settings.positive_only else 'on'}"),),
         )
         return Message(note or say("settings"), "\n".join(lines), buttons=buttons if settings_buttons else ())
 
@@ -462,6 +465,10 @@ def _changed(settings: ChatSettings, args: list[str], say: Say) -> ChatSettings 
         if hour is None:
             return say("settings.digest_values")
         return replace(settings, digest_hour=hour)
+    if option == "positive":
+        if value not in ("on", "off"):
+            return say("settings.positive_values")
+        return replace(settings, positive_only=value == "on")
     return say("settings.unknown_option", option=repr(option[:20]), kinds=", ".join(SIGNAL_KINDS))
 
 
