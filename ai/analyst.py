@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ai.offline import explain_offline
 from ai.prompts import explain_messages
@@ -38,8 +39,10 @@ class Analyst:
         contexts: Callable[[str], SymbolContext | None],
         signal_store: SignalStore | None = None,
         concurrency: int = 4,
+        track_record: Callable[[Signal], dict[str, Any] | None] = lambda signal: None,
     ) -> None:
         self.complete = complete
+        self.track_record = track_record  # the kind's record on the symbol, which explanations may cite
         self.contexts = contexts
         self.signal_store = signal_store
         self._slots = asyncio.Semaphore(concurrency)
@@ -71,7 +74,7 @@ class Analyst:
             del self._pending[signal.id]
 
     async def _write(self, signal: Signal) -> Explanation:
-        snapshot = signal_snapshot(signal, self.contexts(signal.symbol))
+        snapshot = signal_snapshot(signal, self.contexts(signal.symbol), self.track_record(signal))
 
         completion = await self.complete("explain", explain_messages(snapshot), snapshot, "")
         if completion is None:

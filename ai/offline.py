@@ -29,5 +29,12 @@ def explain_offline(snapshot: dict[str, Any]) -> str:
     detail = spec.offline_detail(signal["evidence"], _number) if spec and spec.offline_detail else None
     if detail:
         parts.append(detail)
+    record = snapshot.get("track_record")
+    if record:
+        parts.append(
+            f"Track record: {record['alerts']} such alerts on {symbol} in {record['period']}, "
+            f"{record['moved_its_way_pct']}% moved its way after {record['horizon']}, "
+            f"median {record['median_signed_ret_pct']:+.2f}%."
+        )
     parts.append("Aggressive flow shows who is paying the spread; it is not advice.")
     return " ".join(parts)

@@ -14,6 +14,8 @@ You get a JSON snapshot of facts about one Binance symbol. Meanings:
 - whale_trades, whale_buy_quote, whale_sell_quote: trades above the whale threshold and their value (quote).
 - price_change_pct: percent change over that span; vwap: volume-weighted average price.
 - context spans 1m, 5m, 15m, 1h end at the signal's window.
+- track_record (when present): this kind of signal on this symbol over the `period`: `alerts`, and of those
+  measured after the `horizon`, the share that moved the signal's way and their median signed return.
 Say what the flow means for a trader. Use only numbers that appear in the snapshot, rounded as you like;
 do not compute new numbers. No advice to buy or sell, no predictions, no markdown."""
 

@@ -46,8 +46,20 @@ def summary_facts(summary: FlowSummary) -> dict[str, Any]:
     }
 
 
-def signal_snapshot(signal: Signal, context: SymbolContext | None) -> dict[str, Any]:
-    """Everything about a signal that an explanation may state."""
+def record_facts(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A track record (storage.track_record.Record as a dict) as the numbers an explanation may cite."""
+    if not record or record.get("hit_rate") is None or record.get("median_signed_ret") is None:
+        return None
+    return {
+        "period": "30 days", "horizon": "15 minutes", "alerts": record["alerts"], "measured": record["measured"],
+        "moved_its_way_pct": round(record["hit_rate"] * 100), "median_signed_ret_pct":
+            round(record["median_signed_ret"] * 100, 2),
+    }
+
+
+def signal_snapshot(signal: Signal, context: SymbolContext | None,
+                    record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything about a signal that an explanation may state (with its kind's track record on the symbol)."""
     return {
         "symbol": signal.symbol,
         "signal": {
@@ -60,4 +72,5 @@ def signal_snapshot(signal: Signal, context: SymbolContext | None) -> dict[str, 
             "evidence": signal.evidence,
         },
         "context": {span: summary_facts(s) for span, s in (context.summaries() if context else {}).items()},
+        "track_record": record_facts(record),
     }

@@ -104,7 +104,7 @@ class BotService:
         self.store = store
         self.records = TrackRecords(config.data_dir / "flowbot.db", store)
         self.router = AlertRouter(self.subscriptions, self.outbox, static=static, on_queued=self.wake,
-                                  track_record=self._record_of, positive_record=self._positive_record)
+                                  track_record=self.record_of, positive_record=self._positive_record)
         self.scheduler = BotScheduler(
             subscriptions=self.subscriptions, outbox=self.outbox, store=store, signal_store=signal_store,
             admins=self.admin_destinations, feed_health=feed_health,
@@ -208,7 +208,7 @@ class BotService:
                 log.exception("measuring track records failed; trying again in %.0f s", TRACK_RECORDS_EVERY_S)
             await asyncio.sleep(TRACK_RECORDS_EVERY_S)
 
-    def _record_of(self, signal: Signal) -> dict[str, Any] | None:
+    def record_of(self, signal: Signal) -> dict[str, Any] | None:
         """The record an alert of this signal carries (its kind and direction on its symbol, before it)."""
         record = self.records.record_of(signal.symbol, signal.kind, signal.direction, signal.window_end)
         return None if record is None else asdict(record)

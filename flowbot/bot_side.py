@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -64,12 +65,14 @@ class BotSide:
         complete: Completer = (self.worker.answer if self.worker is not None
                                else ProviderChain([], timeout=settings.ai_timeout).answer)
         self.analyst = Analyst(
-            complete, contexts=contexts, signal_store=signal_store, concurrency=settings.ai_concurrency
+            complete, contexts=contexts, signal_store=signal_store, concurrency=settings.ai_concurrency,
+            track_record=lambda signal: self.bots.record_of(signal),
         )
         self.bots = BotService(
             bot_config(settings), store=store, signal_store=signal_store,
             asker=Asker(complete, store, symbols=settings.symbols, signal_store=signal_store,
-                        rate_limit=settings.ask_rate_limit),
+                        rate_limit=settings.ask_rate_limit,
+                        track_records=lambda symbol: [asdict(r) for r in self.bots.records.records(symbol)]),
             feed_health=feed_health, provider_health=lambda: {p.name: "configured" for p in self.providers},
             out=out,
         )

@@ -131,3 +131,28 @@ async def test_keys_never_appear_in_settings_text_or_logs(chat, replayed, whale,
         await analyst.explain(whale)
     assert "secret" not in caplog.text
     assert "secret" not in repr(Settings(_env_file=None, GROQ_API_KEY="key-groq-secret"))
+
+
+RECORD = {"symbol": "BTCUSDT", "kind": "whale", "direction": "buy", "alerts": 41, "measured": 38,
+          "hit_rate": 22 / 38, "median_signed_ret": 0.001134}
+
+
+async def test_explanations_may_cite_the_kinds_track_record_grounded_like_every_number(chat, replayed, whale) -> None:
+    chat.script("groq", Reply(text="Whale buying; such alerts moved their way 71% of the time."))  # not the record
+    chat.script("dashscope", Reply(text="Whale buying. Of 41 such alerts in 30 days, 58% moved their way after 15"
+                                        " minutes, median +0.11%."))
+    analyst = analyst_for(chat, replayed)
+    analyst.track_record = lambda signal: RECORD if signal.kind == "whale" else None
+    explanation = await analyst.explain(whale)
+    assert explanation.provider == "dashscope" and analyst.chain.rejections == 1
+    facts = snapshot_of(chat.requests[0])
+    assert facts["track_record"] == {"period": "30 days", "horizon": "15 minutes", "alerts": 41, "measured": 38,
+                                     "moved_its_way_pct": 58, "median_signed_ret_pct": 0.11}
+    assert "track_record (when present)" in chat.requests[0].messages[0]["content"]
+
+    offline = analyst_for(chat, replayed, keys=())
+    offline.track_record = analyst.track_record
+    text = (await offline.explain(whale)).text
+    assert ("Track record: 41 such alerts on BTCUSDT in 30 days, 58% moved its way after 15 minutes, median"
+            " +0.11%.") in text
+    assert check_grounding(text, facts)

@@ -71,6 +71,22 @@ async def test_the_model_gets_the_right_facts_and_the_question_only_in_the_user_
     assert check_grounding(answer.text, facts, "is BTC being bought right now?")
 
 
+async def test_answers_may_cite_the_symbols_track_records_grounded(data_dir, chat) -> None:
+    record = {"symbol": "BTCUSDT", "kind": "absorption", "direction": "buy", "alerts": 41, "measured": 38,
+              "hit_rate": 22 / 38, "median_signed_ret": 0.001134}
+    chat.script("groq", Reply(text="BTCUSDT absorption alerts moved their way 58% of the time after 15 minutes."))
+    asker = asker_for(data_dir, chat)
+    asker.track_records = lambda symbol: [record] if symbol == "BTCUSDT" else []
+    question = "how good are BTC's absorption alerts?"
+    answer = await asker.ask(question)
+    facts = facts_of(chat.requests[0])
+    assert facts["symbols"]["BTCUSDT"]["track_records"] == [
+        {"kind": "absorption", "direction": "buy", "period": "30 days", "horizon": "15 minutes", "alerts": 41,
+         "measured": 38, "moved_its_way_pct": 58, "median_signed_ret_pct": 0.11}]
+    assert answer.provider == "groq" and check_grounding(answer.text, facts, question)
+    assert not check_grounding("They moved their way 71% of the time.", facts, question)
+
+
 async def test_time_ranges_come_from_the_question(data_dir, chat) -> None:
     chat.answer_with("groq", echo_share)
     asker = asker_for(data_dir, chat, rate_limit=10)
