@@ -33,6 +33,11 @@ def signal_thresholds(settings: Settings) -> SignalThresholds:
         absorption_min_volume_ratio=settings.signal_absorption_volume_ratio,
         cooldown_s=settings.signal_cooldown,
         budget_per_day=settings.alert_budget_per_day,
+        liq_cascade_percentile=settings.liq_cascade_percentile,
+        liq_cascade_multiple=settings.liq_cascade_multiple,
+        liq_cascade_min_orders=settings.liq_cascade_min_orders,
+        liq_cascade_min_move_pct=settings.liq_cascade_min_move_pct,
+        liq_cascade_min_history=settings.liq_cascade_min_history,
     )
 
 

@@ -74,12 +74,14 @@ class TrackRecords:
         rows = []
         for signal_id, window_end in pending:
             base_i = int(np.searchsorted(ends, window_end, "right")) - 1
-            if base_i < 0:
+            if base_i < 0 or not closes[base_i] > 0:  # no price yet (a window of liquidations alone)
                 continue
             for horizon, ms in HORIZONS_MS.items():
                 if window_end + ms > newest:
                     continue
                 later_i = int(np.searchsorted(ends, window_end + ms, "right")) - 1
+                if not closes[later_i] > 0:
+                    continue
                 rows.append((signal_id, horizon, closes[later_i] / closes[base_i] - 1))
         with self.db.conn:
             self.db.conn.executemany("INSERT OR IGNORE INTO signal_outcomes VALUES (?, ?, ?)", rows)

@@ -26,6 +26,7 @@ from flowbot.replay import replay
 from presentation.flow_text import format_flow
 from storage.feature_store import FeatureStore
 from storage.flow_query import flow_report
+from storage.signal_store import SignalStore
 
 RECORDINGS = ("binance-usdm-forceorder-2024-08-17.jsonl", "binance-usdm-forceorder-2025-12-27.jsonl")
 WINDOW_MS = 5000
@@ -370,3 +371,61 @@ async def test_ask_sends_the_liquidations_and_funding_of_a_usdm_symbol_as_facts(
     last_rate = rates[-1]
     assert neo["funding_rate_pct"] == float(Decimal(last_rate) * 100)
     assert answer.provider == "groq" and check_grounding(answer.text, facts, "were NEOUSDT shorts liquidated")
+
+
+def expected_cascades(lines: list[bytes], *, percentile: float = 75, multiple: Decimal = Decimal(5),
+                      min_orders: int = 5, min_move: Decimal = Decimal("0.2"), min_history: int = 20) -> list[tuple]:
+    """Cascades by the rule as /help and the README state it, from the raw orders in Decimal: at the end of each
+    5 s window holding liquidations, per side, the minute's notional against the nearest-rank percentile of that
+    side's earlier minutes (those ending within a day), price moving through them (first to last `ap`)."""
+    orders: dict[str, list[dict]] = defaultdict(list)
+    for line in lines:
+        order = orjson.loads(line)["data"]["o"]
+        orders[order["s"]].append(order)
+    found = []
+    for symbol, mine in orders.items():
+        mine.sort(key=lambda o: o["T"])
+        history: dict[str, list[tuple[int, Decimal]]] = {"SELL": [], "BUY": []}
+        for start in sorted({o["T"] // WINDOW_MS * WINDOW_MS for o in mine}):
+            end = start + WINDOW_MS
+            for side, direction in (("SELL", "sell"), ("BUY", "buy")):
+                minute = [o for o in mine if o["S"] == side and end - 60_000 <= o["T"] // WINDOW_MS * WINDOW_MS < end]
+                if not minute:
+                    continue
+                total = sum((Decimal(o["ap"]) * Decimal(o["z"]) for o in minute), Decimal(0))
+                seen = sorted(q for at, q in history[side] if end - 86_400_000 <= at < end)
+                history[side].append((end, total))
+                if len(seen) < min_history:
+                    continue
+                norm = seen[max(1, -(-int(percentile * len(seen)) // 100)) - 1]
+                first = min(minute, key=lambda o: o["T"])
+                last = max(minute, key=lambda o: o["T"])
+                move = (Decimal(last["ap"]) - Decimal(first["ap"])) * 100 / Decimal(first["ap"])
+                forced = -move if side == "SELL" else move
+                if norm and len(minute) >= min_orders and total >= multiple * norm and forced >= min_move:
+                    times = total / norm
+                    severity = 3 if times >= 4 * multiple else 2 if times >= 2 * multiple else 1
+                    found.append((symbol, start, direction, severity, float(total.quantize(Decimal("1e-8"))),
+                                  len(minute)))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+async def test_liquidation_cascades_are_raised_where_the_recording_shows_them(
+    shared_data: Path, tmp_path: Path, name: str
+) -> None:
+    lines = [line for line in (shared_data / name).read_bytes().splitlines() if line.strip()]
+    expected = expected_cascades(lines)
+    assert expected, "each recording holds at least one cascade by the default thresholds"
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm", SIGNAL_COOLDOWN="0",
+                        ALERT_BUDGET_PER_DAY="0")
+    await replay([shared_data / name], settings, out=io.StringIO(), err=Console(file=io.StringIO()))
+    store = SignalStore(tmp_path / "flowbot.db")
+    try:
+        signals = [s for s in store.recent(limit=10_000) if s.kind == "liquidation_cascade"]
+    finally:
+        store.close()
+    got = sorted((s.symbol, s.window_start, str(s.direction), s.severity, s.evidence["liq_quote_1m"],
+                  s.evidence["liq_orders_1m"]) for s in signals)
+    assert got == expected
+    assert all("close" not in s.evidence for s in signals)  # liquidations alone: no trade price to quote

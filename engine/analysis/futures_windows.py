@@ -22,12 +22,17 @@ class FuturesSums:
     short_quote: int = 0
     count: int = 0
     mark: MarkPrice | None = None
+    long_count: int = 0
+    long_prices: Prices | None = None  # the first and last SELL liquidation, by trade time
+    short_prices: Prices | None = None  # the first and last BUY liquidation
 
     def merged(self, other: FuturesSums) -> FuturesSums:
-        """Both windows' data: sums added, the later mark update kept."""
+        """Both windows' data: sums added, the later mark update kept, price paths joined."""
         marks = [m for m in (self.mark, other.mark) if m is not None]
         return FuturesSums(self.long_quote + other.long_quote, self.short_quote + other.short_quote,
-                           self.count + other.count, max(marks, key=lambda m: m.event_time) if marks else None)
+                           self.count + other.count, max(marks, key=lambda m: m.event_time) if marks else None,
+                           self.long_count + other.long_count, _joined(self.long_prices, other.long_prices),
+                           _joined(self.short_prices, other.short_prices))
 
     def applied(self, features: WindowFeatures, open_interest: int | None = None) -> WindowFeatures:
         """The window with these values in its futures columns (null where the window had none)."""
@@ -42,6 +47,15 @@ class FuturesSums:
             funding_rate=mark.funding_rate if mark else None,
             next_funding_time=mark.next_funding_time if mark else None,
         )
+
+
+Prices = tuple[tuple[int, int], tuple[int, int]]  # ((time ms, price 1e-8) first, (time, price) last)
+
+
+def _joined(a: Prices | None, b: Prices | None) -> Prices | None:
+    if a is None or b is None:
+        return a or b
+    return min(a[0], b[0]), max(a[1], b[1])
 
 
 class FuturesWindows:
@@ -81,8 +95,12 @@ class FuturesWindows:
 
     def add_liquidations(self, orders: Sequence[Liquidation]) -> None:
         for order in orders:
-            long, short = (order.notional, 0) if order.is_sell else (0, order.notional)
-            self._add(self._start(order.trade_time), FuturesSums(long, short, 1))
+            point = (order.trade_time, order.avg_price)
+            if order.is_sell:
+                sums = FuturesSums(order.notional, 0, 1, long_count=1, long_prices=(point, point))
+            else:
+                sums = FuturesSums(0, order.notional, 1, short_prices=(point, point))
+            self._add(self._start(order.trade_time), sums)
 
     def add_marks(self, marks: Sequence[MarkPrice]) -> None:
         for mark in marks:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -30,15 +30,18 @@ from core.trades import Trade
 from engine.analysis.columns import TradeColumns
 from engine.analysis.config import PipelineConfig
 from engine.analysis.context import KEPT_MS, SymbolContext
-from engine.analysis.futures_windows import FuturesWindows
+from engine.analysis.futures_windows import FuturesSums, FuturesWindows
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import WindowBuilder
 from engine.bus import EventBus
 from engine.signals.batch import BatchJudge
 from engine.signals.detector import SignalDetector
+from engine.signals.kinds.liquidation_cascade import KIND as CASCADE_KIND
+from engine.signals.liquidations import LiquidationCascades
 from engine.sinks import FeatureSink, SignalSink
 
 log = logging.getLogger(__name__)
+CASCADE = CASCADE_KIND.name
 
 
 class FlowPipeline:
@@ -65,6 +68,7 @@ class FlowPipeline:
         self.clock = clock
         self.detector = SignalDetector(config.thresholds, clock=clock)
         self.judge = BatchJudge(self.detector)
+        self.cascades = LiquidationCascades(config.thresholds)
         self.builders: dict[str, WindowBuilder] = {}
         self.contexts: dict[str, SymbolContext] = {}
         self.dropped: Counter[str] = Counter()
@@ -209,19 +213,25 @@ class FlowPipeline:
         if not len(batch):
             return
         futures = self.futures.get(batch.symbol)
-        if self.store is not None:
-            if futures is None:
+        closed: Iterable[WindowFeatures] = batch
+        if futures is None:
+            if self.store is not None:
                 self.store.add_batch(batch)
-            else:  # a USD-M symbol: each window with the futures data that arrived for it
-                for features in batch:
-                    sums = futures.take(features.window_start)
-                    key = (batch.symbol, features.window_start)
-                    revision = self._revisions.get(key, -1) + 1  # above a row of its futures data alone
-                    if revision:
-                        self._revisions[key] = revision
-                    self.store.add(futures.apply(features, sums), revision)
-        if self.bus.has_subscribers(WindowClosed):
+        else:  # a USD-M symbol: each window with the futures data that arrived for it
+            applied = []
             for features in batch:
+                sums = futures.take(features.window_start)
+                key = (batch.symbol, features.window_start)
+                revision = self._revisions.get(key, -1) + 1  # above a row of its futures data alone
+                if revision:
+                    self._revisions[key] = revision
+                applied.append(futures.apply(features, sums))
+                if self.store is not None:
+                    self.store.add(applied[-1], revision)
+                self._judge_liquidations(applied[-1], sums)
+            closed = applied
+        if self.bus.has_subscribers(WindowClosed):
+            for features in closed:
                 self.bus.publish(WindowClosed(features))
         self.windows_closed += len(batch)
         if self.on_windows is not None:
@@ -255,8 +265,17 @@ class FlowPipeline:
             if self.store is not None:
                 self.store.add(features, revision)
             self.bus.publish(WindowClosed(features, revision))  # rules on liquidations see them, late or alone
+            self._judge_liquidations(features, sums)
         if through_ms < 2**62:
             windows.forget_before(through_ms - KEPT_MS)
+
+    def _judge_liquidations(self, features: WindowFeatures, sums: FuturesSums | None) -> None:
+        """Raise the liquidation cascades a USD-M window's data shows (its minute against the symbol's norm)."""
+        findings = self.cascades.judge(features.symbol, features.window_start, features.window_end, sums)
+        signals = [self.detector.signal(features, CASCADE, finding) for finding in findings
+                   if self.detector.cooled_down(features, CASCADE)]
+        if signals:
+            self._signals(self.detector.within_budget(signals))
 
     def _write_revision(self, features: WindowFeatures) -> None:
         """Store and publish a new revision of a window that was written before."""

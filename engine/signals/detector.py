@@ -38,7 +38,7 @@ class SignalDetector:
         signals = []
         for spec in registry.all_kinds():
             finding = spec.rule(features, flows, self.thresholds)
-            if finding is not None and self._cooled_down(features, spec.name):
+            if finding is not None and self.cooled_down(features, spec.name):
                 signals.append(self.signal(features, spec.name, finding))
         return self.within_budget(signals)
 
@@ -71,7 +71,7 @@ class SignalDetector:
                 signals.append(signal)
         return signals
 
-    def _cooled_down(self, features: WindowFeatures, kind: str) -> bool:
+    def cooled_down(self, features: WindowFeatures, kind: str) -> bool:
         """Record an emission and answer True, unless the last one was < cooldown_s of data time ago (counted)."""
         key = (features.symbol, kind)
         last = self.last_emitted.get(key)
@@ -82,8 +82,11 @@ class SignalDetector:
         return True
 
     def signal(self, w: WindowFeatures, kind: SignalKind, finding: Finding) -> Signal:
-        """The Signal event of a finding, with the window's close, delta and cvd added to its evidence."""
-        evidence = {**finding.evidence, "close": price(w.close), "delta": price(w.delta), "cvd": price(w.cvd)}
+        """The Signal event of a finding, with the window's close, delta and cvd added to its evidence (when the
+        window had trades: a window of futures data alone has no price of its own)."""
+        evidence = dict(finding.evidence)
+        if w.trade_count:
+            evidence |= {"close": price(w.close), "delta": price(w.delta), "cvd": price(w.cvd)}
         return Signal(
             id=f"{w.symbol}-{kind}-{w.window_start}",
             symbol=w.symbol,

@@ -19,4 +19,9 @@ class SignalThresholds:
     absorption_max_price_pct: float = 0.02
     absorption_min_volume_ratio: float = 3.0
     cooldown_s: float = 60.0
+    liq_cascade_percentile: float = 75.0  # the symbol's norm: this percentile of its liquidation minutes (24 h)
+    liq_cascade_multiple: float = 5.0  # a cascade's minute is at least this many times the norm
+    liq_cascade_min_orders: int = 5  # liquidation orders of the side in the minute
+    liq_cascade_min_move_pct: float = 0.2  # price moved this much through them, in the forced direction
+    liq_cascade_min_history: int = 20  # liquidation minutes seen before the norm counts
     budget_per_day: float = 0.0  # at most this many signals per symbol per day of market time (0: no budget)
