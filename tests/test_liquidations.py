@@ -429,3 +429,49 @@ async def test_liquidation_cascades_are_raised_where_the_recording_shows_them(
                   s.evidence["liq_orders_1m"]) for s in signals)
     assert got == expected
     assert all("close" not in s.evidence for s in signals)  # liquidations alone: no trade price to quote
+
+
+async def test_a_replayed_cascade_reaches_telegram_with_its_amounts_and_its_chart(shared_data: Path,
+                                                                                  tmp_path: Path) -> None:
+    from ai.ask import Asker
+    from ai.providers import ProviderChain
+    from bot.service import BotService
+    from fakes.telegram_api import FakeTelegram
+    from flowbot.bot_config import bot_config
+
+    name = RECORDINGS[1]
+    lines = [line for line in (shared_data / name).read_bytes().splitlines() if line.strip()]
+    expected = {(c[0], c[1]): c for c in expected_cascades(lines)}
+    await replay([shared_data / name], Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm"),
+                 out=io.StringIO(), err=Console(file=io.StringIO()))  # default settings: cooldown and budget
+    store = SignalStore(tmp_path / "flowbot.db")
+    try:
+        cascade = max((s for s in store.recent(limit=10_000) if s.kind == "liquidation_cascade"),
+                      key=lambda s: s.evidence["liq_quote_1m"])
+    finally:
+        store.close()
+    symbol, _, direction, _, total, orders = expected[(cascade.symbol, cascade.window_start)]
+    async with FakeTelegram() as fake:
+        settings = Settings(_env_file=None, DATA_DIR=str(tmp_path), SYMBOLS=symbol, MARKET="usdm",
+                            TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_BASE_URL=fake.url, TELEGRAM_CHAT_INTERVAL="0")
+        features = FeatureStore(tmp_path)
+        bots = BotService(bot_config(settings), store=features, signal_store=None,
+                          asker=Asker(ProviderChain([], timeout=1).answer, features, symbols=settings.symbols),
+                          retry_base_s=0.05)
+        await bots.start()
+        try:
+            fake.push_message(77, f"/subscribe {symbol}")
+            await fake.wait_until(lambda: fake.sent)
+            await bots.on_signal(cascade)
+            assert await bots.dispatchers["telegram"].drain(10)
+            alert = fake.sent[-1].text or ""
+            side = "shorts" if direction == "buy" else "longs"
+            assert alert.startswith(f"<b>{symbol} · Liquidation cascade · {direction}")
+            assert f"{orders} {side} liquidated in a minute: {total:,.2f} (quote, at least)" in alert
+            assert ("a short squeeze, bullish" if direction == "buy" else "forced selling, bearish") in alert
+            sent = len(fake.sent)
+            fake.push_message(77, f"/chart {symbol} 24h")
+            await fake.wait_until(lambda: len(fake.sent) > sent, timeout=20)
+            assert fake.sent[-1].photo is not None  # the chart, with its liquidation panel
+        finally:
+            await bots.stop()
