@@ -19,6 +19,7 @@ LABELS = {
     "burst": "Burst", "last_trade_age": "Last trade", "lag": "Lag",
     "event_time_lag": "Behind market", "processing_lag": "Processing lag", "gaps": "Gaps",
 }
+FUTURES_LABELS = {"liquidations": "Liquidated 1h", "open_interest": "Open interest", "funding": "Funding"}
 
 STYLE = """
 :root{--bg:#f5f6f8;--card:#fff;--ink:#1d2430;--muted:#68707d;--buy:#1b9e5a;--sell:#d64541;--line:#dde1e7}
@@ -140,7 +141,9 @@ def layout(title: str, body: str, *, live: bool = True) -> str:
 
 def card_html(card: Card) -> str:
     f = {name: escape(card.fields.get(name, UNKNOWN)) for name in CARD_FIELDS}
-    rows = "".join(f'<dt>{escape(LABELS[name])}</dt><dd data-field="{name}">{f[name]}</dd>' for name in LABELS)
+    labels = LABELS | {name: label for name, label in FUTURES_LABELS.items() if name in card.fields}  # USD-M only
+    rows = "".join(f'<dt>{escape(label)}</dt><dd data-field="{name}">{escape(card.fields.get(name, UNKNOWN))}</dd>'
+                   for name, label in labels.items())
     symbol = escape(card.symbol)
     return (
         f'<article class="card" id="card-{symbol}" data-health="{escape(card.health)}">'

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,43 @@ CARD_FIELDS = (
     "price", "window", "delta_5m", "delta_1h", "cvd", "buy_volume", "sell_volume", "buy_share", "trades", "whales",
     "burst", "last_trade_age", "lag", "event_time_lag", "processing_lag", "gaps",
 )
+FUTURES_FIELDS = ("liquidations", "open_interest", "funding")  # USD-M cards only
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class FuturesGlance:
+    """One USD-M symbol's last hour of liquidations and its latest open interest, mark price and funding."""
+
+    liquidations: deque[tuple[int, int, int, int]] = field(default_factory=deque)  # (end, long, short, orders)
+    open_interest: deque[tuple[int, int]] = field(default_factory=deque)  # (window end, value), the last hour
+    funding_rate: int | None = None
+    mark_price: int | None = None
+
+    def add(self, w: WindowFeatures) -> None:
+        if w.liq_count:
+            self.liquidations.append((w.window_end, w.liq_long_quote or 0, w.liq_short_quote or 0, w.liq_count))
+        if w.open_interest is not None and (not self.open_interest or self.open_interest[-1][0] < w.window_end):
+            self.open_interest.append((w.window_end, w.open_interest))
+        if w.funding_rate is not None:
+            self.funding_rate, self.mark_price = w.funding_rate, w.mark_price
+        for kept in (self.liquidations, self.open_interest):
+            while kept and kept[0][0] <= w.window_end - HOUR_MS:
+                kept.popleft()
+
+    def fields(self) -> dict[str, str]:
+        longs = sum(x[1] for x in self.liquidations)
+        shorts = sum(x[2] for x in self.liquidations)
+        orders = sum(x[3] for x in self.liquidations)
+        out = {"liquidations": f"longs {quote_amount(longs)} / shorts {quote_amount(shorts)} ({orders} orders,"
+                               " at least)"}
+        if self.open_interest:
+            first, last = self.open_interest[0][1], self.open_interest[-1][1]
+            change = "" if not first else f" ({Decimal((last - first) * 100) / Decimal(first):+.2f}% 1h)"
+            out["open_interest"] = volume(last) + change
+        if self.funding_rate is not None:
+            out["funding"] = f"{Decimal(self.funding_rate) * 100 / PRICE_SCALE:.4f}%"
+        return out
 
 
 @dataclass(frozen=True)
@@ -51,9 +89,12 @@ class LiveState:
         self._shared = contexts is not None
         self.contexts = contexts if contexts is not None else self.mirror.contexts
         self._feed_health = feed_health
+        self.futures: dict[str, FuturesGlance] = {}  # USD-M symbols only
 
     def apply(self, event: WindowClosed | FeedHealthReport) -> set[str]:
         """Learn an event; the symbols whose card changed (a health report may change every card)."""
+        if isinstance(event, WindowClosed) and _has_futures(event.features):
+            self.futures.setdefault(event.features.symbol, FuturesGlance()).add(event.features)
         if self._shared and isinstance(event, WindowClosed):
             return {event.features.symbol}  # the engine has added the window to its context already
         changed = self.mirror.apply(event)
@@ -79,19 +120,28 @@ class LiveState:
         """The cards of `symbols` (default: every symbol), from one snapshot of the feed's health."""
         health = self.feed_health()
         wanted = self.symbols() if symbols is None else symbols
-        return [card(self.contexts.get(s) or SymbolContext(s), _symbol_health(health, s)) for s in wanted]
+        return [card(self.contexts.get(s) or SymbolContext(s), _symbol_health(health, s), self.futures.get(s))
+                for s in wanted]
 
     def card(self, symbol: str) -> Card:
-        return card(self.contexts.get(symbol) or SymbolContext(symbol), _symbol_health(self.feed_health(), symbol))
+        return card(self.contexts.get(symbol) or SymbolContext(symbol), _symbol_health(self.feed_health(), symbol),
+                    self.futures.get(symbol))
+
+
+def _has_futures(w: WindowFeatures) -> bool:
+    return w.liq_count is not None or w.open_interest is not None or w.funding_rate is not None
 
 
 def _symbol_health(snapshot: dict[str, Any] | None, symbol: str) -> dict[str, Any] | None:
     return None if snapshot is None else snapshot.get("symbols", {}).get(symbol)
 
 
-def card(context: SymbolContext, health: dict[str, Any] | None) -> Card:
-    """The card of one symbol from its context and its feed health (a dash where a number is not known yet)."""
+def card(context: SymbolContext, health: dict[str, Any] | None, futures: FuturesGlance | None = None) -> Card:
+    """The card of one symbol from its context and its feed health (a dash where a number is not known yet); a
+    USD-M symbol's also shows its liquidations (lower bounds), open interest and funding."""
     fields = dict.fromkeys(CARD_FIELDS, UNKNOWN)
+    if futures is not None:
+        fields |= dict.fromkeys(FUTURES_FIELDS, UNKNOWN) | futures.fields()
     latest = context.latest
     if latest is not None:
         five, hour = context.summary("5m"), context.summary("1h")
@@ -131,6 +181,11 @@ def _seconds(value: float | None) -> str:
 def amount(scaled: int) -> str:
     """A price (1e-8 integer) with thousands separators and no trailing zeros."""
     return f"{(Decimal(scaled) / PRICE_SCALE).normalize():,f}"
+
+
+def quote_amount(scaled: int) -> str:
+    """A quote amount (1e-16 integer) to 2 decimals, half-even."""
+    return f"{(Decimal(scaled) / QUOTE_SCALE).quantize(Decimal('0.01')):,f}"
 
 
 def volume(scaled: int, signed: bool = False) -> str:

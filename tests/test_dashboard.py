@@ -361,3 +361,49 @@ async def test_standalone_dashboard_follows_the_redis_bus(data_dir: Path, dashbo
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             await engine_bus.close()
+
+
+async def test_usdm_cards_show_the_hours_liquidations_and_spot_cards_leave_them_out(served: Served,
+                                                                                    shared_data: Path) -> None:
+    """The real !forceOrder@arr recording's windows on the bus: the busiest symbol's card sums each side's last
+    hour exactly as an independent Decimal reading of the raw orders does."""
+    from engine.analysis.pipeline import FlowPipeline
+    from engine.venues.binance.messages import liquidation_from_force_order
+    from flowbot.analysis_config import pipeline_config
+
+    lines = [line for line in (shared_data / "binance-usdm-forceorder-2025-12-27.jsonl").read_bytes().splitlines()
+             if line.strip()]
+    orders = [orjson.loads(line)["data"]["o"] for line in lines]
+    symbol = max({o["s"] for o in orders}, key=lambda s: sum(o["s"] == s for o in orders))
+    windows_bus = InMemoryBus()
+    closed = windows_bus.subscribe(WindowClosed, maxsize=1_000_000)
+    pipeline = FlowPipeline(pipeline_config(Settings(_env_file=None, MARKET="usdm")), windows_bus)
+    for order in orders:
+        if order["s"] == symbol:
+            liquidation = liquidation_from_force_order({"e": "forceOrder", "E": order["T"], "o": order})
+            pipeline.on_liquidations(symbol, [liquidation])
+    pipeline.finish()
+    events = [closed.get_nowait() for _ in range(closed.depth)]
+    last_end = events[-1].features.window_end
+    mine = [o for o in orders if o["s"] == symbol and o["T"] // 5000 * 5000 + 5000 > last_end - 3_600_000]
+    longs, shorts = (sum((Decimal(o["ap"]) * Decimal(o["z"]) for o in mine if o["S"] == side), Decimal(0))
+                     for side in ("SELL", "BUY"))
+    for event in events:
+        served.bus.publish(event)
+    await wait_for_card(served, symbol)
+    status, html = await get(served.url + "/", BEARER)
+    assert status == 200
+    card = html[html.index(f'id="card-{symbol}"'):]
+    card = card[:card.index("</article>")]
+    assert "Liquidated 1h" in card
+    assert field(card, "liquidations") == f"longs {longs:,.2f} / shorts {shorts:,.2f} ({len(mine)} orders, at least)"
+    spot = html[html.index('id="card-BTCUSDT"'):]
+    assert "Liquidated 1h" not in spot[:spot.index("</article>")]
+
+
+async def wait_for_card(served: Served, symbol: str) -> None:
+    for _ in range(200):
+        if symbol in served.dashboard.state.futures:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no card for {symbol}")
