@@ -12,6 +12,8 @@ from core.health import FeedHealth
 from core.trades import scaled_to_decimal
 from engine.analysis.window_batch import WindowBatch
 
+MAX_EMPTY_WINDOWS = 60  # a longer run of windows without trades is printed as one line
+
 
 class WindowTicker:
     """Prints each symbol's windows once the pipeline has closed them (by event time, as it stores them): the
@@ -57,7 +59,14 @@ class WindowTicker:
             assert self._first_start is not None
             start = self._next_start.get(symbol, self._first_start)
             while start + self.window_ms <= closed:
-                lines.append((start, symbol, self.line(symbol, start, self._closed.pop((symbol, start), None))))
+                window = self._closed.pop((symbol, start), None)
+                if window is None and closed - start > MAX_EMPTY_WINDOWS * self.window_ms:
+                    resume = self._resume(symbol, start, closed)
+                    if resume - start > MAX_EMPTY_WINDOWS * self.window_ms:  # a long stretch without trades: one line
+                        lines.append((start, symbol, self.quiet_line(symbol, start, resume)))
+                        start = resume
+                        continue
+                lines.append((start, symbol, self.line(symbol, start, window)))
                 start += self.window_ms
             self._next_start[symbol] = start
         for key in [k for k in self._closed if k[1] < self._next_start.get(k[0], k[1] + 1)]:
@@ -65,6 +74,18 @@ class WindowTicker:
         for _, _, line in sorted(lines):
             self.out.write(line + "\n")
         self.out.flush()
+
+    def _resume(self, symbol: str, start: int, closed: int) -> int:
+        """Where an empty stretch from `start` ends: the symbol's next closed window, else MAX_EMPTY_WINDOWS
+        windows before `closed` (so a wall-clock mark far from trade time is never walked window by window)."""
+        later = [s for (sym, s) in self._closed if sym == symbol and start < s and s + self.window_ms <= closed]
+        tail = closed - closed % self.window_ms - MAX_EMPTY_WINDOWS * self.window_ms
+        return min(later) if later else max(start, tail)
+
+    def quiet_line(self, symbol: str, start_ms: int, until_ms: int) -> str:
+        def when(ms: int) -> str:
+            return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{when(start_ms)[11:]}Z {symbol:<10} no trades from {when(start_ms)} to {when(until_ms)} UTC"
 
     def line(self, symbol: str, start_ms: int, window: WindowFeatures | None) -> str:
         when = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%H:%M:%S")

@@ -95,3 +95,28 @@ async def test_flowbot_run_without_a_reachable_binance_prints_connecting_and_no_
     log = stderr.decode()
     assert "connection spot-0 failed" in log  # our own warnings stay
     assert "apscheduler" not in log and "Adding job" not in log, log
+
+
+def test_the_console_never_walks_window_by_window_from_old_trades_to_the_wall_clock(shared_data: Path) -> None:
+    """A recording's windows (trade time months back) and a silent symbol marked by the wall clock: one line says
+    the stretch without trades, instead of a line per 5 s window since the recording (the stall of issue 13)."""
+    from expected_flow import columns, load_csv
+
+    from engine.analysis.pipeline import FlowPipeline
+    from flowbot.analysis_config import pipeline_config
+
+    settings = Settings(_env_file=None, SYMBOLS="BTCUSDT,ETHUSDT", BINANCE_WS_URL="ws://127.0.0.1:9")
+    feed = make_feed(settings, InMemoryBus())  # never connected: the ticker falls back to the wall clock
+    pipeline = FlowPipeline(pipeline_config(settings), InMemoryBus())
+    out = io.StringIO()
+    ticker = WindowTicker(["BTCUSDT", "ETHUSDT"], 5, feed.health, out, closed_through=pipeline.closed_through)
+    pipeline.on_windows = ticker.add
+    rows = load_csv(shared_data / "BTCUSDT-aggTrades-2026-01-01.csv")
+    pipeline.on_columns(columns(rows))
+    pipeline.close_to_watermarks({"BTCUSDT": rows[-1]["T"] + 10_000})  # the dump's last window closed, in trade time
+    ticker.print_closed()
+    lines = out.getvalue().splitlines()
+    btc = [line for line in lines if " BTCUSDT " in line]
+    eth = [line for line in lines if " ETHUSDT " in line]
+    assert sum("trades=0 " not in line for line in btc) == len({r["T"] // 5000 for r in rows})  # every window
+    assert len(eth) <= 62 and "no trades from 2026-01-01 00:00:00 to " in eth[0]
