@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["BTCUSDT", "ETHUSDT"], validation_alias="SYMBOLS"
     )
     stream: StreamKind = Field(StreamKind.AGG_TRADE, validation_alias="STREAM")
+    # USD-M liquidations: one <symbol>@forceOrder stream per symbol, or the market-wide !forceOrder@arr (the default
+    # with SYMBOLS=ALL: one stream instead of hundreds)
+    liquidation_stream: Literal["symbol", "all"] | None = Field(None, validation_alias="LIQUIDATION_STREAM")
 
     ws_ping_interval: float = Field(20.0, gt=0, validation_alias="WS_PING_INTERVAL")
     health_check_interval: float = Field(30.0, gt=0, validation_alias="HEALTH_CHECK_INTERVAL")

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def venue_from(settings: Settings) -> BinanceVenue:
     """The venue of MARKET and STREAM."""
-    return BinanceVenue(settings.market, settings.stream)
+    return BinanceVenue(settings.market, settings.stream, all_liquidations=settings.liquidation_stream == "all")
 
 
 def feed_config(settings: Settings, symbols: list[str] | None = None) -> FeedConfig:
@@ -75,4 +75,4 @@ async def resolve_symbols(settings: Settings) -> Settings:
                 backoff_delay(failures, settings.ws_reconnect_base_delay, settings.ws_reconnect_max_delay)
             )
     log.info("SYMBOLS=ALL: %d %s symbols trading", len(symbols), settings.market.value)
-    return settings.model_copy(update={"symbols": symbols})
+    return settings.model_copy(update={"symbols": symbols, "liquidation_stream": settings.liquidation_stream or "all"})

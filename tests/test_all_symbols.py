@@ -68,6 +68,9 @@ async def test_exchange_info_gives_the_trading_symbols_only(shared_data: Path) -
         resolved = await resolve_symbols(settings_for(fake, "usdm"))
     assert resolved.symbols == expected and len(expected) == 30
     assert bot_config(resolved).symbols == tuple(expected)  # the list /subscribe resolves and Discord completes
+    streams = make_feed(resolved, InMemoryBus()).venue.stream_names(resolved.symbols)  # every symbol: one stream
+    assert streams.count("!forceOrder@arr") == 1 and not any(s.endswith("@forceOrder") for s in streams)
+    assert len(streams) == 2 * len(expected) + 1  # aggTrade and markPrice@1s per symbol
 
 
 async def test_resolving_retries_until_exchange_info_answers(shared_data: Path) -> None:

@@ -145,9 +145,12 @@ def expected_marks(tape: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[De
     return last
 
 
+@pytest.mark.parametrize("liquidation_stream", ["symbol", "all"])
 async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_store_the_same_rows(
-    shared_data: Path, tmp_path: Path
+    shared_data: Path, tmp_path: Path, liquidation_stream: str
 ) -> None:
+    """Each symbol's forceOrder stream, or (LIQUIDATION_STREAM=all, SYMBOLS=ALL's default) the market-wide
+    !forceOrder@arr, which also carries a symbol not followed: skipped, counted, not an error."""
     import pyarrow.parquet as pq
     from test_feed_live import start_run, wait_connected
 
@@ -160,7 +163,17 @@ async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_
     received: list[Liquidation] = []
     marks: list[MarkPrice] = []
     symbols = sorted({m["data"]["s"] for m in trades})
-    async for run in start_run(tape, symbols=symbols, market="usdm", fake_options={"rate": 3000.0, "batch": 7}):
+    live_tape = tape
+    if liquidation_stream == "all":
+        elsewhere = {"stream": "!forceOrder@arr", "data": {**orders[0]["data"], "o": {**orders[0]["data"]["o"],
+                                                                                     "s": "NOTFOLLOWEDUSDT"}}}
+        live_tape = [{**m, "stream": "!forceOrder@arr"} if m["data"]["e"] == "forceOrder" else m for m in tape]
+        live_tape.insert(len(live_tape) // 2, elsewhere)
+    async for run in start_run(live_tape, symbols=symbols, market="usdm", settings={
+            "LIQUIDATION_STREAM": liquidation_stream}, fake_options={"rate": 3000.0, "batch": 7}):
+        streams = [name for part in run.feed.stream_slices() for name in part]
+        assert ("!forceOrder@arr" in streams) == (liquidation_stream == "all")
+        assert any(name.endswith("@forceOrder") for name in streams) == (liquidation_stream == "symbol")
         live_dir = tmp_path / "live"
         store = FeatureStore(live_dir)
         pipeline = FlowPipeline(pipeline_config(run.settings), run.bus, store=store)
@@ -190,6 +203,8 @@ async def test_live_streaming_and_replay_of_trades_liquidations_and_mark_prices_
             await asyncio.sleep(0.05)
         pipeline.finish()
         store.close()
+        assert run.feed.liquidations_elsewhere == (liquidation_stream == "all")
+        assert not run.feed.validator.rejected
     assert len(received) == len(orders) and len(marks) == len(tape) - len(trades) - len(orders) > 100
     replay_file = tmp_path / "mixed.jsonl"
     replay_file.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")

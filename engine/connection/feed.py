@@ -48,6 +48,7 @@ class MarketFeed:
         self.bus = bus
         self.on_trades = on_trades
         self.on_liquidations: LiquidationSink | None = None
+        self.liquidations_elsewhere = 0  # liquidations of symbols this feed does not follow (!forceOrder@arr)
         self.on_marks: MarkSink | None = None
         self.symbols = list(config.symbols)
         self.health = FeedHealth()
@@ -109,7 +110,7 @@ class MarketFeed:
             for index, streams in enumerate(self.stream_slices()):
                 name = f"{self.venue.name}-{index}"
                 health = self.health.connections[name] = ConnectionHealth(name, len(streams))
-                symbols = [self.venue.symbol_of(s) for s in streams]
+                symbols = list(dict.fromkeys(symbol for s in streams if (symbol := self.venue.symbol_of(s))))
                 self._connection_of.update(dict.fromkeys(symbols, name))
                 self._symbols_on[name] = symbols
                 for symbol in symbols:
@@ -228,7 +229,10 @@ class MarketFeed:
         """Validate a liquidation order and hand it on at once (they are not sequenced: they carry no ids)."""
         sequencer = self.sequencers.get(order.symbol)
         if sequencer is None:
-            self.validator.reject("unknown_symbol", order.symbol)
+            if self.venue.all_liquidations:  # !forceOrder@arr carries every symbol's: another shard's, say
+                self.liquidations_elsewhere += 1
+            else:
+                self.validator.reject("unknown_symbol", order.symbol)
             return
         sequencer.health.messages += 1
         reason = self.validator.check_liquidation(order)

@@ -58,13 +58,14 @@ class Venue(Protocol):
     name: str  # prefix of connection names, e.g. "spot"
     limits: VenueLimits
     by_trade_ids: bool  # records are sequenced by trade ids (a record may cover a range), not aggregate ids
+    all_liquidations: bool  # one market-wide liquidation stream: orders of symbols not followed come too
 
     def stream_names(self, symbols: Sequence[str]) -> list[str]:
         """The streams of each symbol (trades first, then any others of that symbol), symbol by symbol."""
         ...
 
     def symbol_of(self, stream: str) -> str:
-        """The symbol a stream carries."""
+        """The symbol a stream carries ("" for a market-wide stream)."""
         ...
 
     def connection_url(self, ws_url: str, streams: Sequence[str]) -> str:

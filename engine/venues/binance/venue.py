@@ -29,14 +29,16 @@ from engine.venues.binance.rules import binance_validator
 
 _SHUTDOWN = ShutdownNotice(f"Binance announced {SERVER_SHUTDOWN}")
 _FUTURES_STREAMS = ("forceOrder", "markPrice@1s")  # USD-M only: liquidation orders, mark price and funding
+ALL_LIQUIDATIONS = "!forceOrder@arr"  # every USD-M symbol's liquidation orders on one stream
 _LIQUIDATION, _MARK = "forceOrder", "markPriceUpdate"
 
 
 class BinanceVenue:
     """One Binance market and stream kind: its streams, frames, limits and REST backfill."""
 
-    def __init__(self, market: Market, stream: StreamKind) -> None:
+    def __init__(self, market: Market, stream: StreamKind, *, all_liquidations: bool = False) -> None:
         self.market = market
+        self.all_liquidations = all_liquidations and market is Market.USDM  # !forceOrder@arr, not one per symbol
         self.limits = streams.LIMITS[market]
         self.stream = stream
         self.name = market.value
@@ -45,11 +47,15 @@ class BinanceVenue:
         self._parse = trade_from_trade if self.by_trade_ids else trade_from_aggtrade
 
     def stream_names(self, symbols: Sequence[str]) -> list[str]:
-        kinds = (self._kind, *_FUTURES_STREAMS) if self.market is Market.USDM else (self._kind,)
-        return [streams.stream_name(symbol, kind) for symbol in symbols for kind in kinds]
+        kinds: tuple[str, ...] = (self._kind,)
+        if self.market is Market.USDM:
+            kinds = (self._kind, *(k for k in _FUTURES_STREAMS if not (self.all_liquidations and k == "forceOrder")))
+        names = [streams.stream_name(symbol, kind) for symbol in symbols for kind in kinds]
+        return [*names, ALL_LIQUIDATIONS] if self.all_liquidations and symbols else names
 
     def symbol_of(self, stream: str) -> str:
-        return streams.symbol_of(stream)
+        """The symbol of a stream; "" for a market-wide one (!forceOrder@arr)."""
+        return "" if stream.startswith("!") else streams.symbol_of(stream)
 
     def connection_url(self, ws_url: str, stream_names: Sequence[str]) -> str:
         return streams.connection_url(self.market, ws_url, stream_names)
