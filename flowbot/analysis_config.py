@@ -38,6 +38,9 @@ def signal_thresholds(settings: Settings) -> SignalThresholds:
         liq_cascade_min_orders=settings.liq_cascade_min_orders,
         liq_cascade_min_move_pct=settings.liq_cascade_min_move_pct,
         liq_cascade_min_history=settings.liq_cascade_min_history,
+        funding_extreme_percentile=settings.funding_extreme_percentile,
+        funding_extreme_min_pct=settings.funding_extreme_min_pct,
+        funding_extreme_min_history=settings.funding_extreme_min_history,
     )
 
 

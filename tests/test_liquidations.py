@@ -490,3 +490,68 @@ async def test_a_replayed_cascade_reaches_telegram_with_its_amounts_and_its_char
             assert fake.sent[-1].photo is not None  # the chart, with its liquidation panel
         finally:
             await bots.stop()
+
+
+def funding_tape(symbol: str = "ETHUSDT", start: int = 1_766_800_000_000) -> list[dict[str, Any]]:
+    """Ten hours of markPriceUpdate messages as Binance documents them, one every 10 s: funding between 0.01% and
+    0.022%, but 0.15% from 07:00 to 07:10 and -0.12% from 08:30 to 08:35 after the start."""
+    tape = []
+    for i in range(3_600):
+        at = start + i * 10_000
+        elapsed = i * 10_000
+        rate = Decimal("0.0001") + Decimal("0.00002") * (i % 7)
+        if 7 * 3_600_000 <= elapsed < 7 * 3_600_000 + 600_000:
+            rate = Decimal("0.0015")
+        elif 8.5 * 3_600_000 <= elapsed < 8.5 * 3_600_000 + 300_000:
+            rate = Decimal("-0.0012")
+        data = {"e": "markPriceUpdate", "E": at, "s": symbol, "p": "3000.10000000", "i": "3000.50000000",
+                "P": "3001.00000000", "r": f"{rate:.8f}", "T": (at // 28_800_000 + 1) * 28_800_000}
+        tape.append({"stream": f"{symbol.lower()}@markPrice@1s", "data": data})
+    return tape
+
+
+def expected_funding_extremes(tape: list[dict[str, Any]], percentile: int = 99, floor: Decimal = Decimal("0.0005"),
+                              min_history: int = 360) -> list[tuple[int, str, int]]:
+    """By the README's rule, from the messages: each 5 s window's last rate; the first window of each minute is a
+    sample; beyond the nearest-rank percentile (or its mirror) of the earlier samples, and the floor, on entering."""
+    last: dict[int, Decimal] = {}
+    for message in tape:
+        last[message["data"]["E"] // WINDOW_MS * WINDOW_MS] = Decimal(message["data"]["r"])
+    samples: list[Decimal] = []
+    sampled_minute, extreme, found = None, None, []
+    for start in sorted(last):
+        end, rate = start + WINDOW_MS, last[start]
+        bounds = None
+        if len(samples) >= min_history:
+            values = sorted(samples)
+            high = values[-(-percentile * len(values) // 100) - 1]
+            low = values[-(-(100 - percentile) * len(values) // 100) - 1]
+            bounds = (low, high)
+        if end // 60_000 != sampled_minute:
+            sampled_minute = end // 60_000
+            samples.append(rate)
+        if bounds is None:
+            continue
+        now = "sell" if rate > bounds[1] and rate >= floor else "buy" if rate < bounds[0] and rate <= -floor else None
+        if now is not None and now != extreme:
+            found.append((start, now, 1 + (abs(rate) >= 2 * floor) + (abs(rate) >= 4 * floor)))
+        extreme = now
+    return found
+
+
+async def test_funding_at_an_extreme_for_the_symbol_is_signalled_on_entering_it(tmp_path: Path) -> None:
+    tape = funding_tape()
+    expected = expected_funding_extremes(tape)
+    assert [direction for _, direction, _ in expected] == ["sell", "buy"]
+    path = tmp_path / "marks.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    await replay([path], Settings(_env_file=None, DATA_DIR=str(tmp_path), MARKET="usdm"), out=io.StringIO(),
+                 err=Console(file=io.StringIO()))  # default settings
+    store = SignalStore(tmp_path / "flowbot.db")
+    try:
+        signals = sorted((s for s in store.recent(limit=100) if s.kind == "funding_extreme"),
+                         key=lambda s: s.window_start)
+    finally:
+        store.close()
+    assert [(s.window_start, str(s.direction), s.severity) for s in signals] == expected
+    assert signals[0].evidence["funding_rate_pct"] == 0.15 and signals[1].evidence["funding_rate_pct"] == -0.12

@@ -36,12 +36,14 @@ from engine.analysis.windows import WindowBuilder
 from engine.bus import EventBus
 from engine.signals.batch import BatchJudge
 from engine.signals.detector import SignalDetector
+from engine.signals.funding import FundingExtremes
+from engine.signals.kinds.funding_extreme import KIND as FUNDING_KIND
 from engine.signals.kinds.liquidation_cascade import KIND as CASCADE_KIND
 from engine.signals.liquidations import LiquidationCascades
 from engine.sinks import FeatureSink, SignalSink
 
 log = logging.getLogger(__name__)
-CASCADE = CASCADE_KIND.name
+CASCADE, FUNDING = CASCADE_KIND.name, FUNDING_KIND.name
 
 
 class FlowPipeline:
@@ -69,6 +71,7 @@ class FlowPipeline:
         self.detector = SignalDetector(config.thresholds, clock=clock)
         self.judge = BatchJudge(self.detector)
         self.cascades = LiquidationCascades(config.thresholds)
+        self.funding = FundingExtremes(config.thresholds)
         self.builders: dict[str, WindowBuilder] = {}
         self.contexts: dict[str, SymbolContext] = {}
         self.dropped: Counter[str] = Counter()
@@ -228,7 +231,7 @@ class FlowPipeline:
                 applied.append(futures.apply(features, sums))
                 if self.store is not None:
                     self.store.add(applied[-1], revision)
-                self._judge_liquidations(applied[-1], sums)
+                self._judge_futures(applied[-1], sums)
             closed = applied
         if self.bus.has_subscribers(WindowClosed):
             for features in closed:
@@ -265,15 +268,20 @@ class FlowPipeline:
             if self.store is not None:
                 self.store.add(features, revision)
             self.bus.publish(WindowClosed(features, revision))  # rules on liquidations see them, late or alone
-            self._judge_liquidations(features, sums)
+            self._judge_futures(features, sums)
         if through_ms < 2**62:
             windows.forget_before(through_ms - KEPT_MS)
 
-    def _judge_liquidations(self, features: WindowFeatures, sums: FuturesSums | None) -> None:
-        """Raise the liquidation cascades a USD-M window's data shows (its minute against the symbol's norm)."""
-        findings = self.cascades.judge(features.symbol, features.window_start, features.window_end, sums)
-        signals = [self.detector.signal(features, CASCADE, finding) for finding in findings
-                   if self.detector.cooled_down(features, CASCADE)]
+    def _judge_futures(self, features: WindowFeatures, sums: FuturesSums | None) -> None:
+        """Raise the liquidation cascades (its minute against the symbol's norm) and funding extremes a USD-M
+        window's data shows."""
+        findings = [(CASCADE, f) for f in
+                    self.cascades.judge(features.symbol, features.window_start, features.window_end, sums)]
+        funding = self.funding.judge(features.symbol, features.window_end, features.funding_rate)
+        if funding is not None:
+            findings.append((FUNDING, funding))
+        signals = [self.detector.signal(features, kind, finding) for kind, finding in findings
+                   if self.detector.cooled_down(features, kind)]
         if signals:
             self._signals(self.detector.within_budget(signals))
 

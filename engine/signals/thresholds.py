@@ -24,4 +24,7 @@ class SignalThresholds:
     liq_cascade_min_orders: int = 5  # liquidation orders of the side in the minute
     liq_cascade_min_move_pct: float = 0.2  # price moved this much through them, in the forced direction
     liq_cascade_min_history: int = 20  # liquidation minutes seen before the norm counts
+    funding_extreme_percentile: float = 99.0  # the symbol's range: this percentile and its mirror of its samples
+    funding_extreme_min_pct: float = 0.05  # and at least this funding rate (percent), positive or negative
+    funding_extreme_min_history: int = 360  # minutes of funding samples (of the last three days) before judging
     budget_per_day: float = 0.0  # at most this many signals per symbol per day of market time (0: no budget)
