@@ -41,6 +41,10 @@ def signal_thresholds(settings: Settings) -> SignalThresholds:
         funding_extreme_percentile=settings.funding_extreme_percentile,
         funding_extreme_min_pct=settings.funding_extreme_min_pct,
         funding_extreme_min_history=settings.funding_extreme_min_history,
+        oi_shift_percentile=settings.oi_shift_percentile,
+        oi_shift_multiple=settings.oi_shift_multiple,
+        oi_shift_min_pct=settings.oi_shift_min_pct,
+        oi_shift_min_history=settings.oi_shift_min_history,
     )
 
 

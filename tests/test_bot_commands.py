@@ -70,8 +70,8 @@ async def test_subscribe_list_and_unsubscribe_per_chat_and_topic(commands: Comma
         ("settings", ["severity", "7"], "Severity is 1, 2 or 3."),
         ("settings", ["quiet", "25-3"], "Quiet hours look like 22-7 (UTC hours), or off."),
         ("settings", ["colour", "red"], "Unknown option 'colour': severity, a kind (whale, burst, imbalance, "
-                                        "cvd_divergence, absorption, liquidation_cascade, funding_extreme), quiet,"
-                                        " language, digest, positive."),
+                                        "cvd_divergence, absorption, liquidation_cascade, oi_shift, funding_extreme),"
+                                        " quiet, language, digest, positive."),
         ("settings", ["positive", "maybe"], "positive is on (only kinds whose alerts on the symbol were right on"
                                             " average over the last 30 days, 10 measured at least) or off."),
     ],

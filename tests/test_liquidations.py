@@ -555,3 +555,102 @@ async def test_funding_at_an_extreme_for_the_symbol_is_signalled_on_entering_it(
         store.close()
     assert [(s.window_start, str(s.direction), s.severity) for s in signals] == expected
     assert signals[0].evidence["funding_rate_pct"] == 0.15 and signals[1].evidence["funding_rate_pct"] == -0.12
+
+
+def oi_market(symbol: str, move: str, start: int = 1_766_800_000_000) -> tuple[list[Any], list[Any]]:
+    """Three hours of one trade a second and open interest polled every 30 s (as /fapi/v1/openInterest answers):
+    quiet churn, then from 02:00 ten minutes of either new longs (open interest +5%, buyers lifting the price) or a
+    long flush (open interest -6%, sellers pushing the price down)."""
+    from core.futures import OpenInterest
+    from core.trades import Trade
+
+    trades, values = [], []
+    price, oi = Decimal(3000), Decimal(1_000_000)
+    for second in range(3 * 3600):
+        at = start + second * 1000
+        minute = second // 60
+        moving = 120 <= minute < 130
+        surge, flush = moving and move == "surge", moving and move == "flush"
+        is_sell = (second % 2 == 0) if not moving else flush or second % 5 == 0
+        churn = Decimal("0.1") * (1 if second % 4 < 2 else -1)
+        step = Decimal("0.5") if surge else Decimal("-0.75") if flush else churn
+        price += step / 10
+        if second % 30 == 0:
+            oi *= Decimal("1.0075") if surge else Decimal("0.991") if flush else (Decimal("1.0003") if minute % 2
+                                                                                  else Decimal("0.9997"))
+            oi = oi.quantize(Decimal("0.001"))
+            values.append(OpenInterest(symbol, int(oi * E8_INT), at - 1))
+        qty = Decimal("0.5") + Decimal(second % 3) / 10
+        trades.append(Trade(symbol, second + 1, second + 1, second + 1, int(price.quantize(Decimal("0.01")) * E8_INT),
+                            int(qty * E8_INT), at, at, is_sell))
+    return trades, values
+
+
+E8_INT = 10**8
+
+
+def expected_oi_shifts(trades: list[Any], values: list[Any], *, percentile: int = 95, multiple: Decimal = Decimal(2),
+                       min_pct: Decimal = Decimal(1), min_history: int = 60) -> list[tuple[int, str, str]]:
+    """The README's rule from the inputs: per 5 s window its last price, delta and the open interest known before its
+    end; the change since the last window ending 15 minutes or more before; a sample a minute; on entering."""
+    windows: dict[int, list[Any]] = defaultdict(list)
+    for trade in trades:
+        windows[trade.trade_time // WINDOW_MS * WINDOW_MS].append(trade)
+    points: list[tuple[int, Decimal, Decimal, Decimal]] = []  # (end, oi, close, running delta)
+    samples: list[Decimal] = []
+    sampled, shifted, found, flow = None, False, [], Decimal(0)
+    for start in sorted(windows):
+        end = start + WINDOW_MS
+        known = [v for v in values if v.time < end]
+        if not known:
+            continue
+        flow += sum((Decimal(t.qty) * (-1 if t.is_sell else 1) for t in windows[start]), Decimal(0))
+        oi, close = Decimal(known[-1].open_interest), Decimal(windows[start][-1].price)
+        points.append((end, oi, close, flow))
+        earlier = [p for p in points if p[0] <= end - 900_000]
+        if not earlier:
+            continue
+        then = earlier[-1]
+        change = (oi - then[1]) * 100 / then[1]
+        norm = None
+        if len(samples) >= min_history:
+            ordered = sorted(samples)
+            norm = ordered[-(-percentile * len(ordered) // 100) - 1]
+        if end // 60_000 != sampled:
+            sampled = end // 60_000
+            samples.append(abs(change))
+        now = norm is not None and abs(change) >= max(min_pct, norm * multiple)
+        if now and not shifted:
+            up = close > then[2]
+            if change > 0 and (flow - then[3] > 0) != up:
+                shifted = now
+                continue
+            label = {(True, True): "new longs", (True, False): "new shorts", (False, True): "short squeeze",
+                     (False, False): "long flush"}[(change > 0, up)]
+            found.append((start, label, "buy" if up else "sell"))
+        shifted = now
+    return found
+
+
+@pytest.mark.parametrize(("move", "shift", "direction"),
+                         [("surge", "new longs", "buy"), ("flush", "long flush", "sell")])
+async def test_open_interest_shifts_name_the_side_that_moved(move: str, shift: str, direction: str) -> None:
+    from engine.analysis.pipeline import FlowPipeline
+    from flowbot.analysis_config import pipeline_config
+
+    trades, values = oi_market("ETHUSDT", move)
+    expected = expected_oi_shifts(trades, values)
+    assert [(label, side) for _, label, side in expected] == [(shift, direction)]
+    signals: list[Any] = []
+    pipeline = FlowPipeline(pipeline_config(Settings(_env_file=None, MARKET="usdm")), InMemoryBus(),
+                            on_signal=signals.append)
+    polled = iter(values)
+    upcoming = next(polled, None)
+    for trade in trades:
+        while upcoming is not None and upcoming.time <= trade.trade_time:
+            pipeline.on_open_interest("ETHUSDT", [upcoming])
+            upcoming = next(polled, None)
+        pipeline.on_trades("ETHUSDT", [trade])
+    pipeline.finish()
+    shifts = [s for s in signals if s.kind == "oi_shift"]
+    assert [(s.window_start, s.evidence["shift"], str(s.direction)) for s in shifts] == expected

@@ -29,7 +29,8 @@ from engine.signals.thresholds import SignalThresholds
 from storage.signal_store import SignalStore
 
 T0 = 1_700_000_000_000
-BUILT_IN = ("whale", "burst", "imbalance", "cvd_divergence", "absorption", "liquidation_cascade", "funding_extreme")
+BUILT_IN = ("whale", "burst", "imbalance", "cvd_divergence", "absorption", "liquidation_cascade", "oi_shift",
+            "funding_extreme")
 
 
 # --- the toy kind: everything about it in one place, as a module of engine/signals/kinds/ would hold it ----------

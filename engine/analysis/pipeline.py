@@ -39,11 +39,13 @@ from engine.signals.detector import SignalDetector
 from engine.signals.funding import FundingExtremes
 from engine.signals.kinds.funding_extreme import KIND as FUNDING_KIND
 from engine.signals.kinds.liquidation_cascade import KIND as CASCADE_KIND
+from engine.signals.kinds.oi_shift import KIND as OI_SHIFT_KIND
 from engine.signals.liquidations import LiquidationCascades
+from engine.signals.open_interest import OpenInterestShifts
 from engine.sinks import FeatureSink, SignalSink
 
 log = logging.getLogger(__name__)
-CASCADE, FUNDING = CASCADE_KIND.name, FUNDING_KIND.name
+CASCADE, FUNDING, OI_SHIFT = CASCADE_KIND.name, FUNDING_KIND.name, OI_SHIFT_KIND.name
 
 
 class FlowPipeline:
@@ -72,6 +74,7 @@ class FlowPipeline:
         self.judge = BatchJudge(self.detector)
         self.cascades = LiquidationCascades(config.thresholds)
         self.funding = FundingExtremes(config.thresholds)
+        self.oi_shifts = OpenInterestShifts(config.thresholds)
         self.builders: dict[str, WindowBuilder] = {}
         self.contexts: dict[str, SymbolContext] = {}
         self.dropped: Counter[str] = Counter()
@@ -280,6 +283,9 @@ class FlowPipeline:
         funding = self.funding.judge(features.symbol, features.window_end, features.funding_rate)
         if funding is not None:
             findings.append((FUNDING, funding))
+        shift = self.oi_shifts.judge(features)
+        if shift is not None:
+            findings.append((OI_SHIFT, shift))
         signals = [self.detector.signal(features, kind, finding) for kind, finding in findings
                    if self.detector.cooled_down(features, kind)]
         if signals:

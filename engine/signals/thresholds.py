@@ -27,4 +27,8 @@ class SignalThresholds:
     funding_extreme_percentile: float = 99.0  # the symbol's range: this percentile and its mirror of its samples
     funding_extreme_min_pct: float = 0.05  # and at least this funding rate (percent), positive or negative
     funding_extreme_min_history: int = 360  # minutes of funding samples (of the last three days) before judging
+    oi_shift_percentile: float = 95.0  # the symbol's norm: this percentile of its 15-minute OI changes (a day)
+    oi_shift_multiple: float = 2.0  # a shift is at least this many times the norm
+    oi_shift_min_pct: float = 1.0  # and at least this change of open interest, in percent
+    oi_shift_min_history: int = 60  # minutes of samples before the norm counts
     budget_per_day: float = 0.0  # at most this many signals per symbol per day of market time (0: no budget)
