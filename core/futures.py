@@ -41,6 +41,14 @@ class MarkPrice(NamedTuple):
     event_time: int  # ms
 
 
+class FundingSettlement(NamedTuple):
+    """A settled funding rate (1e-8 fraction, signed) of a symbol at its settlement time (ms): fundingRate dumps."""
+
+    symbol: str
+    rate: int
+    time: int
+
+
 class OpenInterest(NamedTuple):
     """Open interest of a symbol (base units, 1e-8) as Binance reported it for a time (ms)."""
 

@@ -142,8 +142,10 @@ async def replay(
                                     signal_store.commit()
                             pipeline.on_liquidations(batch.columns.symbol, batch.liquidations)
                             pipeline.on_marks(batch.columns.symbol, batch.marks)
+                            pipeline.on_open_interest(batch.columns.symbol, batch.open_interest)
+                            pipeline.on_funding_history(batch.columns.symbol, batch.funding)
                             progress.advance(task, len(batch.columns) + len(batch.problems) + len(batch.liquidations)
-                                             + len(batch.marks))
+                                             + len(batch.marks) + len(batch.open_interest) + len(batch.funding))
                             await asyncio.sleep(0)
                     except ReplayInputError as exc:
                         hint = "; pass --symbol SYMBOL" if isinstance(exc, SymbolNotNamedError) else ""

@@ -654,3 +654,47 @@ async def test_open_interest_shifts_name_the_side_that_moved(move: str, shift: s
     pipeline.finish()
     shifts = [s for s in signals if s.kind == "oi_shift"]
     assert [(s.window_start, s.evidence["shift"], str(s.direction)) for s in shifts] == expected
+
+
+def metrics_csv(path: Path, symbol: str, first_ms: int, rows: int) -> dict[int, Decimal]:
+    """A metrics dump shaped as data.binance.vision's (5-minute open interest), with one bad row; its values."""
+    header = ("create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+              "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio")
+    lines, values = [header], {}
+    for i in range(rows):
+        at = first_ms + i * 300_000
+        value = Decimal("81234.567") + Decimal("12.5") * i * (-1) ** i
+        values[at] = value
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at / 1000))
+        lines.append(f"{created},{symbol},{value:.16f},{value * 60000:.16f},1.9,1.8,1.7,0.9")
+    lines.insert(3, f"2024-08-08 23:99:00,{symbol},1,1,1,1,1,1")  # a corrupt row: reported, skipped
+    path.write_text("\n".join(lines) + "\n")
+    return values
+
+
+async def test_a_metrics_dump_replayed_before_trades_gives_each_window_the_open_interest_known_at_its_end(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    trades_file = shared_data / "binance-usdm-btcusdt-trade-ws-2024-08-08.jsonl"
+    trades = load_ws_recording(trades_file)
+    first = trades[0]["data"]["T"] // 300_000 * 300_000 - 3_600_000  # an hour of history before the trades
+    metrics = tmp_path / "BTCUSDT-metrics-2024-08-08.csv"
+    values = metrics_csv(metrics, "BTCUSDT", first, 20)
+    funding = tmp_path / "BTCUSDT-fundingRate-2024-08.csv"
+    funding.write_text("calc_time,funding_interval_hours,last_funding_rate\n1723075200000,8,0.00010000\n"
+                       "1723104000000,8,-0.00004213\n")
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path / "data"), MARKET="usdm", STREAM="trade")
+    report = await replay([metrics, funding, trades_file], settings, out=io.StringIO(),
+                          err=Console(file=io.StringIO()))
+    assert not report.unreadable and [p.line for p in report.problems] == [4]
+    rows = FeatureStore(tmp_path / "data").read("BTCUSDT").to_pylist()
+    assert rows and all(row["trade_count"] for row in rows)
+    for row in rows:
+        end = int(row["window_end"].timestamp() * 1000)
+        known = max(at for at in values if at < end)
+        assert row["open_interest"] == float(values[known]), end
+    from engine.replay.readers import read_replay
+
+    [batch] = list(read_replay(funding))
+    assert [(s.symbol, Decimal(s.rate) / 10**8, s.time) for s in batch.funding] == [
+        ("BTCUSDT", Decimal("0.0001"), 1723075200000), ("BTCUSDT", Decimal("-0.00004213"), 1723104000000)]

@@ -69,6 +69,7 @@ class FuturesWindows:
         self._oi_values: list[int] = []
 
     def add_open_interest(self, values: Sequence[OpenInterest]) -> None:
+        """Values known (polled, or a history dump replayed ahead of the trades): kept until the windows pass them."""
         for value in values:
             at = bisect.bisect_right(self._oi_times, value.time)
             if at and self._oi_times[at - 1] == value.time:
@@ -76,8 +77,10 @@ class FuturesWindows:
             else:
                 self._oi_times.insert(at, value.time)
                 self._oi_values.insert(at, value.open_interest)
-        drop = bisect.bisect_left(self._oi_times, self._oi_times[-1] - OPEN_INTEREST_KEPT_MS) if self._oi_times else 0
-        drop = min(drop, len(self._oi_times) - 1)
+
+    def _forget_open_interest(self, before_ms: int) -> None:
+        """Drop the values older than before_ms, except the last of them (it is still the value known then)."""
+        drop = min(bisect.bisect_left(self._oi_times, before_ms), len(self._oi_times)) - 1
         if drop > 0:
             del self._oi_times[:drop], self._oi_values[:drop]
 
@@ -129,3 +132,4 @@ class FuturesWindows:
         """Drop what was written for windows before start_ms (out of the context: never rewritten again)."""
         for start in [s for s in self.written if s < start_ms]:
             del self.written[start]
+        self._forget_open_interest(start_ms - OPEN_INTEREST_KEPT_MS)

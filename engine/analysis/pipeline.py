@@ -25,7 +25,7 @@ import numpy as np
 
 from core.events import Signal, WindowClosed
 from core.features import WindowFeatures
-from core.futures import Liquidation, MarkPrice, OpenInterest
+from core.futures import FundingSettlement, Liquidation, MarkPrice, OpenInterest
 from core.trades import Trade
 from engine.analysis.columns import TradeColumns
 from engine.analysis.config import PipelineConfig
@@ -112,6 +112,11 @@ class FlowPipeline:
         """USD-M open interest of one symbol (history or polls): windows closing after it carry the last known."""
         if values:
             self._futures(symbol).add_open_interest(values)
+
+    def on_funding_history(self, symbol: str, settlements: Sequence[FundingSettlement]) -> None:
+        """USD-M settled funding rates (fundingRate dumps): part of the symbol's range for funding extremes."""
+        if settlements:
+            self.funding.add_history(symbol, [(s.time, s.rate) for s in settlements])
 
     def _futures(self, symbol: str) -> FuturesWindows:
         windows = self.futures.get(symbol)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.futures import Liquidation, MarkPrice
+from core.futures import FundingSettlement, Liquidation, MarkPrice, OpenInterest
 from core.trades import Trade, scaled_to_decimal
 from engine.analysis.columns import TradeColumns
 
@@ -38,6 +38,8 @@ class ReplayBatch:
     problems: list[RowProblem]
     liquidations: list[Liquidation] = field(default_factory=list)
     marks: list[MarkPrice] = field(default_factory=list)
+    open_interest: list[OpenInterest] = field(default_factory=list)  # metrics dumps (history)
+    funding: list[FundingSettlement] = field(default_factory=list)  # fundingRate dumps (history)
 
 
 

@@ -13,13 +13,15 @@ from pathlib import Path
 
 from engine.replay.batches import ReplayBatch, ReplayInputError, SymbolNotNamedError, row_text
 from engine.replay.csv_dump import CsvForm, csv_form, read_csv_dump
+from engine.replay.futures_history import history_form, read_funding, read_metrics
 from engine.replay.rest_json import read_rest_json
 from engine.replay.source import BOM, open_replay_file
 from engine.replay.ws_jsonl import is_stream_event, read_ws_jsonl
 
 _SNIFF_BYTES = 1 << 20
 _NAME = re.compile(
-    r"([A-Z0-9_]+)-(?:(?:aggTrades|trades)-\d{4}-\d{2}(?:-\d{2})?\.(?:csv|zip)|rest-aggTrades\.json)"
+    r"([A-Z0-9_]+)-(?:(?:aggTrades|trades|fundingRate|metrics)-\d{4}-\d{2}(?:-\d{2})?\.(?:csv|zip)"
+    r"|rest-aggTrades\.json)"
 )
 
 
@@ -38,7 +40,8 @@ def symbol_from_filename(path: Path) -> str | None:
 
 
 def detect_format(path: Path) -> str:
-    """The form of a replay file from its first non-empty line: csv-aggtrades, csv-trades, jsonl-ws or json-rest."""
+    """The form of a replay file from its first non-empty line: csv-aggtrades, csv-trades, jsonl-ws, json-rest, or
+    the USD-M history dumps csv-metrics and csv-funding."""
     return _sniff(Path(path)).name
 
 
@@ -51,6 +54,13 @@ def read_replay(path: Path, *, symbol: str | None = None, batch_rows: int = 262_
     wanted = symbol.upper() if symbol else None
     if form.name == "jsonl-ws":
         return read_ws_jsonl(path, wanted, batch_rows)
+    if form.name == "csv-metrics":
+        return read_metrics(path, wanted, batch_rows)
+    if form.name == "csv-funding":
+        known_symbol = wanted or symbol_from_filename(path)
+        if known_symbol is None:
+            raise SymbolNotNamedError(f"{path}: the file name does not tell the symbol")
+        return read_funding(path, known_symbol, batch_rows)
     known = wanted or symbol_from_filename(path)
     if known is None:
         raise SymbolNotNamedError(f"{path}: the file name does not tell the symbol")
@@ -76,6 +86,9 @@ def _sniff(path: Path) -> _Form:
         if not any(is_stream_event(line) for *_, line in lines):
             raise ReplayInputError(f"{path}: JSON, but not Binance WebSocket trade messages (no 'e' event field)")
         return _Form("jsonl-ws")
+    history = history_form(first.decode("utf-8", "replace"))
+    if history is not None:
+        return _Form(history)
     form = csv_form(head, lines)
     if form is not None:
         return _Form(form.name, form)

@@ -52,12 +52,25 @@ class FundingExtremes:
             ),
         )
 
+    def add_history(self, symbol: str, settlements: list[tuple[int, int]]) -> None:
+        """Settled rates (time ms, rate 1e-8) of a fundingRate dump: samples of the symbol's range like the others."""
+        samples = self.samples.setdefault(symbol, deque())
+        merged = sorted({*samples, *settlements})
+        samples.clear()
+        samples.extend(merged)
+        if samples:
+            self._bound(symbol, samples[-1][0])
+
     def _sample(self, symbol: str, window_end: int, rate: int) -> None:
         samples = self.samples.setdefault(symbol, deque())
         if samples and samples[-1][0] // SAMPLE_MS >= window_end // SAMPLE_MS:
             return  # this minute has its sample (a window judged again adds nothing)
         samples.append((window_end, rate))
-        while samples[0][0] < window_end - HISTORY_MS:
+        self._bound(symbol, window_end)
+
+    def _bound(self, symbol: str, now: int) -> None:
+        samples = self.samples[symbol]
+        while samples and samples[0][0] < now - HISTORY_MS:
             samples.popleft()
         if len(samples) < self.t.funding_extreme_min_history:
             self.bounds[symbol] = None
