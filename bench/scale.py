@@ -31,6 +31,8 @@ from fakes.binance import FakeBinance
 from fakes.recordings import load_ws_recording, loop_recording, shared_data_dir, stamped_live, synthetic_symbols
 
 RECORDING = "binance-usdm-aggtrade-ws.jsonl"
+LIQUIDATIONS = ("binance-usdm-forceorder-2025-12-27.jsonl", "binance-usdm-forceorder-2024-08-17.jsonl")
+LIQUIDATIONS_PER_S = 5  # forced orders on !forceOrder@arr (Binance pushes at most one per symbol per second)
 LEFT_OUT = {"CTKUSDT"}  # recorded twice, months apart: a real id gap the fake could not fill, in every copy
 WARM_UP_S = 5.0  # lag samples start this long after the market does
 START_MARGIN_S = 20.0  # the market starts this long after the tape is stamped (the process starts meanwhile)
@@ -44,7 +46,32 @@ def build_tape(symbols: int, rate: float, seconds: float) -> list[dict[str, Any]
     recording = [m for m in load_ws_recording(folder / RECORDING) if m["data"]["s"] not in LEFT_OUT]
     per_loop = len(synthetic_symbols(recording, symbols))
     wanted = int(rate * seconds)
-    return synthetic_symbols(loop_recording(recording, -(-wanted // per_loop)), symbols)[:wanted]
+    trades = synthetic_symbols(loop_recording(recording, -(-wanted // per_loop)), symbols)
+    return with_futures(trades, rate, [m for name in LIQUIDATIONS for m in load_ws_recording(folder / name)])[:wanted]
+
+
+def with_futures(trades: list[dict[str, Any]], rate: float, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trades with what a USD-M market also sends: each symbol's mark price about once a second (at its last
+    trade price) and real liquidation orders (renamed to the market's symbols) on !forceOrder@arr."""
+    names = sorted({m["data"]["s"] for m in trades})
+    marks_every = max(1, int(rate // len(names)))
+    orders_every = max(1, int(rate // LIQUIDATIONS_PER_S))
+    last_price: dict[str, str] = {}
+    out = []
+    for i, message in enumerate(trades):
+        out.append(message)
+        last_price[message["data"]["s"]] = message["data"]["p"]
+        if i % marks_every == 0:
+            symbol = names[(i // marks_every) % len(names)]
+            price = last_price.get(symbol, message["data"]["p"])
+            out.append({"stream": f"{symbol.lower()}@markPrice@1s", "data": {
+                "e": "markPriceUpdate", "E": 0, "s": symbol, "p": price, "i": price, "P": price, "r": "0.00010000",
+                "T": 0}})
+        if i % orders_every == 0:
+            order = orders[(i // orders_every) % len(orders)]["data"]
+            symbol = names[(i // orders_every) % len(names)]
+            out.append({"stream": "!forceOrder@arr", "data": {**order, "o": {**order["o"], "s": symbol}}})
+    return out
 
 
 async def trades_processed(session: aiohttp.ClientSession, metrics_url: str) -> int:
@@ -66,10 +93,16 @@ def without_pandas() -> str:
 
 async def run_case(symbols: int, rate: float, seconds: float, hide_pandas: bool = False) -> dict[str, Any]:
     tape = build_tape(symbols, rate, seconds)
-    names = sorted({m["data"]["s"] for m in tape})
+    names = sorted({m["data"]["s"] for m in tape if "s" in m["data"]})
     start_ms = int((time.time() + START_MARGIN_S) * 1000)
     tape = stamped_live(tape, rate, start_ms)
-    stamps = [m["data"]["T"] for m in tape]
+    for message in tape:  # a liquidation's time is its order's; a mark price's T is the next funding time
+        data = message["data"]
+        if data["e"] == "forceOrder":
+            data["o"] = {**data["o"], "T": data["E"]}
+        elif data["e"] == "markPriceUpdate":
+            data["T"] = (data["E"] // 28_800_000 + 1) * 28_800_000
+    stamps = [m["data"]["T"] for m in tape if m["data"]["e"] != "forceOrder" and m["data"]["e"] != "markPriceUpdate"]
     listed = dict.fromkeys(names, "TRADING") | {f"Z{k}BREAKUSDT": "BREAK" for k in range(5)}
     fake = FakeBinance(tape, market="usdm", rate=rate, batch=100, listed=listed)
     await fake.start()
@@ -96,8 +129,8 @@ async def run_case(symbols: int, rate: float, seconds: float, hide_pandas: bool 
             console_lines += 1
 
     drainer = asyncio.create_task(drain())
-    connections = -(-symbols // 200)
-    while fake.open_connections() < connections:
+    streams = 2 * symbols + 1  # aggTrade and markPrice@1s per symbol, and !forceOrder@arr (SYMBOLS=ALL)
+    while sum(fake.streams_per_connection()) < streams:
         await asyncio.sleep(0.05)
     ps = psutil.Process(process.pid)
     await asyncio.sleep(max(0.0, start_ms / 1000 - time.time()))
@@ -117,11 +150,11 @@ async def run_case(symbols: int, rate: float, seconds: float, hide_pandas: bool 
             rss.append(ps.memory_info().rss)
             market_ms = min(now_ms, stamps[-1])  # after the tape ends, lag is counted against its last trade
             newest = stamps[min(processed, len(stamps)) - 1] if processed else start_ms
-            sent = stamps[fake.played - 1] if fake.played else start_ms
+            sent = tape[fake.played - 1]["data"]["E"] if fake.played else start_ms
             if now_ms - start_ms >= WARM_UP_S * 1000 and now_ms <= stamps[-1]:
                 lags.append(max(0.0, (market_ms - newest) / 1000))
                 own_lags.append(max(0.0, (sent - newest) / 1000))
-            if processed >= len(tape):
+            if processed >= len(stamps):
                 caught_up_at = now_ms
                 break
         cpu = sum(ps.cpu_times()[:2]) - cpu_start

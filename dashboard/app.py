@@ -22,7 +22,6 @@ from dashboard.login_throttle import LoginThrottle
 from dashboard.state import FeedHealthSource, LiveState
 from engine.analysis.context import SymbolContext
 from engine.bus import EventBus, Subscription
-from presentation.charts import render_chart
 from presentation.track_record_text import record_lines
 from storage.feature_store import FeatureStore
 from storage.track_record import TrackRecords
@@ -130,6 +129,8 @@ class Dashboard:
 
     async def _chart(self, request: web.Request) -> web.Response:
         symbol = _symbol(request.match_info["symbol"])
+        from presentation.charts import render_chart  # matplotlib (~37 MB) only once a chart is asked for
+
         chart = await asyncio.to_thread(render_chart, self.store, symbol, _span(request))
         if chart is None:
             raise web.HTTPNotFound(text=f"no stored windows for {symbol}")

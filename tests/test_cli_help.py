@@ -62,3 +62,16 @@ print("with a Groq key:", "groq" in sys.modules, "openai" in sys.modules)
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == ["without keys: False False", "with a Groq key: True False"]
+
+
+def test_a_running_process_loads_matplotlib_only_when_a_chart_is_drawn() -> None:
+    """`flowbot run` composes the engine, bots and dashboard without the chart library (~37 MB of RSS)."""
+    probe = """
+import sys
+import flowbot.processes, flowbot.bot_side, dashboard.app, bot.handlers.commands
+print("composed:", "matplotlib" in sys.modules)
+from presentation.charts import render_chart
+print("charting:", "matplotlib" in sys.modules)
+"""
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.split("\n")[:2] == ["composed: False", "charting: True"]

@@ -19,7 +19,6 @@ from bot.rules.messages import rule_help
 from bot.subscriptions import KIND_MODES, LANGUAGES, SIGNAL_KINDS, ChatSettings, Subscriptions
 from core.health import feed_state
 from engine.signals.registry import all_kinds
-from presentation.charts import render_chart
 from presentation.flow_text import format_flow
 from presentation.symbols import resolve_symbol
 from presentation.track_record_text import record_lines
@@ -237,6 +236,8 @@ class Commands:
         if isinstance(parsed, Message):
             return parsed
         symbol, span = parsed
+        from presentation.charts import render_chart  # matplotlib (~37 MB) only once a chart is asked for
+
         chart = render_chart(self.store, symbol, span)
         if chart is None:
             return Message(say("no_flow", symbol=symbol), say("no_flow.hint"))
