@@ -698,3 +698,35 @@ async def test_a_metrics_dump_replayed_before_trades_gives_each_window_the_open_
     [batch] = list(read_replay(funding))
     assert [(s.symbol, Decimal(s.rate) / 10**8, s.time) for s in batch.funding] == [
         ("BTCUSDT", Decimal("0.0001"), 1723075200000), ("BTCUSDT", Decimal("-0.00004213"), 1723104000000)]
+
+
+async def test_evaluate_measures_the_futures_kinds_like_the_others(tmp_path: Path) -> None:
+    """Trades and mark prices of one symbol (aggTrade and markPriceUpdate messages as Binance sends them): the funding
+    extremes are in outcomes.csv with returns computed from the trades, as every kind's are."""
+    from flowbot.evaluate import evaluate
+    from flowbot.horizons import parse_horizons
+
+    marks = funding_tape()
+    first = marks[0]["data"]["E"]
+    trades = []
+    for i in range(len(marks) * 10):  # a trade a second, the price walking
+        at = first + i * 1000 + 500
+        price = Decimal(3000) + Decimal(i % 97) / 10 - Decimal(i % 89) / 20
+        trades.append({"stream": "ethusdt@aggTrade", "data": {
+            "e": "aggTrade", "E": at, "s": "ETHUSDT", "a": i + 1, "p": f"{price:.2f}", "q": "0.500", "f": i + 1,
+            "l": i + 1, "T": at, "m": i % 3 == 0}})
+    tape = sorted([*marks, *trades], key=lambda m: (m["data"]["E"], m["data"]["e"]))
+    path = tmp_path / "usdm.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(m) for m in tape) + b"\n")
+    settings = Settings(_env_file=None, DATA_DIR=str(tmp_path / "data"), MARKET="usdm", ALERT_BUDGET_PER_DAY="0")
+    outcomes, _ = await evaluate([path], settings, parse_horizons("15m"), tmp_path / "out",
+                                 console=Console(file=io.StringIO()))
+    funding = outcomes[outcomes["kind"] == "funding_extreme"]
+    assert list(funding["direction"]) == ["sell", "buy"]
+    prices = [(m["data"]["T"], Decimal(m["data"]["p"])) for m in trades]
+    for _, row in funding.iterrows():
+        end = int(row["window_end"])
+        base = [p for t, p in prices if t < end][-1]
+        later = [p for t, p in prices if t < end + 900_000][-1]
+        assert row["ret_15m"] == pytest.approx(float(later / base - 1), abs=1e-12)
+    assert "funding_extreme" in (tmp_path / "out" / "summary.csv").read_text()
