@@ -730,3 +730,38 @@ async def test_evaluate_measures_the_futures_kinds_like_the_others(tmp_path: Pat
         later = [p for t, p in prices if t < end + 900_000][-1]
         assert row["ret_15m"] == pytest.approx(float(later / base - 1), abs=1e-12)
     assert "funding_extreme" in (tmp_path / "out" / "summary.csv").read_text()
+
+
+async def test_open_interest_history_at_start_gives_the_shift_norm_at_once() -> None:
+    """A day of 5-minute history (as /futures/data/openInterestHist answers at start) before the trades: a surge 20
+    minutes in is judged against it; without the history there is no norm yet (60 minutes of samples)."""
+    from core.futures import OpenInterest
+    from engine.analysis.pipeline import FlowPipeline
+    from flowbot.analysis_config import pipeline_config
+
+    trades, values = oi_market("ETHUSDT", "surge")
+    early = 100 * 60_000  # the market's minutes 100.. only: the surge (from minute 120) comes 20 minutes in
+    trades = [t for t in trades if t.trade_time >= trades[0].trade_time + early]
+    values = [v for v in values if v.time >= trades[0].trade_time - 30_000]
+    first = values[0].time
+    history = [OpenInterest("ETHUSDT", values[0].open_interest + (1 if i % 2 else -1) * 100_000_000, at)
+               for i, at in enumerate(range(first - 86_400_000, first - 299_999, 300_000))]
+
+    def shifts(with_history: bool) -> list[str]:
+        signals: list[Any] = []
+        pipeline = FlowPipeline(pipeline_config(Settings(_env_file=None, MARKET="usdm")), InMemoryBus(),
+                                on_signal=signals.append)
+        if with_history:
+            pipeline.on_open_interest("ETHUSDT", history)
+        polled = iter(values)
+        upcoming = next(polled, None)
+        for trade in trades:
+            while upcoming is not None and upcoming.time <= trade.trade_time:
+                pipeline.on_open_interest("ETHUSDT", [upcoming])
+                upcoming = next(polled, None)
+            pipeline.on_trades("ETHUSDT", [trade])
+        pipeline.finish()
+        return [s.evidence["shift"] for s in signals if s.kind == "oi_shift"]
+
+    assert shifts(with_history=False) == []
+    assert shifts(with_history=True) == ["new longs"]

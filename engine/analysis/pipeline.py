@@ -109,9 +109,11 @@ class FlowPipeline:
             self._write_futures_of_closed(symbol)
 
     def on_open_interest(self, symbol: str, values: Sequence[OpenInterest]) -> None:
-        """USD-M open interest of one symbol (history or polls): windows closing after it carry the last known."""
+        """USD-M open interest of one symbol (history or polls): windows closing after it carry the last known; what
+        comes before the symbol's first window is the open-interest-shift norm's history."""
         if values:
             self._futures(symbol).add_open_interest(values)
+            self.oi_shifts.add_history(symbol, [(v.time, v.open_interest) for v in values])
 
     def on_funding_history(self, symbol: str, settlements: Sequence[FundingSettlement]) -> None:
         """USD-M settled funding rates (fundingRate dumps): part of the symbol's range for funding extremes."""

@@ -44,10 +44,28 @@ class OpenInterestShifts:
         self.flow: dict[str, int] = {}
         self.changes: dict[str, deque[tuple[int, Decimal]]] = {}  # symbol -> (end, |change %|), a sample a minute
         self.shifted: dict[str, bool] = {}
+        self.history: dict[str, dict[int, int]] = {}  # symbol -> time -> open interest, known before its windows
+
+    def add_history(self, symbol: str, values: list[tuple[int, int]]) -> None:
+        """Open interest known before the symbol's first window (the REST history at start, a metrics dump): its
+        15-minute changes become the norm's samples at once, instead of after OI_SHIFT_MIN_HISTORY minutes."""
+        if symbol in self.points:
+            return  # judging has begun: the windows give the samples from now on
+        series = self.history.setdefault(symbol, {})
+        series.update(values)
+        times = sorted(series)
+        newest = times[-1]
+        samples = []
+        for at in times:
+            then = series.get(at - SPAN_MS)
+            if then and at >= newest - HISTORY_MS:
+                samples.append((at, abs(Decimal((series[at] - then) * 100) / Decimal(then))))
+        self.changes[symbol] = deque(samples)
 
     def judge(self, w: WindowFeatures) -> Finding | None:
         if w.open_interest is None or not w.trade_count or w.close <= 0:
             return None
+        self.history.pop(w.symbol, None)
         points = self.points.setdefault(w.symbol, deque())
         if points and points[-1].end >= w.window_end:
             return None  # a window judged again (its futures data rewritten)
