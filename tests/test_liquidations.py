@@ -765,3 +765,43 @@ async def test_open_interest_history_at_start_gives_the_shift_norm_at_once() -> 
 
     assert shifts(with_history=False) == []
     assert shifts(with_history=True) == ["new longs"]
+
+
+async def test_the_open_interest_history_pages_back_30_days_behind_the_polls() -> None:
+    """The fake's openInterestHist keeps 31 days of 5-minute rows: the latest page first for every symbol, then
+    older pages (500 rows at most, startTime/endTime) back to 30 days before the newest row, each row once."""
+    import aiohttp
+
+    from core.settings import Market
+    from engine.venues.binance.open_interest import OpenInterestPoller
+    from engine.venues.binance.rest import BinanceRest
+
+    newest = 1_766_800_000_000 // 300_000 * 300_000
+    history = {symbol: [{"symbol": symbol, "sumOpenInterest": f"{1000 + n}.5", "sumOpenInterestValue": "1.0",
+                         "timestamp": newest - 300_000 * (8_928 - 1 - n)} for n in range(8_928)]  # 31 days
+               for symbol in ("ETHUSDT", "SOLUSDT")}
+    got: dict[str, list[Any]] = defaultdict(list)
+    async with FakeBinance([], market="usdm", open_interest=history) as fake, aiohttp.ClientSession() as session:
+        rest = BinanceRest(session, fake.rest_url, Market.USDM, max_attempts=2)
+        poller = OpenInterestPoller(rest, ["ETHUSDT", "SOLUSDT"], 60.0, lambda s, v: got[s].extend(v), history_pace=0)
+        running = asyncio.create_task(poller.run())
+        try:
+            for _ in range(200):
+                if all(len(got[s]) >= 8_641 for s in history):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    since = newest - 30 * 86_400_000
+    for symbol, rows in history.items():
+        times = [v.time for v in got[symbol]]
+        expected = [r["timestamp"] for r in rows if r["timestamp"] >= since]
+        assert sorted(set(times)) == expected  # every row of the 30 days (the polls' current value besides)
+        assert got[symbol][0].open_interest == int(Decimal(rows[-500]["sumOpenInterest"]) * 10**8)
+    pages = [r for r in fake.open_interest_requests if r["path"].endswith("Hist")]
+    assert [r["symbol"] for r in pages[:2]] == ["ETHUSDT", "SOLUSDT"] and "startTime" not in pages[0]
+    assert all(int(r["limit"]) <= 500 for r in pages) and len(pages) == 2 * 18
+    for symbol in history:  # the older pages follow one another back in time without overlapping
+        ranges = [(int(r["startTime"]), int(r["endTime"])) for r in pages if r["symbol"] == symbol and "endTime" in r]
+        assert all(start <= end < previous for (start, end), (previous, _) in zip(ranges[1:], ranges, strict=False))

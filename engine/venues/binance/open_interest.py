@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 CURRENT_PATH = "/fapi/v1/openInterest"  # weight 1
 HISTORY_PATH = "/futures/data/openInterestHist"  # Binance keeps the last 30 days
 HISTORY_PERIOD = "5m"
-HISTORY_LIMIT = 500  # about 41 hours of 5-minute values: more than the context's hour, in one request per symbol
+HISTORY_LIMIT = 500  # rows per request (Binance's most): about 41 hours of 5-minute values
+HISTORY_DAYS = 30  # all that Binance keeps
+HISTORY_PAGE_MS = HISTORY_LIMIT * 300_000
+HISTORY_PACE_S = 0.5  # openInterestHist allows 1,000 requests per 5 minutes per IP: older pages at 600 at most
 
 OpenInterestSink = Callable[[str, list[OpenInterest]], None]
 
@@ -47,19 +50,31 @@ class OpenInterestPoller:
     """Feeds `sink` each symbol's open interest: history first, then one request per symbol per `interval`, spread
     evenly (400 symbols every 30 s is about 13 requests a second: weight 800 a minute of the 2,400 allowed)."""
 
-    def __init__(self, rest: BinanceRest, symbols: Sequence[str], interval: float, sink: OpenInterestSink) -> None:
+    def __init__(self, rest: BinanceRest, symbols: Sequence[str], interval: float, sink: OpenInterestSink, *,
+                 history_pace: float = HISTORY_PACE_S) -> None:
         self.rest = rest
         self.symbols = list(symbols)
         self.interval = interval
         self.sink = sink
+        self.history_pace = history_pace
         self.failures = 0
 
     async def run(self) -> None:
-        """Until cancelled."""
+        """Until cancelled: each symbol's latest page of history (the context at once), then the polls, while the
+        older pages of the last 30 days follow behind them, paced."""
+        oldest: dict[str, tuple[int, int]] = {}  # symbol -> (oldest time delivered, newest)
         for symbol in self.symbols:
-            rows = await self._get(HISTORY_PATH, {"symbol": symbol, "period": HISTORY_PERIOD,
-                                                  "limit": str(HISTORY_LIMIT)}, list)
-            self._deliver(symbol, rows or [], open_interest_from_history)
+            got = await self._history(symbol, {})
+            if got:
+                oldest[symbol] = (got[0].time, got[-1].time)
+        older = asyncio.create_task(self._older_history(oldest), name="open-interest-history")
+        try:
+            await self._poll()
+        finally:
+            older.cancel()
+            await asyncio.gather(older, return_exceptions=True)
+
+    async def _poll(self) -> None:
         pause = self.interval / max(1, len(self.symbols))
         while True:
             for symbol in self.symbols:
@@ -67,6 +82,23 @@ class OpenInterestPoller:
                 if body is not None:
                     self._deliver(symbol, [body], open_interest_from_rest)
                 await asyncio.sleep(pause)
+
+    async def _older_history(self, oldest: dict[str, tuple[int, int]]) -> None:
+        """Page back to 30 days before each symbol's newest value, a page of 500 rows per request."""
+        for symbol, (first, newest) in oldest.items():
+            since, end = newest - HISTORY_DAYS * 86_400_000, first - 1
+            while end > since:
+                await asyncio.sleep(self.history_pace)
+                got = await self._history(symbol, {"startTime": str(max(since, end - HISTORY_PAGE_MS + 1)),
+                                                   "endTime": str(end)})
+                if not got:
+                    break
+                end = got[0].time - 1
+
+    async def _history(self, symbol: str, window: dict[str, str]) -> list[OpenInterest]:
+        rows = await self._get(HISTORY_PATH, {"symbol": symbol, "period": HISTORY_PERIOD,
+                                              "limit": str(HISTORY_LIMIT), **window}, list)
+        return self._deliver(symbol, rows or [], open_interest_from_history)
 
     async def _get(self, path: str, params: dict[str, str], shape: type) -> Any:
         try:
@@ -76,7 +108,7 @@ class OpenInterestPoller:
             log.warning("open interest of %s: %s", params["symbol"], exc)
             return None
 
-    def _deliver(self, symbol: str, rows: list[Any], parse: Callable[[Any], OpenInterest]) -> None:
+    def _deliver(self, symbol: str, rows: list[Any], parse: Callable[[Any], OpenInterest]) -> list[OpenInterest]:
         values = []
         for row in rows:
             try:
@@ -87,5 +119,7 @@ class OpenInterestPoller:
                 continue
             if value.symbol == symbol:
                 values.append(value)
+        values.sort(key=lambda v: v.time)
         if values:
             self.sink(symbol, values)
+        return values
