@@ -30,7 +30,7 @@ from core.trades import Trade
 from engine.analysis.columns import TradeColumns
 from engine.analysis.config import PipelineConfig
 from engine.analysis.context import KEPT_MS, SymbolContext
-from engine.analysis.futures_windows import FuturesSums, FuturesWindows
+from engine.analysis.futures_windows import OPEN_INTEREST_KEPT_MS, FuturesSums, FuturesWindows
 from engine.analysis.window_batch import WindowBatch
 from engine.analysis.windows import WindowBuilder
 from engine.bus import EventBus
@@ -112,8 +112,11 @@ class FlowPipeline:
         """USD-M open interest of one symbol (history or polls): windows closing after it carry the last known; what
         comes before the symbol's first window is the open-interest-shift norm's history."""
         if values:
-            self._futures(symbol).add_open_interest(values)
             self.oi_shifts.add_history(symbol, [(v.time, v.open_interest) for v in values])
+            closed = self.closed_through(symbol)
+            if closed is not None:  # older history pages arriving later: no window will read them any more
+                values = [v for v in values if v.time >= closed - OPEN_INTEREST_KEPT_MS]
+            self._futures(symbol).add_open_interest(values)
 
     def on_funding_history(self, symbol: str, settlements: Sequence[FundingSettlement]) -> None:
         """USD-M settled funding rates (fundingRate dumps): part of the symbol's range for funding extremes."""
