@@ -6,6 +6,7 @@ import asyncio
 import io
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -635,15 +636,23 @@ def expected_oi_shifts(trades: list[Any], values: list[Any], *, percentile: int 
 @pytest.mark.parametrize(("move", "shift", "direction"),
                          [("surge", "new longs", "buy"), ("flush", "long flush", "sell")])
 async def test_open_interest_shifts_name_the_side_that_moved(move: str, shift: str, direction: str) -> None:
-    from engine.analysis.pipeline import FlowPipeline
-    from flowbot.analysis_config import pipeline_config
-
     trades, values = oi_market("ETHUSDT", move)
     expected = expected_oi_shifts(trades, values)
     assert [(label, side) for _, label, side in expected] == [(shift, direction)]
+    shifts = oi_shift_signals(trades, values)
+    assert [(s.window_start, s.evidence["shift"], str(s.direction)) for s in shifts] == expected
+
+
+def oi_shift_signals(trades: list[Any], values: list[Any], history: Sequence[Any] = ()) -> list[Any]:
+    """The oi_shift signals of a USD-M pipeline given `history` first, then the trades with each poll in time."""
+    from engine.analysis.pipeline import FlowPipeline
+    from flowbot.analysis_config import pipeline_config
+
     signals: list[Any] = []
     pipeline = FlowPipeline(pipeline_config(Settings(_env_file=None, MARKET="usdm")), InMemoryBus(),
                             on_signal=signals.append)
+    if history:
+        pipeline.on_open_interest("ETHUSDT", list(history))
     polled = iter(values)
     upcoming = next(polled, None)
     for trade in trades:
@@ -652,8 +661,7 @@ async def test_open_interest_shifts_name_the_side_that_moved(move: str, shift: s
             upcoming = next(polled, None)
         pipeline.on_trades("ETHUSDT", [trade])
     pipeline.finish()
-    shifts = [s for s in signals if s.kind == "oi_shift"]
-    assert [(s.window_start, s.evidence["shift"], str(s.direction)) for s in shifts] == expected
+    return [s for s in signals if s.kind == "oi_shift"]
 
 
 def metrics_csv(path: Path, symbol: str, first_ms: int, rows: int) -> dict[int, Decimal]:
@@ -736,8 +744,6 @@ async def test_open_interest_history_at_start_gives_the_shift_norm_at_once() -> 
     """A day of 5-minute history (as /futures/data/openInterestHist answers at start) before the trades: a surge 20
     minutes in is judged against it; without the history there is no norm yet (60 minutes of samples)."""
     from core.futures import OpenInterest
-    from engine.analysis.pipeline import FlowPipeline
-    from flowbot.analysis_config import pipeline_config
 
     trades, values = oi_market("ETHUSDT", "surge")
     early = 100 * 60_000  # the market's minutes 100.. only: the surge (from minute 120) comes 20 minutes in
@@ -747,24 +753,8 @@ async def test_open_interest_history_at_start_gives_the_shift_norm_at_once() -> 
     history = [OpenInterest("ETHUSDT", values[0].open_interest + (1 if i % 2 else -1) * 100_000_000, at)
                for i, at in enumerate(range(first - 86_400_000, first - 299_999, 300_000))]
 
-    def shifts(with_history: bool) -> list[str]:
-        signals: list[Any] = []
-        pipeline = FlowPipeline(pipeline_config(Settings(_env_file=None, MARKET="usdm")), InMemoryBus(),
-                                on_signal=signals.append)
-        if with_history:
-            pipeline.on_open_interest("ETHUSDT", history)
-        polled = iter(values)
-        upcoming = next(polled, None)
-        for trade in trades:
-            while upcoming is not None and upcoming.time <= trade.trade_time:
-                pipeline.on_open_interest("ETHUSDT", [upcoming])
-                upcoming = next(polled, None)
-            pipeline.on_trades("ETHUSDT", [trade])
-        pipeline.finish()
-        return [s.evidence["shift"] for s in signals if s.kind == "oi_shift"]
-
-    assert shifts(with_history=False) == []
-    assert shifts(with_history=True) == ["new longs"]
+    assert oi_shift_signals(trades, values) == []
+    assert [s.evidence["shift"] for s in oi_shift_signals(trades, values, history)] == ["new longs"]
 
 
 async def test_the_open_interest_history_pages_back_30_days_behind_the_polls() -> None:
