@@ -395,6 +395,33 @@ async def test_a_level_crossed_while_the_bot_was_down_fires_on_the_first_trade_a
         await service.stop()
 
 
+async def test_a_rule_fires_at_most_once_a_minute_of_market_time(fake, tmp_path) -> None:
+    def at(price: int, ms: int, trade_id: int) -> PriceTick:
+        return PriceTick("BTCUSDT", price, price, price, price, ms, trade_id, 1)
+
+    below, above = 8_900_000_000_000, 9_100_000_000_000
+    service = make_service(fake, tmp_path, SYMBOLS="BTCUSDT", ALERT_RULE_INTERVAL="60")
+    await service.start()
+    try:
+        service.rules.on_event(at(below, 0, 1))
+        assert "set" in await reply_to(fake, "/alert BTC price > 90000")
+        for tick in (at(above, 1_000, 2), at(below, 2_000, 3), at(above, 60_999, 4),  # true again within the minute
+                     at(below, 61_000, 5), at(above, 62_000, 6)):
+            service.rules.on_event(tick)
+        assert firing_keys(tmp_path, 1) == ["1000:2", "62000:6"]
+    finally:
+        await service.stop()
+
+    service = make_service(fake, tmp_path, SYMBOLS="BTCUSDT", ALERT_RULE_INTERVAL="60")
+    await service.start()  # the last firing is remembered across a restart
+    try:
+        for tick in (at(below, 100_000, 7), at(above, 110_000, 8), at(below, 120_000, 9), at(above, 123_000, 10)):
+            service.rules.on_event(tick)
+        assert firing_keys(tmp_path, 1) == ["1000:2", "62000:6", "123000:10"]
+    finally:
+        await service.stop()
+
+
 def test_the_grammar_reads_every_documented_form() -> None:
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
     read = {text: parse_rule(text, symbols) for text in (
