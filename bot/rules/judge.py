@@ -4,9 +4,8 @@ sorted book, so a window close or a trade batch costs a few bisections, not a lo
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.rules.book import ThresholdBook
 from bot.rules.grammar import RuleSpec
@@ -18,8 +17,7 @@ PRICE_UNITS = 8  # prices: integers of 1e-8
 NOTIONAL_UNITS = 16  # price x quantity: integers of 1e-16
 
 
-@dataclass(frozen=True)
-class Firing:
+class Firing(NamedTuple):
     """A rule's condition became true: the value that made it, when (ms, market time), and a key unique to the
     observation (the same window or trade judged again gives the same key)."""
 

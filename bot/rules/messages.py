@@ -162,14 +162,17 @@ def display(value: Decimal) -> str:
     return format(value.normalize(), ",f")
 
 
-def rule_text(language: str, spec: RuleSpec, value: Decimal, at_ms: int) -> tuple[str, str]:
-    """A firing's title and body: the rule, the value that fired it, the time, and /flow and /chart."""
+def rule_title(language: str, spec: RuleSpec) -> str:
+    """A firing's title: the rule."""
+    return translate(RULE_MESSAGES, language, "fired", rule=spec.text)
+
+
+def rule_body(language: str, spec: RuleSpec, value: Decimal, at_ms: int) -> str:
+    """A firing's body: the value that fired it, the time, and /flow and /chart."""
     unit = UNITS.get(spec.measure.partition("@")[0], "")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at_ms / 1000))
-    title = translate(RULE_MESSAGES, language, "fired", rule=spec.text)
-    body = translate(RULE_MESSAGES, language, "fired.body", metric=spec.metric, value=display(value) + unit,
+    return translate(RULE_MESSAGES, language, "fired.body", metric=spec.metric, value=display(value) + unit,
                      time=when, symbol=spec.symbol)
-    return title, body
 
 
 def metric_lines() -> str:

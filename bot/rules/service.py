@@ -15,7 +15,7 @@ from bot.models import Destination, Message
 from bot.outbox import Outbox
 from bot.rules.grammar import RuleSpec
 from bot.rules.judge import Firing, RuleJudge
-from bot.rules.messages import rule_text
+from bot.rules.messages import rule_body, rule_title
 from bot.rules.store import ACTIVE, PAUSED, Rule, RuleStore
 from bot.subscriptions import ChatSettings, Subscriptions
 from core.events import Event, PriceTick, WindowClosed
@@ -54,9 +54,13 @@ class RuleService:
         self._settings: dict[Destination, ChatSettings] = {}  # chats' settings as of `_settings_version`
         self._settings_version = -1
         self.rules: dict[int, Rule] = {}
+        self.last_fired: dict[int, int] = {}  # rule id -> ms (market time) of its last firing
+        self._titles: dict[int, tuple[str, str]] = {}  # rule id -> (language, its firings' title in it)
         self.busy_s = 0.0  # time spent judging and queueing firings
         for rule in self.store.active():
             self.rules[rule.id] = rule
+            if rule.last_fired_ms is not None:
+                self.last_fired[rule.id] = rule.last_fired_ms
             self.judge.add(rule.id, rule.spec, fresh=False)  # already judged before the restart
         self.judge.restore(self.store.levels())
         self.levels_kept_at = self.clock()
@@ -75,6 +79,8 @@ class RuleService:
 
     def _start(self, rule: Rule) -> None:
         self.rules[rule.id] = rule
+        if rule.last_fired_ms is not None:
+            self.last_fired[rule.id] = rule.last_fired_ms
         firing = self.judge.add(rule.id, rule.spec)
         if firing is not None:
             self._fire([firing])
@@ -98,6 +104,8 @@ class RuleService:
         self._start(replace(rule, state=ACTIVE))
 
     def _stop(self, rule: Rule) -> None:
+        self.last_fired.pop(rule.id, None)
+        self._titles.pop(rule.id, None)
         if self.rules.pop(rule.id, None) is not None:
             self.judge.remove(rule.id, rule.spec)
 
@@ -157,20 +165,22 @@ class RuleService:
         settings = self._settings
         messages: list[tuple[Destination, str, str, Message]] = []
         fired: list[tuple[int, int, str]] = []
-        for firing in firings:
-            rule = self.rules.get(firing.rule_id)
-            if rule is None or (rule.last_fired_ms is not None and firing.at_ms - rule.last_fired_ms < interval_ms):
+        last_fired, titles = self.last_fired, self._titles
+        for rule_id, _, value, at_ms, key in firings:
+            rule = self.rules.get(rule_id)
+            if rule is None or at_ms - last_fired.get(rule_id, -interval_ms) < interval_ms:
                 continue
             chat = settings.get(rule.settings_key)
             if chat is None:
                 chat = settings[rule.settings_key] = self.subscriptions.settings(rule.settings_key)
-            title, body = rule_text(chat.language, rule.spec, firing.value, firing.at_ms)
-            messages.append((rule.destination, f"rule:{rule.id}:{firing.key}", "rule",
-                             Message(title, body, silent=_quiet(chat, hour))))
-            value = str(firing.value)
-            fired.append((rule.id, firing.at_ms, value))
-            self.rules[rule.id] = replace(rule, last_fired_ms=firing.at_ms, fired_count=rule.fired_count + 1,
-                                          last_value=value)
+            language, title = titles.get(rule_id) or ("", "")
+            if language != chat.language:
+                language, title = titles[rule_id] = chat.language, rule_title(chat.language, rule.spec)
+            messages.append((rule.destination, f"rule:{rule_id}:{key}", "rule",
+                             Message(title, rule_body(language, rule.spec, value, at_ms),
+                                     silent=_quiet(chat, hour))))
+            fired.append((rule_id, at_ms, str(value)))
+            last_fired[rule_id] = at_ms
         self.levels_kept_at = self.clock()
         with self.store.db.conn:
             queued = self.outbox.insert_messages(messages) if messages else 0
