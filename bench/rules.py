@@ -3,9 +3,11 @@
 (a) Window closes: the real BTCUSDT dump's windows, renamed to 400 symbols, judged by the bot's RuleService
     (SQLite outbox and all) with no rules, then with 100,000 rules; prints the added time per window close.
 (b) Ingestion: the looped spot aggTrade recording from the fake Binance over a real WebSocket through the feed
-    and the pipeline, as `flowbot run` does it, without rules, then with 100,000 rules over 400 symbols (the
-    recording's among them) judged on the same event loop from the PriceTicks and closed windows on the bus;
-    prints trades per second.
+    and the pipeline, as `flowbot run` does it, with 100,000 rules over 400 symbols (the recording's among them)
+    judged on the same event loop from the PriceTicks and closed windows on the bus, against a run without rules:
+    the same process with the rule service and no rule (as `flowbot run` is with none: its subscription makes the
+    pipeline publish every closed window and a PriceTick per trade batch); also against the feed and pipeline
+    alone (no rule service at all). Prints trades per second.
 Each measurement runs in a child process of its own, alternated, median of --repeat; the ingestion runs also
 say how much of their time the judge took (RuleService.busy_s), steadier than the rates on a shared machine.
 
@@ -180,8 +182,9 @@ def windows_child(rules: int, symbol_count: int, mix: str) -> dict[str, Any]:
     return out
 
 
-async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int, mix: str) -> float:
-    """Seconds for the feed and pipeline to take the whole tape, with the rules judged on the same loop."""
+async def ingest(tape: list[dict[str, Any]], rules: int | None, symbol_count: int, mix: str) -> float:
+    """Seconds for the feed and pipeline to take the whole tape, with the rules judged on the same loop (None: no
+    rule service at all)."""
     fake = FakeBinance(tape, batch=200)
     await fake.start()
     symbols = sorted({m["data"]["s"] for m in tape})
@@ -194,7 +197,7 @@ async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int, mix:
     counted = 0
     judge_task = None
     folder = tempfile.TemporaryDirectory()
-    if rules:
+    if rules is not None:
         first = {m["data"]["s"]: Decimal(m["data"]["p"]) for m in reversed(tape)}
         others = [f"S{n:03d}USDT" for n in range(symbol_count - len(symbols))]  # the recording's among 400
         prices = {**dict.fromkeys(others, Decimal(100)), **first}
@@ -227,7 +230,7 @@ async def ingest(tape: list[dict[str, Any]], rules: int, symbol_count: int, mix:
         while events.depth:  # the judge has caught up: its work is part of the run
             await asyncio.sleep(0)
     elapsed = time.perf_counter() - started
-    if rules:
+    if rules is not None:
         print(json.dumps({"firings": sum(service.outbox.counts().values()), "judge_s": service.busy_s}),
               file=sys.stderr)
     for task in (feed_task, judge_task):
@@ -244,7 +247,8 @@ def child(mode: str, args: argparse.Namespace) -> None:
         print(json.dumps(windows_child(args.rules, args.symbols, args.mix)))
         return
     tape = build_tape(args.messages)
-    seconds = asyncio.run(ingest(tape, args.rules if mode == "ingest-rules" else 0, args.symbols, args.mix))
+    rules = {"ingest-rules": args.rules, "ingest-none": 0, "ingest-bare": None}[mode]
+    seconds = asyncio.run(ingest(tape, rules, args.symbols, args.mix))
     print(json.dumps({"trades": len(tape), "seconds": seconds}))
 
 
@@ -266,7 +270,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mix", choices=MIXES, default="near", help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["windows", "ingest-none", "ingest-rules"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["windows", "ingest-bare", "ingest-none", "ingest-rules"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
@@ -281,17 +285,22 @@ def main() -> None:
     firings: dict[str, int] = {}
     busy: dict[str, list[float]] = {}
     for _ in range(args.repeat):
-        for mode, mix in (("ingest-none", "near"), *(("ingest-rules", mix) for mix in MIXES)):
+        for mode, mix in (("ingest-bare", "near"), ("ingest-none", "near"), *(("ingest-rules", mix) for mix in MIXES)):
             result = run_child(mode, args, mix)
             rates.setdefault((mode, mix), []).append(result["trades"] / result["seconds"])
-            firings[mix] = result["firings"]
-            busy.setdefault(mix, []).append(result["judge_s"] / result["seconds"])
+            if mode == "ingest-rules":
+                firings[mix] = result["firings"]
+                busy.setdefault(mix, []).append(result["judge_s"] / result["seconds"])
     none = statistics.median(rates[("ingest-none", "near")])
+    bare = statistics.median(rates[("ingest-bare", "near")])
+    print(f"ingestion without rules: {none:,.0f} trades/s with the rule service and no rule (as `flowbot run`),"
+          f" {bare:,.0f} with no rule service at all ({none / bare - 1:+.1%})")
     for mix in MIXES:
         ruled = statistics.median(rates[("ingest-rules", mix)])
         print(f"[{mix}] ingestion (feed + pipeline, median of {args.repeat}): {none:,.0f} trades/s without rules,"
               f" {ruled:,.0f} with {args.rules:,} rules over {args.symbols} symbols: {ruled / none - 1:+.1%}"
-              f" (target within -5%); {firings[mix]:,} firings queued; judging took"
+              f" (target within -5%; {ruled / bare - 1:+.1%} against no rule service); {firings[mix]:,} firings"
+              f" queued; judging took"
               f" {statistics.median(busy[mix]):.1%} of the run's time")
 
 
