@@ -134,9 +134,9 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def whole_process(tape: list[dict[str, Any]], mode: str) -> float:
+async def whole_process(tape: list[dict[str, Any]], mode: str, data_dir: str | None = None) -> float:
     """Seconds for a child pinned to core 0 (`flowbot run` or the bare client) to take the whole tape from the fake
-    in this process."""
+    in this process; `flowbot run` on `data_dir` (a new one by default)."""
     fake = FakeBinance(tape, batch=200)
     await fake.start()
     symbols = sorted({m["data"]["s"] for m in tape})
@@ -155,7 +155,7 @@ async def whole_process(tape: list[dict[str, Any]], mode: str) -> float:
         await process.wait()
         await fake.close()
         return elapsed
-    data_dir = tempfile.mkdtemp(prefix="bench-ingest-")
+    data_dir = data_dir or tempfile.mkdtemp(prefix="bench-ingest-")
     env = {**os.environ, "SYMBOLS": ",".join(symbols), "BINANCE_WS_URL": fake.ws_url,
            "BINANCE_REST_URL": fake.rest_url, "DATA_DIR": data_dir, "HEALTH_PORT": "0", "LOG_LEVEL": "WARNING",
            "WS_STALL_TIMEOUT": "60"}

@@ -2,27 +2,25 @@
 
 (a) Window closes: the real BTCUSDT dump's windows, renamed to 400 symbols, judged by the bot's RuleService
     (SQLite outbox and all) with no rules, then with 100,000 rules; prints the added time per window close.
-(b) Ingestion: the looped spot aggTrade recording from the fake Binance over a real WebSocket through the feed
-    and the pipeline, as `flowbot run` does it, with 100,000 rules over 400 symbols (the recording's among them)
-    judged on the same event loop from the PriceTicks and closed windows on the bus, against a run without rules:
-    the same process with the rule service and no rule (as `flowbot run` is with none: its subscription makes the
-    pipeline publish every closed window and a PriceTick per trade batch); also against the feed and pipeline
-    alone (no rule service at all). Prints trades per second.
-Each measurement runs in a child process of its own, alternated, median of --repeat; the ingestion runs also
-say how much of their time the judge took (RuleService.busy_s), steadier than the rates on a shared machine.
+(b) Ingestion, whole processes: `flowbot run` (engine, bots, rules, dashboard; pinned to core 0) takes the looped spot
+    aggTrade recording (trade times on one clock, 1 ms apart, as bench.ingest plays it) from the fake Binance in
+    this process (on the last core), on a DATA_DIR with no rule, then with 100,000 rules over 400 symbols (the
+    recording's among them) stored before it starts; it loads them and judges them on its loop from the closed
+    windows and PriceTicks on its bus. Prints trades per second, alternated, median of --repeat.
 
 Both measured for two mixes of rules (see random_specs): `near` (the worst case) and `spread`.
 
-    python -m bench.rules [--rules 100000] [--symbols 400] [--messages 200000] [--repeat 5]
+    python -m bench.rules [--rules 100000] [--symbols 400] [--messages 600000] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
+import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import RECORDING, build_tape
+import sqlite_utils
+
+from bench.ingest import RECORDING, build_tape, on_one_clock, whole_process
 from bot.database import open_database
 from bot.models import Destination
 from bot.outbox import Outbox
@@ -42,16 +42,13 @@ from bot.rules.metrics import HOUR_MS, SPANS_MS, Op, measure_key
 from bot.rules.series import SymbolSeries
 from bot.rules.service import RuleService
 from bot.subscriptions import Subscriptions
-from core.events import PriceTick, WindowClosed
+from core.events import WindowClosed
 from core.settings import Settings
 from engine.analysis.pipeline import FlowPipeline
 from engine.bus import InMemoryBus
-from engine.price_ticks import price_tick
 from engine.replay.readers import read_replay
-from fakes.binance import FakeBinance
 from fakes.recordings import shared_data_dir
 from flowbot.analysis_config import pipeline_config
-from flowbot.feed_config import make_feed
 
 DUMP = "BTCUSDT-aggTrades-2026-01-01.csv"
 WINDOW_METRICS = (("delta", None, ""), ("delta", "5m", ""), ("cvd", None, ""), ("cvd", "1h", ""),
@@ -127,8 +124,8 @@ def measure_tails(windows: list[WindowClosed]) -> dict[tuple[str, str], tuple[De
     return out
 
 
-def service_with(specs: list[RuleSpec], folder: Path) -> RuleService:
-    """A RuleService over a fresh flowbot.db holding `specs` (inserted in bulk, loaded as after a restart)."""
+def store_rules(specs: list[RuleSpec], folder: Path) -> sqlite_utils.Database:
+    """A fresh folder/flowbot.db holding `specs`, inserted in bulk (for chats of 2,000 users)."""
     db = open_database(folder / "flowbot.db")
     chats = [Destination("telegram", str(1000 + n)) for n in range(2_000)]
     with db.conn:
@@ -138,6 +135,12 @@ def service_with(specs: list[RuleSpec], folder: Path) -> RuleService:
             [(chats[i % len(chats)].chat_id, s.symbol, s.metric, s.span, str(s.op), str(s.threshold), s.suffix)
              for i, s in enumerate(specs)],
         )
+    return db
+
+
+def service_with(specs: list[RuleSpec], folder: Path) -> RuleService:
+    """A RuleService over a fresh flowbot.db holding `specs` (loaded as after a restart)."""
+    db = store_rules(specs, folder)
     return RuleService(db, Outbox(db, 30), Subscriptions(db))
 
 
@@ -182,126 +185,71 @@ def windows_child(rules: int, symbol_count: int, mix: str) -> dict[str, Any]:
     return out
 
 
-async def ingest(tape: list[dict[str, Any]], rules: int | None, symbol_count: int, mix: str) -> float:
-    """Seconds for the feed and pipeline to take the whole tape, with the rules judged on the same loop (None: no
-    rule service at all)."""
-    fake = FakeBinance(tape, batch=200)
-    await fake.start()
+def rules_firings(folder: Path) -> int:
+    with sqlite3.connect(folder / "flowbot.db") as db:
+        return db.execute("SELECT count(*) FROM outbox WHERE kind = 'rule'").fetchone()[0]
+
+
+def whole_process_rates(args: argparse.Namespace) -> None:
+    """`flowbot run` on the fake market (as bench.ingest's whole process: pinned to core 0, the fake in this process
+    on the last core), on a DATA_DIR with no rule, then with each mix's rules; alternated, median of --repeat."""
+    subprocess.run(["taskset", "-p", "-c", str((os.cpu_count() or 1) - 1), str(os.getpid())], check=True,
+                   capture_output=True)
+    tape = on_one_clock(build_tape(args.messages))  # as bench.ingest: one clock, so no trade arrives late
     symbols = sorted({m["data"]["s"] for m in tape})
-    settings = Settings(_env_file=None, SYMBOLS=",".join(symbols), BINANCE_WS_URL=fake.ws_url,
-                        BINANCE_REST_URL=fake.rest_url, WS_STALL_TIMEOUT="30")
-    bus = InMemoryBus()
-    feed = make_feed(settings, bus)
-    pipeline = FlowPipeline(pipeline_config(settings), bus)
-    done = asyncio.Event()
-    counted = 0
-    judge_task = None
-    folder = tempfile.TemporaryDirectory()
-    if rules is not None:
-        first = {m["data"]["s"]: Decimal(m["data"]["p"]) for m in reversed(tape)}
-        others = [f"S{n:03d}USDT" for n in range(symbol_count - len(symbols))]  # the recording's among 400
-        prices = {**dict.fromkeys(others, Decimal(100)), **first}
-        specs = random_specs([*symbols, *others], prices, rules, mix, measure_tails(replayed_windows(RECORDING)))
-        service = service_with(specs, Path(folder.name))
-        events = bus.subscribe(WindowClosed, PriceTick, name="rules", maxsize=1_000_000)
-
-        judge_task = asyncio.create_task(service.judge_from(events))
-
-    def on_trades(symbol: str, trades: list) -> None:
-        nonlocal counted
-        pipeline.on_trades(symbol, trades)
-        if bus.has_subscribers(PriceTick):
-            tick = price_tick(symbol, trades)
-            if tick is not None:
-                bus.publish(tick)
-        counted += len(trades)
-        if counted >= len(tape):
-            done.set()
-
-    feed.on_trades = on_trades
-    gc.freeze()  # as `flowbot run` does once started: the rules loaded at start are not scanned by every collection
-    feed_task = asyncio.create_task(feed.run())
-    while fake.open_connections() < 1:
-        await asyncio.sleep(0.01)
-    started = time.perf_counter()
-    fake.play()
-    await done.wait()
-    if judge_task is not None:
-        while events.depth:  # the judge has caught up: its work is part of the run
-            await asyncio.sleep(0)
-    elapsed = time.perf_counter() - started
-    if rules is not None:
-        print(json.dumps({"firings": sum(service.outbox.counts().values()), "judge_s": service.busy_s}),
-              file=sys.stderr)
-    for task in (feed_task, judge_task):
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    await fake.close()
-    folder.cleanup()
-    return elapsed
+    first = {m["data"]["s"]: Decimal(m["data"]["p"]) for m in reversed(tape)}
+    others = [f"S{n:03d}USDT" for n in range(args.symbols - len(symbols))]  # the recording's symbols among 400
+    prices = {**dict.fromkeys(others, Decimal(100)), **first}
+    tails = measure_tails(replayed_windows(RECORDING))
+    specs = {mix: random_specs([*symbols, *others], prices, args.rules, mix, tails) for mix in MIXES}
+    seconds: dict[str, list[float]] = {label: [] for label in ("none", *MIXES)}
+    firings: dict[str, int] = {}
+    for _ in range(args.repeat):
+        for label, runs in seconds.items():
+            with tempfile.TemporaryDirectory(prefix="bench-rules-") as data_dir:
+                store_rules(specs.get(label, []), Path(data_dir)).close()
+                runs.append(asyncio.run(whole_process(tape, "flowbot", data_dir)))
+                firings[label] = rules_firings(Path(data_dir))
+    rate = {label: len(tape) / statistics.median(runs) for label, runs in seconds.items()}
+    print(f"ingestion, whole `flowbot run` processes: {len(tape):,} messages, median of {args.repeat} runs;"
+          f" without rules {rate['none']:,.0f} trades/s (runs: {_runs(seconds['none'])})")
+    for mix in MIXES:
+        print(f"[{mix}] with {args.rules:,} rules over {args.symbols} symbols: {rate[mix]:,.0f} trades/s,"
+              f" {rate[mix] / rate['none'] - 1:+.1%} (target within -5%); {firings[mix]:,} firings queued"
+              f" (runs: {_runs(seconds[mix])})")
 
 
-def child(mode: str, args: argparse.Namespace) -> None:
-    if mode == "windows":
-        print(json.dumps(windows_child(args.rules, args.symbols, args.mix)))
-        return
-    tape = build_tape(args.messages)
-    rules = {"ingest-rules": args.rules, "ingest-none": 0, "ingest-bare": None}[mode]
-    seconds = asyncio.run(ingest(tape, rules, args.symbols, args.mix))
-    print(json.dumps({"trades": len(tape), "seconds": seconds}))
+def _runs(seconds: list[float]) -> str:
+    return ", ".join(f"{s:.2f} s" for s in seconds)
 
 
-def run_child(mode: str, args: argparse.Namespace, mix: str) -> dict[str, Any]:
+def run_child(args: argparse.Namespace, mix: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.rules", "--child", mode, "--rules", str(args.rules), "--symbols",
-         str(args.symbols), "--messages", str(args.messages), "--mix", mix], check=True, capture_output=True,
-        text=True,
+        [sys.executable, "-m", "bench.rules", "--child", "windows", "--rules", str(args.rules), "--symbols",
+         str(args.symbols), "--mix", mix], check=True, capture_output=True, text=True,
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    judged = [json.loads(line) for line in out.stderr.splitlines() if line.startswith('{"firings"')]
-    return {**result, **(judged[-1] if judged else {"firings": 0, "judge_s": 0.0})}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=100_000)
     parser.add_argument("--symbols", type=int, default=400)
-    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--messages", type=int, default=600_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mix", choices=MIXES, default="near", help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["windows", "ingest-bare", "ingest-none", "ingest-rules"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["windows"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args)
+        print(json.dumps(windows_child(args.rules, args.symbols, args.mix)))
         return
     print(f"rules benchmark: {args.rules:,} rules over {args.symbols} symbols, spans {', '.join(SPANS_MS)}")
     for mix in MIXES:
-        closes = run_child("windows", args, mix)
+        closes = run_child(args, mix)
         print(f"[{mix}] window close: {closes['none']:.3f} ms without rules, {closes['rules']:.3f} ms with them:"
               f" +{closes['rules'] - closes['none']:.3f} ms per close (target <= 20 ms) over {closes['windows']:,}"
               f" closes; {closes['fired_rules']:,} firings queued")
-    rates: dict[tuple[str, str], list[float]] = {}
-    firings: dict[str, int] = {}
-    busy: dict[str, list[float]] = {}
-    for _ in range(args.repeat):
-        for mode, mix in (("ingest-bare", "near"), ("ingest-none", "near"), *(("ingest-rules", mix) for mix in MIXES)):
-            result = run_child(mode, args, mix)
-            rates.setdefault((mode, mix), []).append(result["trades"] / result["seconds"])
-            if mode == "ingest-rules":
-                firings[mix] = result["firings"]
-                busy.setdefault(mix, []).append(result["judge_s"] / result["seconds"])
-    none = statistics.median(rates[("ingest-none", "near")])
-    bare = statistics.median(rates[("ingest-bare", "near")])
-    print(f"ingestion without rules: {none:,.0f} trades/s with the rule service and no rule (as `flowbot run`),"
-          f" {bare:,.0f} with no rule service at all ({none / bare - 1:+.1%})")
-    for mix in MIXES:
-        ruled = statistics.median(rates[("ingest-rules", mix)])
-        print(f"[{mix}] ingestion (feed + pipeline, median of {args.repeat}): {none:,.0f} trades/s without rules,"
-              f" {ruled:,.0f} with {args.rules:,} rules over {args.symbols} symbols: {ruled / none - 1:+.1%}"
-              f" (target within -5%; {ruled / bare - 1:+.1%} against no rule service); {firings[mix]:,} firings"
-              f" queued; judging took"
-              f" {statistics.median(busy[mix]):.1%} of the run's time")
+    whole_process_rates(args)
 
 
 if __name__ == "__main__":
