@@ -8,7 +8,14 @@ CSV, then measures, each in its own child process (so that each peak RSS is its 
 It repeats the replay on files twice and four times as long, to show that peak memory does not grow with length
 (it is bounded by two reader batches, the symbol's last hour of windows and the store's write buffer).
 
+With --whole-process it compares whole processes instead, start-up included, on --rows (default there 3,000,000):
+`flowbot replay FILE` (its own `python -m flowbot.cli` process on a fresh DATA_DIR, after a warm-up run that
+leaves the compiled kernels cached on disk) against `python -m bench.pyarrow_read FILE`, a process that imports
+pyarrow and reads the same CSV with decimal128 price and quantity; alternated, median of --repeat (target: at
+least 0.5 of pyarrow's rate).
+
     python -m bench.replay [--rows 1000000] [--repeat 3]
+    python -m bench.replay --whole-process [--rows 3000000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -27,16 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pv
-
+from bench.pyarrow_read import read_with_pyarrow
 from fakes.recordings import shared_data_dir
 
 SOURCE = "BTCUSDT-aggTrades-2026-01-01.csv"
 WARM_UP_ROWS = 20_000
 LENGTHS = (1, 2, 4)  # the replay's peak RSS is measured on files of these multiples of --rows
-COLUMNS = ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker",
-           "is_best_match"]
 
 
 def build_csv(rows: int, target: Path) -> None:
@@ -64,13 +67,39 @@ def build_csv(rows: int, target: Path) -> None:
 
 def child_pyarrow(path: Path) -> float:
     started = time.perf_counter()
-    table = pv.read_csv(
-        path, read_options=pv.ReadOptions(column_names=COLUMNS),
-        convert_options=pv.ConvertOptions(column_types={"price": pa.decimal128(20, 8),
-                                                        "quantity": pa.decimal128(20, 8)}),
-    )
+    table = read_with_pyarrow(path)
     assert table.num_rows > 0
     return time.perf_counter() - started
+
+
+def whole_process(mode: str, path: Path, scratch: Path) -> float:
+    """Wall-clock seconds of one whole process: `flowbot replay path` on an empty DATA_DIR, or pyarrow's read."""
+    with tempfile.TemporaryDirectory(dir=scratch) as data_dir:
+        command = ([sys.executable, "-m", "flowbot.cli", "replay", str(path)] if mode == "replay" else
+                   [sys.executable, "-m", "bench.pyarrow_read", str(path)])
+        started = time.perf_counter()
+        subprocess.run(command, check=True, env={**os.environ, "DATA_DIR": data_dir}, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+
+def whole_process_figures(rows: int, repeat: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / SOURCE
+        build_csv(rows, path)
+        whole_process("replay", path, Path(tmp))  # warm-up: the compiled kernels cached on disk
+        runs: dict[str, list[float]] = {"pyarrow": [], "replay": []}
+        for _ in range(repeat):
+            for mode in runs:
+                runs[mode].append(whole_process(mode, path, Path(tmp)))
+    rate = {mode: rows / statistics.median(seconds) for mode, seconds in runs.items()}
+    print(f"replay benchmark, whole processes: {rows:,} real BTCUSDT aggTrades (looped), median of {repeat} runs")
+    for mode, label in (("pyarrow", "pyarrow read_csv (decimal128) process"),
+                        ("replay", "flowbot replay -> Parquet + signals")):
+        print(f"{label:<42}{rate[mode]:>12,.0f} rows/s  (runs: {', '.join(f'{s:.2f} s' for s in runs[mode])})")
+    shares = sorted(a / r for a, r in zip(runs["pyarrow"], runs["replay"], strict=True))
+    print(f"replay / pyarrow, whole processes: {rate['replay'] / rate['pyarrow']:.2f} of the medians (target >= 0.5);"
+          f" per run {', '.join(f'{x:.2f}' for x in shares)}")
 
 
 def child_replay(path: Path) -> float:
@@ -104,11 +133,16 @@ def measure(mode: str, path: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--repeat", type=int)
+    parser.add_argument("--whole-process", action="store_true", help="whole processes, start-up included")
     parser.add_argument("--child", choices=["pyarrow", "replay"], help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.whole_process:
+        whole_process_figures(args.rows or 3_000_000, args.repeat or 5)
+        return
+    args.rows, args.repeat = args.rows or 1_000_000, args.repeat or 3
     if args.child:
         seconds = child_pyarrow(args.csv) if args.child == "pyarrow" else child_replay(args.csv)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
