@@ -69,7 +69,7 @@ class BatchJudge:
         """The signals of windows[first:] (a batch), judged in order; windows[:first] is the symbol's last hour before.
 
         Each kind has its own cooldown, so each is walked alone; a window is made an object only where a signal
-        is emitted or where its rule is too close to call without the exact judgement."""
+        is emitted (within the budget) or where its rule is too close to call without the exact judgement."""
         if first >= len(windows):
             return []
         kinds = registry.all_kinds()
@@ -79,7 +79,9 @@ class BatchJudge:
         fired = sorted(
             (i, order, finding) for order, spec in enumerate(kinds)
             for i, finding in self._fired(spec, *self._candidates(spec, sums, first), ends, lazy)
-        )
+        )  # past their cooldowns; then the symbol's budget, before any is made a Signal (most are over it)
+        allowed = self.detector.allowed(windows.symbol, [ends[i] for i, _, _ in fired])
+        fired = [one for one, ok in zip(fired, allowed, strict=True) if ok]
         lazy.load(sorted({i for i, _, _ in fired}))
         for span in CONTEXT_SPANS:
             lazy.load_summaries([i for i, order, _ in fired if span in kinds[order].spans], span)
@@ -90,7 +92,7 @@ class BatchJudge:
             if finding is None:
                 raise RuntimeError(f"{window.symbol} {spec.name} at {window.window_start}: a sure window did not fire")
             out.append(self.detector.signal(window, spec.name, finding))
-        return self.detector.within_budget(out)
+        return out
 
     def _fired(
         self, spec: KindSpec, maybe: list[int], surely: set[int], ends: list[int], lazy: _Lazy

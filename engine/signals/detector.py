@@ -45,17 +45,23 @@ class SignalDetector:
     def within_budget(self, signals: list[Signal]) -> list[Signal]:
         """The signals (in order) the symbol's budget allows: one per spacing_ms of data time; the rest are counted
         and dropped (a held-back signal still restarts its kind's cooldown: the condition was already seen)."""
+        return [signal for signal in signals if self.allowed(signal.symbol, [signal.window_end])[0]]
+
+    def allowed(self, symbol: str, window_ends: list[int]) -> list[bool]:
+        """`within_budget` for signals not made yet: which of the symbol's signals ending at `window_ends` (in
+        order) the budget lets through; the others are counted as over budget."""
         if not self.spacing_ms:
-            return signals
-        kept = []
-        for signal in signals:
-            last = self.last_by_symbol.get(signal.symbol)
-            if last is not None and signal.window_end - last < self.spacing_ms:
-                self.over_budget[signal.symbol] += 1
+            return [True] * len(window_ends)
+        allowed = []
+        last = self.last_by_symbol.get(symbol)
+        for end in window_ends:
+            if last is not None and end - last < self.spacing_ms:
+                self.over_budget[symbol] += 1
+                allowed.append(False)
                 continue
-            self.last_by_symbol[signal.symbol] = signal.window_end
-            kept.append(signal)
-        return kept
+            last = self.last_by_symbol[symbol] = end
+            allowed.append(True)
+        return allowed
 
     def rejudge(self, features: WindowFeatures, context: SymbolContext) -> list[Signal]:
         """A corrected window judged again as of its own end: the signals it now warrants, marked late (evidence
