@@ -253,11 +253,13 @@ class FeatureStore:
             if self._writer is not None:
                 self._writer.shutdown()
 
-    def read(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> pa.Table:
-        """Stored rows with start_ms <= window_start < end_ms, one per window (newest revision), by window_start."""
+    def read(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None,
+             columns: list[str] | None = None) -> pa.Table:
+        """Stored rows with start_ms <= window_start < end_ms, one per window (newest revision), by window_start;
+        only `columns` (of SCHEMA, without the symbol) when given."""
         folder = self._symbol_dir(symbol)
         if not folder.is_dir():
-            return SCHEMA.empty_table()
+            return (SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])).empty_table()
         conditions = []
         if start_ms is not None:
             conditions += [ds.field("window_start") >= pa.scalar(start_ms, TIMESTAMP),
@@ -266,6 +268,9 @@ class FeatureStore:
             conditions += [ds.field("window_start") < pa.scalar(end_ms, TIMESTAMP),
                            ds.field("date") <= _day_iso((end_ms - 1) // DAY_MS)]
         where = functools.reduce(operator.and_, conditions) if conditions else None
+        if columns is not None:
+            scanned = list(dict.fromkeys(["window_start", "revision", *columns, "__filename"]))
+            return _newest_per_window(_scan(folder, columns=scanned, filter=where), columns)
         table = _newest_per_window(_scan(folder, columns=_SCAN_COLUMNS, filter=where))
         codes = pa.array(np.zeros(len(table), dtype=np.int32))
         return table.add_column(0, SCHEMA.field("symbol"), pa.DictionaryArray.from_arrays(codes, [symbol]))
@@ -365,14 +370,14 @@ def _nullable(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     return floats if arrow_type == pa.float64() else floats.cast(pa.int64()).cast(arrow_type)
 
 
-def _newest_per_window(table: pa.Table) -> pa.Table:
-    """One row per window_start (highest revision, then newest file), sorted by window_start, in PARQUET_SCHEMA."""
+def _newest_per_window(table: pa.Table, columns: list[str] = PARQUET_SCHEMA.names) -> pa.Table:
+    """One row per window_start (highest revision, then newest file), sorted by window_start, in `columns`."""
     starts = table["window_start"].cast(pa.int64()).to_numpy()
     order = np.lexsort((_file_ranks(table["__filename"]), table["revision"].to_numpy(), starts))
     sorted_starts = starts[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = sorted_starts[1:] != sorted_starts[:-1]
-    return table.take(order[last]).select(PARQUET_SCHEMA.names)
+    return table.select(columns).take(order[last])
 
 
 def _file_ranks(paths: pa.ChunkedArray) -> np.ndarray:

@@ -68,7 +68,7 @@ class TrackRecords:
         if not pending:
             return 0
         first = min(end for _, end in pending)
-        table = self.features.read(symbol, first - 3_600_000, newest)
+        table = self.features.read(symbol, first - 3_600_000, newest, columns=["window_end", "close"])
         ends = table["window_end"].cast("int64").to_numpy()
         closes = pc.cast(table["close"], "float64").to_numpy()
         rows = []
