@@ -107,7 +107,9 @@ def check_facts(chart: Chart, data_dir: Path, span: str) -> None:
     assert chart.bars <= math.ceil(FLOW_SPANS_MS[span] / chart.bucket_ms)
 
 
-@pytest.mark.filterwarnings("error")
+# matplotlib's warnings (not the ResourceWarnings of sockets an earlier test left to the garbage collector, which a
+# collection during this test would otherwise turn into its failure)
+@pytest.mark.filterwarnings("error::UserWarning", "error::DeprecationWarning", "error::RuntimeWarning")
 @pytest.mark.parametrize("span", list(FLOW_SPANS_MS))
 def test_each_span_is_a_png_of_the_newest_windows_with_every_whale_window_marked(data_dir: Path, span: str) -> None:
     chart = render_chart(FeatureStore(data_dir), "BTCUSDT", span)
