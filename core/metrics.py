@@ -48,6 +48,31 @@ class Depth(Protocol):
     def depth(self) -> dict[str, int]: ...
 
 
+class Judge(Protocol):
+    """What the RuleService offers to metrics."""
+
+    @property
+    def busy_s(self) -> float: ...
+
+    @property
+    def rules(self) -> Mapping[int, object]: ...
+
+
+class RulesCollector(Collector):
+    """Users' alert rules being judged, and the time the judging took (read from the RuleService at each scrape)."""
+
+    def __init__(self) -> None:
+        self.judges: list[Judge] = []
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily("flowbot_alert_rules", "Users' alert rules being judged")
+        busy = CounterMetricFamily("flowbot_alert_rule_judge_seconds", "Seconds spent judging alert rules and "
+                                   "queueing their firings")
+        active.add_metric([], sum(len(judge.rules) for judge in self.judges))
+        busy.add_metric([], sum(judge.busy_s for judge in self.judges))
+        yield from (active, busy)
+
+
 class FeedCollector(Collector):
     """Per-symbol and per-connection feed counters, read from the feeds' FeedHealth at each scrape."""
 
@@ -152,8 +177,10 @@ class Metrics:
         self.registry.register(self._stores)
         self._feed = FeedCollector()
         self._delivery = DeliveryCollector()
+        self._rules = RulesCollector()
         self.registry.register(self._feed)
         self.registry.register(self._delivery)
+        self.registry.register(self._rules)
 
     def watch_feed(self, health: FeedHealth) -> None:
         """A feed's health (MarketFeed.health)."""
@@ -170,6 +197,10 @@ class Metrics:
 
     def watch_outbox(self, outbox: Depth) -> None:
         self._delivery.outboxes.append(outbox)
+
+    def watch_rules(self, judge: Judge) -> None:
+        """The bot's RuleService."""
+        self._rules.judges.append(judge)
 
     def count_signal(self, signal: Signal) -> None:
         """An on_signal callback: counts the signal by symbol and kind."""

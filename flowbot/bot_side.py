@@ -78,6 +78,7 @@ class BotSide:
         )
         metrics.watch_dispatchers(self.bots.dispatchers)
         metrics.watch_outbox(self.bots.outbox)
+        metrics.watch_rules(self.bots.rules)
         self.to_analyst = bus.subscribe(Signal, name="analyst", maxsize=1_000)
         self.to_bots = bus.subscribe(Signal, name="bots", maxsize=10_000)
         self.store_health = bus.subscribe(StoreHealthChanged, name="store-health", maxsize=1_000)

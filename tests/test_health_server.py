@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -17,8 +18,11 @@ from bot.database import open_database
 from bot.delivery import Dispatcher
 from bot.models import Destination, Message
 from bot.outbox import Outbox
+from bot.rules.grammar import RuleSpec
+from bot.rules.metrics import Op
+from bot.rules.service import RuleService
 from bot.subscriptions import Subscriptions
-from core.events import Signal
+from core.events import PriceTick, Signal
 from core.health import ConnectionHealth, FeedHealth
 from core.health_server import HealthServer, all_ready, feed_ready, started_ready
 from core.metrics import Metrics
@@ -144,6 +148,14 @@ async def test_metrics_expose_every_source_with_labels(serve, tmp_path: Path) ->
     metrics.watch_feed(feed_health())
     metrics.watch_dispatchers({"telegram": dispatcher})
     metrics.watch_outbox(outbox)
+    rules_db = open_database(tmp_path / "rules.db")  # its firings stay out of the outbox counted above
+    rules = RuleService(rules_db, Outbox(rules_db, 30.0), Subscriptions(rules_db))
+    for level in (90_000, 95_000):
+        rules.create(Destination("telegram", "1"), Destination("telegram", "1"), "1",
+                     RuleSpec("BTCUSDT", "price", None, Op.ABOVE, Decimal(level)))
+    rules.on_event(PriceTick("BTCUSDT", 9_100_000_000_000, 9_100_000_000_000, 9_100_000_000_000, 9_100_000_000_000,
+                             1_000, 1, 1))
+    metrics.watch_rules(rules)
     for s in (signal("BTCUSDT", "whale"), signal("BTCUSDT", "whale"), signal("ETHUSDT", "burst")):
         metrics.count_signal(s)
     metrics.record_ai([
@@ -178,6 +190,8 @@ async def test_metrics_expose_every_source_with_labels(serve, tmp_path: Path) ->
     assert value("flowbot_alerts_failed_total", platform="telegram", reason="gone") == 1
     assert value("flowbot_outbox_depth", platform="telegram") == 3
     assert value("flowbot_outbox_depth", platform="discord") == 1
+    assert value("flowbot_alert_rules") == 2
+    assert value("flowbot_alert_rule_judge_seconds_total") == rules.busy_s > 0
     assert value("flowbot_ai_requests_total", provider="groq", outcome="timeout") == 1
     assert value("flowbot_ai_requests_total", provider="groq", outcome="ok") == 1
     assert value("flowbot_ai_requests_total", provider="dashscope", outcome="rejected") == 1
