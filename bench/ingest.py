@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -122,11 +124,16 @@ async def remote_bare_client(url: str, messages: int) -> None:
         await ws.close()
 
 
-async def metrics_trades(session: aiohttp.ClientSession, url: str) -> int:
+async def metrics_sum(session: aiohttp.ClientSession, url: str, name: str) -> float:
+    """The sum of a metric's samples (over its labels) on /metrics."""
     async with session.get(url) as response:
         text = await response.text()
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("flowbot_trades_total{")))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith((f"{name}{{", f"{name} ")))
+
+
+async def metrics_trades(session: aiohttp.ClientSession, url: str) -> int:
+    return int(await metrics_sum(session, url, "flowbot_trades_total"))
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -134,9 +141,28 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def whole_process(tape: list[dict[str, Any]], mode: str, data_dir: str | None = None) -> float:
-    """Seconds for a child pinned to core 0 (`flowbot run` or the bare client) to take the whole tape from the fake
-    in this process; `flowbot run` on `data_dir` (a new one by default)."""
+JUDGE_METRIC = "flowbot_alert_rule_judge_seconds_total"
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One whole-process run: wall-clock seconds from the first message played to the whole tape taken, and the
+    child's CPU seconds (user + system) meanwhile, which other processes on its core do not inflate."""
+
+    seconds: float
+    cpu_s: float
+    judge_s: float = 0.0  # of `flowbot run`: its flowbot_alert_rule_judge_seconds meanwhile
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def whole_process(tape: list[dict[str, Any]], mode: str, data_dir: str | None = None) -> ProcessRun:
+    """A child pinned to core 0 (`flowbot run` or the bare client) taking the whole tape from the fake in this
+    process; `flowbot run` on `data_dir` (a new one by default)."""
     fake = FakeBinance(tape, batch=200)
     await fake.start()
     symbols = sorted({m["data"]["s"] for m in tape})
@@ -148,13 +174,14 @@ async def whole_process(tape: list[dict[str, Any]], mode: str, data_dir: str | N
             stdout=asyncio.subprocess.PIPE)
         assert process.stdout is not None
         await asyncio.wait_for(process.stdout.readline(), 60)  # ready
+        cpu = cpu_seconds(process.pid)
         started = time.perf_counter()
         fake.play()
         await process.stdout.readline()  # done
-        elapsed = time.perf_counter() - started
+        run = ProcessRun(time.perf_counter() - started, cpu_seconds(process.pid) - cpu)
         await process.wait()
         await fake.close()
-        return elapsed
+        return run
     data_dir = data_dir or tempfile.mkdtemp(prefix="bench-ingest-")
     env = {**os.environ, "SYMBOLS": ",".join(symbols), "BINANCE_WS_URL": fake.ws_url,
            "BINANCE_REST_URL": fake.rest_url, "DATA_DIR": data_dir, "HEALTH_PORT": "0", "LOG_LEVEL": "WARNING",
@@ -171,6 +198,8 @@ async def whole_process(tape: list[dict[str, Any]], mode: str, data_dir: str | N
     while sum(fake.streams_per_connection()) < streams:  # every stream subscribed (over however many connections)
         await asyncio.sleep(0.01)
     async with aiohttp.ClientSession() as session:
+        judged = await metrics_sum(session, metrics_url, JUDGE_METRIC)
+        cpu = cpu_seconds(process.pid)
         started = time.perf_counter()
         fake.play()
         counted, moved_at = 0, started
@@ -184,12 +213,13 @@ async def whole_process(tape: list[dict[str, Any]], mode: str, data_dir: str | N
                 process.kill()
                 raise SystemExit(f"flowbot run stalled: {counted:,} of {len(tape):,} trades counted, the fake sent "
                                  f"{fake.played:,}, nothing new for {STALL_S:.0f} s")
-        elapsed = time.perf_counter() - started
+        run = ProcessRun(time.perf_counter() - started, cpu_seconds(process.pid) - cpu,
+                         await metrics_sum(session, metrics_url, JUDGE_METRIC) - judged)
     process.send_signal(2)
     await asyncio.wait_for(process.wait(), 60)
     drain.cancel()
     await fake.close()
-    return elapsed
+    return run
 
 
 def on_one_clock(tape: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -208,7 +238,7 @@ def whole_process_figures(messages: int, repeat: int) -> None:
     seconds: dict[str, list[float]] = {"bare": [], "flowbot": []}
     for _ in range(repeat):
         for mode in seconds:
-            seconds[mode].append(asyncio.run(whole_process(tape, mode)))
+            seconds[mode].append(asyncio.run(whole_process(tape, mode)).seconds)
     rates = {m: statistics.median(len(tape) / s for s in runs) for m, runs in seconds.items()}
     shares = sorted(b / f for b, f in zip(seconds["bare"], seconds["flowbot"], strict=True))
     print(f"whole process: {len(tape):,} messages, each process pinned to core 0, the fake on the last core; "

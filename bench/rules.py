@@ -6,7 +6,8 @@
     aggTrade recording (trade times on one clock, 1 ms apart, as bench.ingest plays it) from the fake Binance in
     this process (on the last core), on a DATA_DIR with no rule, then with 100,000 rules over 400 symbols (the
     recording's among them) stored before it starts; it loads them and judges them on its loop from the closed
-    windows and PriceTicks on its bus. Prints trades per second, alternated, median of --repeat.
+    windows and PriceTicks on its bus. Prints trades per second of wall-clock time and of the process's CPU time
+    (steadier where other processes share its core), alternated, median of --repeat.
 
 Both measured for two mixes of rules (see random_specs): `near` (the worst case) and `spread`.
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bench.ingest import RECORDING, build_tape, on_one_clock, whole_process
+from bench.ingest import RECORDING, ProcessRun, build_tape, on_one_clock, whole_process
 from bot.database import open_database
 from bot.models import Destination
 from bot.outbox import Outbox
@@ -202,25 +203,32 @@ def whole_process_rates(args: argparse.Namespace) -> None:
     prices = {**dict.fromkeys(others, Decimal(100)), **first}
     tails = measure_tails(replayed_windows(RECORDING))
     specs = {mix: random_specs([*symbols, *others], prices, args.rules, mix, tails) for mix in MIXES}
-    seconds: dict[str, list[float]] = {label: [] for label in ("none", *MIXES)}
+    runs: dict[str, list[ProcessRun]] = {label: [] for label in ("none", *MIXES)}
     firings: dict[str, int] = {}
     for _ in range(args.repeat):
-        for label, runs in seconds.items():
+        for label, done in runs.items():
             with tempfile.TemporaryDirectory(prefix="bench-rules-") as data_dir:
                 store_rules(specs.get(label, []), Path(data_dir)).close()
-                runs.append(asyncio.run(whole_process(tape, "flowbot", data_dir)))
+                done.append(asyncio.run(whole_process(tape, "flowbot", data_dir)))
                 firings[label] = rules_firings(Path(data_dir))
-    rate = {label: len(tape) / statistics.median(runs) for label, runs in seconds.items()}
+    rate = {label: len(tape) / statistics.median(r.seconds for r in done) for label, done in runs.items()}
+    cpu_rate = {label: len(tape) / statistics.median(r.cpu_s for r in done) for label, done in runs.items()}
     print(f"ingestion, whole `flowbot run` processes: {len(tape):,} messages, median of {args.repeat} runs;"
-          f" without rules {rate['none']:,.0f} trades/s (runs: {_runs(seconds['none'])})")
+          f" without rules {rate['none']:,.0f} trades/s, {cpu_rate['none']:,.0f} per CPU second"
+          f" (runs: {_runs(runs['none'])})")
     for mix in MIXES:
+        judging = statistics.median(r.judge_s / r.cpu_s for r in runs[mix])
+        print(f"[{mix}] judging the rules took {judging:.1%} of the process's CPU time (median; its"
+              f" flowbot_alert_rule_judge_seconds against the CPU seconds of each run)")
         print(f"[{mix}] with {args.rules:,} rules over {args.symbols} symbols: {rate[mix]:,.0f} trades/s,"
-              f" {rate[mix] / rate['none'] - 1:+.1%} (target within -5%); {firings[mix]:,} firings queued"
-              f" (runs: {_runs(seconds[mix])})")
+              f" {rate[mix] / rate['none'] - 1:+.1%} (target within -5%); per CPU second {cpu_rate[mix]:,.0f},"
+              f" {cpu_rate[mix] / cpu_rate['none'] - 1:+.1%}; {firings[mix]:,} firings queued"
+              f" (runs: {_runs(runs[mix])})")
 
 
-def _runs(seconds: list[float]) -> str:
-    return ", ".join(f"{s:.2f} s" for s in seconds)
+def _runs(runs: list[ProcessRun]) -> str:
+    """Each run's wall-clock and CPU seconds."""
+    return ", ".join(f"{r.seconds:.2f} s ({r.cpu_s:.2f} s CPU)" for r in runs)
 
 
 def run_child(args: argparse.Namespace, mix: str) -> dict[str, Any]:
