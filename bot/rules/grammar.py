@@ -23,7 +23,7 @@ NUMBER = re.compile(r"^([+-]?)\$?(\d[\d,_]*(?:\.\d+)?|\.\d+)([kmb]?)(%|x)?$", re
 MAX_DECIMALS = 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleSpec:
     """A rule as understood: the symbol, what is measured, the comparison and the threshold."""
 
