@@ -220,6 +220,10 @@ def whole_process_rates(args: argparse.Namespace) -> None:
         judging = statistics.median(r.judge_s / r.cpu_s for r in runs[mix])
         print(f"[{mix}] judging the rules took {judging:.1%} of the process's CPU time (median; its"
               f" flowbot_alert_rule_judge_seconds against the CPU seconds of each run)")
+        paired = statistics.median(none.cpu_s / ruled.cpu_s for none, ruled in zip(runs["none"], runs[mix],
+                                                                                    strict=True)) - 1
+        print(f"[{mix}] paired by round (each with the run without rules just before it, so a slow spell of the"
+              f" machine weighs on both): {paired:+.1%} per CPU second (median of the rounds)")
         print(f"[{mix}] with {args.rules:,} rules over {args.symbols} symbols: {rate[mix]:,.0f} trades/s,"
               f" {rate[mix] / rate['none'] - 1:+.1%} (target within -5%); per CPU second {cpu_rate[mix]:,.0f},"
               f" {cpu_rate[mix] / cpu_rate['none'] - 1:+.1%}; {firings[mix]:,} firings queued"
