@@ -43,9 +43,18 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if missing or report.unreadable else 0
 
 
-async def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from flowbot.evaluate import evaluate
+REPORTS_EXTRA = ("flowbot evaluate: its outcomes, summary and report are made with pandas, which this install lacks:"
+                 " pip install 'flowbot[reports]' (in a checkout: pip install -e '.[reports]')")
 
+
+async def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from flowbot.evaluate import evaluate
+    except ImportError as exc:
+        if exc.name != "pandas":
+            raise
+        print(REPORTS_EXTRA, file=sys.stderr)
+        return 2
     _loaded()
 
     missing = [path for path in args.paths if not path.exists()]

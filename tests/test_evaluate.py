@@ -8,7 +8,10 @@ import bisect
 import csv
 import io
 import json
+import os
 import statistics
+import subprocess
+import sys
 from decimal import Decimal, localcontext
 from pathlib import Path
 
@@ -156,3 +159,14 @@ def test_the_command_writes_the_report_with_its_charts(shared_data: Path, tmp_pa
         assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<table" in page and "BTCUSDT" in page
     assert main(["evaluate", str(tmp_path / "absent.csv")]) == 2
+
+
+def test_without_pandas_the_command_says_which_extra_to_install(shared_data: Path, tmp_path: Path) -> None:
+    # as the main install is: pandas only comes with the reports (and dev) extra
+    code = ("import sys; sys.modules['pandas'] = None; from flowbot.cli import main;"
+            f" sys.exit(main(['evaluate', {str(shared_data / 'BTCUSDT-aggTrades-2026-01-01.csv')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 2
+    assert "pip install 'flowbot[reports]'" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "evaluation").exists()
