@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from storage.window_record import claim_window_duration
 PROBLEMS_SHOWN = 20
 PACE_CHUNK_MS = 1_000
 REPLAY_BUFFERED_ROWS = 8_192  # replay flushes by rows: memory must not grow with the file's length
+READ_AHEAD = 3  # batches read ahead, so that a slower batch of the reader does not stall the pipeline
 REPLAY_BATCH_ROWS = 32_768  # rows per reader batch: smaller batches keep less in memory at once, at no cost in speed
 COMMIT_CHUNKS = 8  # an unpaced replay (one chunk per batch) commits signals every this many chunks, a paced one each
 
@@ -170,12 +172,13 @@ async def replay(
 
 
 def _read_ahead(path: Path, batches: Iterator[ReplayBatch]) -> Iterator[ReplayBatch]:
-    """The batches, the next one read in a worker thread while this one is processed (parsing releases the GIL).
+    """The batches, the next READ_AHEAD read in a worker thread while this one is processed (parsing releases the
+    GIL).
     Whatever a reader raises on a torn or corrupt file becomes a ReplayInputError naming the file."""
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(next, batches, None)
-        while (batch := _batch(path, pending)) is not None:
-            pending = reader.submit(next, batches, None)
+    with ThreadPoolExecutor(max_workers=1) as reader:  # one worker: the batches are read in order
+        pending = deque(reader.submit(next, batches, None) for _ in range(READ_AHEAD))
+        while (batch := _batch(path, pending.popleft())) is not None:
+            pending.append(reader.submit(next, batches, None))
             yield batch
 
 
