@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -124,6 +125,19 @@ def test_a_zipped_dump_reads_like_the_csv_inside(shared_data: Path, tmp_path: Pa
     assert detect_format(archive) == "csv-aggtrades"
     _, rows = read_all(archive, batch_rows=700)
     assert rows == [expected_agg(r) for r in spot_csv_rows(shared_data)]
+
+
+def test_a_gzipped_capture_gives_its_trades_and_reports_what_is_not_a_stream_message(shared_data: Path) -> None:
+    path = shared_data / "binance-usdm-btcusdt-book-trade-ws-2024-08-08.jsonl.gz"
+    messages = [orjson.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines() if line.strip()]
+    events = [m.get("data", m) for m in messages]
+    trades = [e for e in events if e.get("e") == "trade"]
+    expected = [(e["t"], e["t"], e["t"], scaled(e["p"]), scaled(e["q"]), e["T"], e["m"]) for e in trades]
+    assert detect_format(path) == "jsonl-ws"
+    batches, rows = read_all(path, batch_rows=5000)
+    assert len(expected) == 21313 and rows == expected
+    skipped = [i + 1 for i, e in enumerate(events) if "e" not in e]  # REST depth snapshots among the stream
+    assert sorted(problems_by_line(batches)) == skipped and skipped
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])

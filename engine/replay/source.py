@@ -1,7 +1,8 @@
-"""Opening a replay file: its bytes, or those of the one file inside a .zip archive."""
+"""Opening a replay file: its bytes, those of the one file inside a .zip archive, or of a gzipped file."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import zipfile
 import zlib
@@ -14,15 +15,22 @@ from engine.replay.batches import ReplayInputError
 
 BOM = b"\xef\xbb\xbf"
 _ZIP_MAGIC = b"PK\x03\x04"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @contextmanager
 def open_replay_file(path: Path) -> Iterator[io.BufferedIOBase]:
-    """The file's bytes, or those of the one file inside a .zip archive (Binance serves its dumps zipped)."""
+    """The file's bytes, those of the one file inside a .zip archive (Binance serves its dumps zipped), or those of
+    a gzipped file (captures are often kept as .jsonl.gz)."""
     try:
         with open(path, "rb") as raw:
-            if raw.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
-                raw.seek(0)
+            magic = raw.read(len(_ZIP_MAGIC))
+            raw.seek(0)
+            if magic.startswith(_GZIP_MAGIC):
+                with gzip.GzipFile(fileobj=raw) as unzipped:
+                    yield cast(io.BufferedIOBase, unzipped)
+                return
+            if magic != _ZIP_MAGIC:
                 yield raw
                 return
             with zipfile.ZipFile(raw) as archive:
