@@ -173,8 +173,7 @@ async def replay(
 
 def _read_ahead(path: Path, batches: Iterator[ReplayBatch]) -> Iterator[ReplayBatch]:
     """The batches, the next READ_AHEAD read in a worker thread while this one is processed (parsing releases the
-    GIL).
-    Whatever a reader raises on a torn or corrupt file becomes a ReplayInputError naming the file."""
+    GIL). Whatever a reader raises on a torn or corrupt file becomes a ReplayInputError naming the file."""
     with ThreadPoolExecutor(max_workers=1) as reader:  # one worker: the batches are read in order
         pending = deque(reader.submit(next, batches, None) for _ in range(READ_AHEAD))
         while (batch := _batch(path, pending.popleft())) is not None:

@@ -58,9 +58,7 @@ class RuleService:
         self._titles: dict[int, tuple[str, str]] = {}  # rule id -> (language, its firings' title in it)
         self.busy_s = 0.0  # time spent judging and queueing firings
         for rule in self.store.active():
-            self.rules[rule.id] = rule
-            if rule.last_fired_ms is not None:
-                self.last_fired[rule.id] = rule.last_fired_ms
+            self._remember(rule)
             self.judge.add(rule.id, rule.spec, fresh=False)  # already judged before the restart
         self.judge.restore(self.store.levels())
         self.levels_kept_at = self.clock()
@@ -77,10 +75,13 @@ class RuleService:
         self._start(rule)
         return rule
 
-    def _start(self, rule: Rule) -> None:
+    def _remember(self, rule: Rule) -> None:
         self.rules[rule.id] = rule
         if rule.last_fired_ms is not None:
             self.last_fired[rule.id] = rule.last_fired_ms
+
+    def _start(self, rule: Rule) -> None:
+        self._remember(rule)
         firing = self.judge.add(rule.id, rule.spec)
         if firing is not None:
             self._fire([firing])
